@@ -1,0 +1,190 @@
+"""Settings, read once from command-line flags, the environment and `.env` (in that order of precedence)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import platformdirs
+
+APP_NAME = "poe-mcp"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+BACKENDS = ("openai", "fastapi_poe")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def _user_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _non_negative_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name} must be 0 or more, got {raw!r}")
+    return value
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise SettingsError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip()
+        if value not in options:
+            raise SettingsError(f"{name} must be one of {', '.join(options)}; got {raw!r}")
+        return value
+
+    return parse
+
+
+def _base_url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return value
+
+
+def _text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_text(name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _paths(name: str, raw: str) -> tuple[Path, ...]:
+    parts = [p for p in raw.split(os.pathsep) if p.strip()]
+    if not parts:
+        raise SettingsError(f"{name} must name at least one folder")
+    return tuple(Path(p).expanduser().resolve() for p in parts)
+
+
+def _store(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value.startswith(("redis://", "rediss://")):
+        return value
+    if value.startswith("sqlite:///"):
+        value = value[len("sqlite:///") :]
+    elif "://" in value:
+        raise SettingsError(f"{name} must be a file path, a sqlite:/// URL or a redis:// URL, got {raw!r}")
+    if not value:
+        raise SettingsError(f"{name} must not be empty")
+    return str(Path(value).expanduser())
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its environment variable, its flag, and how to read it."""
+
+    env: str
+    parse: Callable[[str, str], Any]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.env.removeprefix("POE_MCP_").removeprefix("POE_").lower().replace("_", "-")
+
+
+# One table drives the environment, `.env` and the `serve` flags, so none of them can drift.
+OPTIONS: dict[str, Option] = {
+    "api_key": Option("POE_API_KEY", _optional_text, "the Poe API key"),
+    "base_url": Option("POE_BASE_URL", _base_url, "Poe's OpenAI-compatible API"),
+    "backend": Option("POE_MCP_BACKEND", _choice(BACKENDS), "openai or fastapi_poe"),
+    "default_model": Option("POE_MCP_DEFAULT_MODEL", _text, "model used when a tool's bot is omitted"),
+    "output_dir": Option("POE_MCP_OUTPUT_DIR", _path, "where generated media is saved"),
+    "allowed_dirs": Option("POE_MCP_ALLOWED_DIRS", _paths, "folders local attachments may come from"),
+    "store": Option("POE_MCP_STORE", _store, "conversation store: path, sqlite:/// or redis:// URL"),
+    "cache_dir": Option("POE_MCP_CACHE_DIR", _path, "where the model catalog is cached"),
+    "max_attachment_mb": Option("POE_MCP_MAX_ATTACHMENT_MB", _positive_float, "largest attachment accepted, in MB"),
+    "rpm": Option("POE_MCP_RPM", _positive_int, "request budget per minute"),
+    "max_retries": Option("POE_MCP_MAX_RETRIES", _non_negative_int, "retries of a retryable failure"),
+    "timeout": Option("POE_MCP_TIMEOUT", _positive_float, "seconds one upstream request may take"),
+    "auth_token": Option("POE_MCP_AUTH_TOKEN", _optional_text, "bearer token HTTP clients must send"),
+    "log_level": Option("POE_MCP_LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "stderr log level"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, validated; built once per process."""
+
+    api_key: str | None = None
+    base_url: str = "https://api.poe.com/v1"
+    backend: str = "openai"
+    default_model: str = "Claude-Sonnet-4.5"
+    output_dir: Path = field(default_factory=lambda: _user_data_dir() / "media")
+    allowed_dirs: tuple[Path, ...] = field(default_factory=lambda: (Path.cwd().resolve(),))
+    store: str = field(default_factory=lambda: str(_user_data_dir() / "poe-mcp.db"))
+    cache_dir: Path = field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)))
+    max_attachment_mb: float = 50.0
+    rpm: int = 500
+    max_retries: int = 4
+    timeout: float = 600.0
+    auth_token: str | None = field(default=None, repr=False)
+    log_level: str = "INFO"
+
+    def __repr__(self) -> str:  # never show the key, even in a debugger or a crash dump
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in ("api_key", "auth_token"))
+        return f"Settings({shown}, api_key={'set' if self.api_key else 'unset'})"
+
+    @property
+    def origin(self) -> str:
+        """Scheme and host of the API: the bot protocol and account API live there too."""
+        scheme, _, rest = self.base_url.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def load_settings(
+    flags: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    dotenv: Path | None = None,
+) -> Settings:
+    """Build Settings: a flag wins over the environment, which wins over `.env`."""
+    environ = os.environ if environ is None else environ
+    sources: dict[str, str] = read_dotenv(dotenv if dotenv is not None else Path.cwd() / ".env")
+    sources.update({k: v for k, v in environ.items() if k in {o.env for o in OPTIONS.values()}})
+    values: dict[str, Any] = {}
+    for name, option in OPTIONS.items():
+        raw = (flags or {}).get(name)
+        if raw is None:
+            raw = sources.get(option.env)
+        if raw is not None:
+            values[name] = option.parse(option.env, raw)
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""Talking to Poe: knows nothing of MCP."""

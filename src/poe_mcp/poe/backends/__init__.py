@@ -1,0 +1,1 @@
+"""One module per Poe protocol, each implementing client.Backend."""

@@ -1,0 +1,122 @@
+"""Poe's OpenAI-compatible API through the `openai` SDK (imported only when the first call needs it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx2
+
+from ..errors import PoeConnectionError, PoeError, PoeTimeoutError, UpstreamError, classify
+from ..streaming import StreamAssembler
+from ..types import ChatRequest, Completion, TextListener, ToolCall, Usage
+
+
+def request_body(request: ChatRequest) -> dict[str, Any]:
+    """The chat-completions body for a request; custom parameters go top-level (Poe's `extra_body`)."""
+    body: dict[str, Any] = {"model": request.model, "messages": request.messages}
+    for name in ("temperature", "max_tokens", "max_completion_tokens", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls"):
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
+    return body
+
+
+class OpenAIBackend:
+    """One `AsyncOpenAI` over the process's shared HTTP client; our retry policy replaces the SDK's."""
+
+    name = "openai"
+
+    def __init__(self, api_key: str, base_url: str, http: httpx2.AsyncClient, timeout: float) -> None:
+        import openai
+
+        self._openai = openai
+        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, http_client=http, max_retries=0, timeout=timeout)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        body = request_body(request)
+        try:
+            # The raw body, not the SDK's model: callers get exactly what Poe sent, extra fields included.
+            response = await self._client.chat.completions.with_raw_response.create(**body, stream=False, extra_body=request.parameters or None)
+            raw = response.http_response.json()
+        except Exception as exc:
+            raise self._translate(exc) from None
+        if not isinstance(raw, dict):
+            raise UpstreamError("Poe sent a response that is not a chat-completion object")
+        return completion_from_wire(raw, request.model)
+
+    async def stream(self, request: ChatRequest, listener: TextListener | None) -> Completion:
+        body = request_body(request)
+        assembler = StreamAssembler(request.model, listener)
+        stream = None
+        try:
+            stream = await self._client.chat.completions.create(
+                **body, stream=True, stream_options={"include_usage": True}, extra_body=request.parameters or None
+            )
+            async for chunk in stream:
+                await self._absorb(assembler, chunk.model_dump(mode="json", exclude_unset=True))
+        except Exception as exc:
+            return assembler.broken(self._translate(exc))
+        finally:
+            if stream is not None:  # also on cancellation: close the upstream response at once
+                await stream.close()
+        return assembler.completion()
+
+    @staticmethod
+    async def _absorb(assembler: StreamAssembler, chunk: dict[str, Any]) -> None:
+        if chunk.get("usage"):
+            assembler.usage = Usage.from_wire(chunk["usage"])
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            assembler.add_reasoning(delta.get("reasoning_content"))
+            for call in delta.get("tool_calls") or ():
+                function = call.get("function") or {}
+                assembler.add_tool_call_delta(call.get("index", 0), call.get("id"), function.get("name"), function.get("arguments"))
+            await assembler.add_text(delta.get("content"))
+            assembler.finish(choice.get("finish_reason"))
+
+    def _translate(self, exc: Exception) -> PoeError:
+        """The one place where `openai` and HTTP exceptions become Poe's error types."""
+        openai = self._openai
+        if isinstance(exc, PoeError):
+            return exc
+        if isinstance(exc, openai.APIStatusError):
+            body = exc.body if exc.body is not None else exc.response.text
+            if isinstance(body, dict) and "error" not in body:
+                body = {"error": body}  # the SDK hands over the inner `error` object
+            return classify(exc.status_code, body, exc.response.headers)
+        if isinstance(exc, openai.APITimeoutError):
+            return PoeTimeoutError("Poe did not answer within POE_MCP_TIMEOUT", status=None, advice="Try again, or raise POE_MCP_TIMEOUT.")
+        if isinstance(exc, openai.APIError) and getattr(exc, "body", None) is not None:
+            return classify(502, {"error": exc.body})  # an error event inside a stream
+        if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
+            return PoeConnectionError(f"Could not reach Poe ({type(exc.__cause__ or exc).__name__})")
+        if isinstance(exc, (ValueError, openai.APIResponseValidationError)):
+            return UpstreamError("Poe sent a response that is not valid chat-completion JSON")
+        raise exc
+
+
+def completion_from_wire(raw: dict[str, Any], model: str) -> Completion:
+    """A chat.completion object as Poe sends it (see the recorded traffic) into a Completion."""
+    choices = raw.get("choices") or []
+    if not choices:
+        raise UpstreamError("Poe answered with no choices", advice="Try again, or use another model.")
+    message = choices[0].get("message") or {}
+    calls = [
+        ToolCall(str(c.get("id") or f"call_{i}"), str((c.get("function") or {}).get("name") or ""), _arguments(c))
+        for i, c in enumerate(message.get("tool_calls") or ())
+    ]
+    return Completion(
+        text=message.get("content") or "",
+        model=str(raw.get("model") or model),
+        finish_reason=choices[0].get("finish_reason"),
+        usage=Usage.from_wire(raw.get("usage")),
+        tool_calls=calls,
+        reasoning=message.get("reasoning_content") or None,
+        raw=raw,
+    )
+
+
+def _arguments(call: dict[str, Any]) -> str:
+    arguments = (call.get("function") or {}).get("arguments")
+    return arguments if isinstance(arguments, str) else json.dumps(arguments or {})

@@ -1,0 +1,160 @@
+"""PoeClient: the one object per process that talks to Poe (chat, streaming, catalog, account)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import httpx2
+
+from ..config import Settings
+from .catalog import Catalog, CatalogCache, ModelInfo
+from .errors import AuthenticationError, InvalidRequestError, NotFoundError, PoeConnectionError, PoeError, PoeTimeoutError, UpstreamError, classify
+from .retry import RequestBudget, RetryPolicy
+from .types import ChatRequest, Completion, TextListener
+
+log = logging.getLogger("poe_mcp.client")
+
+
+class Backend(Protocol):
+    """How one Poe protocol turns a ChatRequest into a Completion."""
+
+    name: str
+
+    async def complete(self, request: ChatRequest) -> Completion: ...
+
+    async def stream(self, request: ChatRequest, listener: TextListener | None) -> Completion: ...
+
+
+class PoeClient:
+    """Holds the HTTP pool, the catalog cache, the request budget and the backend; knows nothing of MCP."""
+
+    def __init__(self, settings: Settings, http: httpx2.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.http = http or httpx2.AsyncClient(
+            timeout=httpx2.Timeout(settings.timeout, connect=10.0),
+            limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
+            follow_redirects=False,
+        )
+        self.budget = RequestBudget(settings.rpm)
+        self.retry = RetryPolicy(settings.max_retries)
+        self.catalog = CatalogCache(self._fetch_models, settings.cache_dir / "models.json")
+        self._backend: Backend | None = None
+        self.last_error: PoeError | None = None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # -- the catalog ---------------------------------------------------------------------------
+
+    async def models(self) -> Catalog:
+        return await self.catalog.get()
+
+    async def model_info(self, name: str) -> ModelInfo:
+        return (await self.models()).get(name)
+
+    async def _fetch_models(self) -> list[dict[str, Any]]:
+        # /v1/models is public; an empty "Bearer " header would get a 401, so send no auth at all.
+        body = await self.retry.run(lambda: self._get_json(f"{self.settings.base_url}/models", auth=False), self.budget)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise UpstreamError("Poe's model list has no 'data' array")
+        return data
+
+    # -- the account API -----------------------------------------------------------------------
+
+    async def account(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET one of Poe's account endpoints (`/usage/...`), which live at the API's origin."""
+        self._require_key()
+        url = f"{self.settings.origin}{path}"
+        return await self.retry.run(lambda: self._get_json(url, auth=True, params=params), self.budget)
+
+    async def _get_json(self, url: str, *, auth: bool, params: dict[str, Any] | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.settings.api_key}"} if auth else {}
+        try:
+            response = await self.http.get(url, headers=headers, params=params)
+        except httpx2.TimeoutException:
+            raise PoeTimeoutError("Poe did not answer in time", status=None) from None
+        except httpx2.TransportError as exc:
+            raise PoeConnectionError(f"Could not reach Poe ({type(exc).__name__})") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        if response.status_code >= 400:
+            raise classify(response.status_code, body, response.headers)
+        if isinstance(body, str):
+            raise UpstreamError(f"Poe answered {url.rsplit('/', 1)[-1]} with something that is not JSON")
+        return body
+
+    # -- chat ----------------------------------------------------------------------------------
+
+    def _require_key(self) -> str:
+        if not self.settings.api_key:
+            raise AuthenticationError("No Poe API key is configured", status=401, advice="Set POE_API_KEY (create a key at https://poe.com/api_key) and restart the server.")
+        return self.settings.api_key
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            key = self._require_key()
+            if self.settings.backend == "fastapi_poe":
+                raise InvalidRequestError("The fastapi_poe backend is not available in this version", advice="Set POE_MCP_BACKEND=openai.")
+            from .backends.openai import OpenAIBackend
+
+            self._backend = OpenAIBackend(key, self.settings.base_url, self.http, self.settings.timeout)
+        return self._backend
+
+    async def resolve_model(self, name: str) -> ModelInfo | None:
+        """The catalog entry for a model name, or None when the catalog cannot say (unknown or unreachable)."""
+        try:
+            return (await self.models()).find(name)
+        except PoeError:
+            return None
+
+    async def prepare(self, request: ChatRequest) -> ModelInfo | None:
+        """Check a request against the catalog before any point is spent; use the canonical model id."""
+        self._require_key()
+        model = await self.resolve_model(request.model)
+        if model is not None:
+            request.model = model.id
+            model.check_parameters(request.parameters)
+            if request.tools and not model.supports_tools:
+                raise InvalidRequestError(
+                    f"{model.id} does not support tool calling",
+                    advice="Use a model whose list_models entry has supports_tools: true.",
+                )
+        return model
+
+    async def chat(self, request: ChatRequest, listener: TextListener | None = None) -> Completion:
+        """Send one chat request, streamed or not, with the retry policy and the request budget."""
+        model = await self.prepare(request)
+        backend = self.backend
+
+        async def attempt() -> Completion:
+            if request.stream:
+                return await backend.stream(request, listener)
+            return await backend.complete(request)
+
+        try:
+            completion = await self.retry.run(attempt, self.budget)
+        except NotFoundError as error:
+            if model is None:
+                error.advice = (await self._suggestions(request.model)) or error.advice
+            raise self._note(error)
+        except PoeError as error:
+            raise self._note(error)
+        self.last_error = completion.error
+        if model is not None and model.pricing is not None:
+            completion.cost_usd = model.pricing.cost(completion.usage)
+        return completion
+
+    def _note(self, error: PoeError) -> PoeError:
+        self.last_error = error
+        return error
+
+    async def _suggestions(self, name: str) -> str | None:
+        try:
+            return (await self.models()).not_found(name).advice
+        except PoeError:
+            return None

@@ -1,0 +1,187 @@
+"""Poe's error types, one class each, and the one place that classifies a failed response.
+
+    PoeError
+     ├── InvalidRequestError      400  (also inputs refused before sending)
+     ├── AuthenticationError      401  (also: no key configured)
+     ├── InsufficientCreditsError 402
+     ├── ModerationError          403
+     ├── NotFoundError            404
+     ├── PoeTimeoutError          408  retried
+     ├── RequestTooLargeError     413
+     ├── RateLimitError           429  retried
+     ├── ProviderError            500  retried
+     ├── UpstreamError            502, 503 retried
+     ├── OverloadedError          529  retried
+     └── PoeConnectionError       network failure, broken stream; retried unless output went out
+
+Poe's `error.code` may be a number, a string or missing, so classification keys on the HTTP
+status first and the body's `type` second.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any, Mapping
+
+
+class PoeError(Exception):
+    """A failed Poe call, with Poe's error type and what the caller can do about it."""
+
+    type = "poe_error"
+    status: int | None = None
+    retryable = False
+    advice = "Try again later."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+        advice: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message.strip().rstrip(".")
+        if status is not None:
+            self.status = status
+        self.retry_after = retry_after
+        self.request_id = request_id
+        if advice is not None:
+            self.advice = advice
+        self.retries = 0
+        self.waited = 0.0
+
+    def __str__(self) -> str:
+        head = f"{self.type} ({self.status})" if self.status else self.type
+        parts = [f"{head}: {self.message}."]
+        if self.retries:
+            parts.append(f"Retried {self.retries} times over {self.waited:.1f} s.")
+        parts.append(self.advice)
+        if self.request_id:
+            parts.append(f"(request id {self.request_id})")
+        return " ".join(parts)
+
+
+class InvalidRequestError(PoeError):
+    type, status, advice = "invalid_request_error", 400, "Fix the request and try again."
+
+
+class AuthenticationError(PoeError):
+    type, status = "authentication_error", 401
+    advice = "Check POE_API_KEY: create or copy a key at https://poe.com/api_key and restart the server with it."
+
+
+class InsufficientCreditsError(PoeError):
+    type, status = "insufficient_credits", 402
+    advice = "The Poe account is out of points: add points at https://poe.com or wait for the next grant, or use a cheaper model."
+
+
+class ModerationError(PoeError):
+    type, status = "moderation_error", 403
+    advice = "Poe refused this request: rephrase it, or use a model this key may call."
+
+
+class NotFoundError(PoeError):
+    type, status = "not_found_error", 404
+    advice = "Check the model name with list_models."
+
+
+class PoeTimeoutError(PoeError):
+    type, status, retryable = "timeout_error", 408, True
+    advice = "The model did not answer in time: try again later or use a faster model."
+
+
+class RequestTooLargeError(PoeError):
+    type, status = "request_too_large", 413
+    advice = "Shorten the prompt or the conversation, or use a model with a larger context window."
+
+
+class RateLimitError(PoeError):
+    type, status, retryable = "rate_limit_error", 429, True
+    advice = "Poe's rate limit was hit: try again in a minute, or lower POE_MCP_RPM."
+
+
+class ProviderError(PoeError):
+    type, status, retryable = "provider_error", 500, True
+    advice = "The model's provider failed: try again in a minute or use another model."
+
+
+class UpstreamError(PoeError):
+    type, status, retryable = "upstream_error", 502, True
+    advice = "Poe's backend is having trouble: try again in a minute or use another model."
+
+
+class OverloadedError(PoeError):
+    type, status, retryable = "overloaded_error", 529, True
+    advice = "Poe is overloaded: try again in a minute or use another model."
+
+
+class PoeConnectionError(PoeError):
+    type, retryable = "connection_error", True
+    advice = "Check the network and POE_BASE_URL, then try again."
+
+
+BY_STATUS: dict[int, type[PoeError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    402: InsufficientCreditsError,
+    403: ModerationError,
+    404: NotFoundError,
+    408: PoeTimeoutError,
+    413: RequestTooLargeError,
+    429: RateLimitError,
+    500: ProviderError,
+    502: UpstreamError,
+    503: UpstreamError,
+    529: OverloadedError,
+}
+BY_TYPE: dict[str, type[PoeError]] = {cls.type: cls for cls in BY_STATUS.values()}
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header given in seconds or as an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _error_fields(body: Any) -> tuple[str | None, str | None]:
+    """Poe's `{"error": {"type", "message", ...}}`, tolerating anything else a proxy might send."""
+    if isinstance(body, Mapping):
+        error = body.get("error", body)
+        if isinstance(error, Mapping):
+            kind, message = error.get("type"), error.get("message")
+            return (kind if isinstance(kind, str) else None, message if isinstance(message, str) else None)
+        if isinstance(error, str):
+            return None, error
+    if isinstance(body, str) and body.strip() and not body.lstrip().startswith("<"):
+        return None, body.strip()[:300]
+    return None, None
+
+
+def classify(status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> PoeError:
+    """Turn a failed HTTP response into the right PoeError: by status, then by the body's `type`."""
+    headers = headers or {}
+    kind, message = _error_fields(body)
+    cls = BY_STATUS.get(status)
+    if (cls is None or status >= 500) and kind in BY_TYPE:
+        cls = BY_TYPE[kind]  # for 5xx "the body's type wins when it names one"
+    if cls is None:
+        cls = UpstreamError if status >= 500 else InvalidRequestError
+    return cls(
+        message or f"Poe answered HTTP {status}",
+        status=status,
+        retry_after=parse_retry_after(headers.get("retry-after")),
+        request_id=headers.get("x-request-id"),
+    )

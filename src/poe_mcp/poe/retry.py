@@ -1,0 +1,80 @@
+"""The one retry policy (SPEC §4) and the client-side request budget shared by all calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Awaitable, Callable, TypeVar
+
+from .errors import PoeError
+
+log = logging.getLogger("poe_mcp.retry")
+T = TypeVar("T")
+
+# Longer than this, and waiting inside one tool call is worse than telling the caller when to come back.
+MAX_RETRY_AFTER = 60.0
+
+
+class RequestBudget:
+    """At most `rpm` requests in any 60 s window, shared by every call in flight (Poe counts per key)."""
+
+    def __init__(self, rpm: int, window: float = 60.0) -> None:
+        self.rpm = rpm
+        self.window = window
+        self._sent: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:  # one waiter at a time keeps the order fair
+            while True:
+                now = time.monotonic()
+                while self._sent and now - self._sent[0] >= self.window:
+                    self._sent.popleft()
+                if len(self._sent) < self.rpm:
+                    self._sent.append(now)
+                    return
+                await asyncio.sleep(self.window - (now - self._sent[0]))
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff from 250 ms, doubling with jitter, capped at 8 s; `Retry-After` wins."""
+
+    max_retries: int = 4
+    base: float = 0.25
+    cap: float = 8.0
+
+    def delay(self, attempt: int, error: PoeError) -> float:
+        if error.retry_after is not None:
+            return error.retry_after
+        backoff = min(self.cap, self.base * 2**attempt)
+        return backoff * random.uniform(0.75, 1.0)
+
+    async def run(
+        self,
+        attempt_once: Callable[[], Awaitable[T]],
+        budget: RequestBudget | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> T:
+        """Call `attempt_once` until it succeeds, fails for good, or the retries run out."""
+        waited = 0.0
+        for attempt in range(self.max_retries + 1):
+            if budget is not None:
+                await budget.acquire()
+            try:
+                return await attempt_once()
+            except PoeError as error:
+                wait = self.delay(attempt, error)
+                if not error.retryable or attempt == self.max_retries or wait > MAX_RETRY_AFTER:
+                    if wait > MAX_RETRY_AFTER and error.retryable:
+                        error.advice = f"Poe asked to wait {wait:.0f} s, longer than this server waits in one call: try again then."
+                    error.retries, error.waited = attempt, waited
+                    raise
+                log.info("%s; retry %d of %d in %.2f s", error.type, attempt + 1, self.max_retries, wait)
+                await sleep(wait)
+                waited += wait
+        raise AssertionError("unreachable")

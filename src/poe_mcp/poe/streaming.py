@@ -1,0 +1,91 @@
+"""Assembling a streamed answer, shared by both backends: text, reasoning, tool-call deltas, usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import PoeConnectionError, PoeError
+from .types import Completion, TextListener, ToolCall, Usage
+
+
+@dataclass
+class _PartialCall:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class StreamAssembler:
+    """Collects deltas as they arrive and relays text to the listener at once."""
+
+    def __init__(self, model: str, listener: TextListener | None) -> None:
+        self.model = model
+        self._listener = listener
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._calls: dict[int, _PartialCall] = {}
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.text_sent = False  # once True, the caller has seen output and a retry would duplicate it
+
+    async def add_text(self, piece: str | None) -> None:
+        if not piece:
+            return
+        self._text.append(piece)
+        if self._listener is not None:
+            self.text_sent = True
+            await self._listener(piece)
+
+    def replace_text(self, text: str) -> None:
+        self._text = [text]
+
+    def add_reasoning(self, piece: str | None) -> None:
+        if piece:
+            self._reasoning.append(piece)
+
+    def add_tool_call_delta(self, index: int, id: str | None, name: str | None, arguments: str | None) -> None:
+        """Join OpenAI-style tool-call deltas by `index`: id and name come once, arguments in pieces."""
+        call = self._calls.setdefault(index, _PartialCall())
+        if id:
+            call.id = id
+        if name and not call.name:
+            call.name = name
+        if arguments:
+            call.arguments.append(arguments)
+
+    def finish(self, reason: str | None) -> None:
+        if reason:
+            self.finish_reason = reason
+
+    def completion(self, raw: dict[str, Any] | None = None) -> Completion:
+        """The whole answer; a stream that never said it finished is an error, not a short answer."""
+        completion = Completion(
+            text="".join(self._text),
+            model=self.model,
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            tool_calls=[
+                ToolCall(call.id or f"call_{index}", call.name, "".join(call.arguments))
+                for index, call in sorted(self._calls.items())
+            ],
+            reasoning="".join(self._reasoning) or None,
+            raw=raw,
+        )
+        if self.finish_reason is None:
+            return self.broken(PoeConnectionError("The stream ended before the model finished its answer"), completion)
+        return completion
+
+    def broken(self, error: PoeError, completion: Completion | None = None) -> Completion:
+        """What arrived before the stream broke, marked as an error; raises instead if nothing went out yet."""
+        if not self.text_sent:
+            raise error  # nothing reached the caller: the call may be retried whole
+        completion = completion or self.completion_without_check()
+        completion.finish_reason = "error"
+        completion.error = error
+        error.advice = "The answer is incomplete: the text received so far is included. " + error.advice
+        return completion
+
+    def completion_without_check(self) -> Completion:
+        self.finish_reason = self.finish_reason or "error"
+        return self.completion()

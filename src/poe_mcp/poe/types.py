@@ -1,0 +1,89 @@
+"""The small typed objects the core passes around; each backend translates them at its edge."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from .errors import PoeError
+
+# OpenAI-format chat messages are Poe's lingua franca on /v1; the bot-protocol backend maps them.
+ChatMessage = dict[str, Any]
+# Called with each new piece of streamed text (and with None as a heartbeat when nothing new came).
+TextListener = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class ChatRequest:
+    model: str
+    messages: list[ChatMessage]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    stream: bool = False
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Usage | None:
+        if not isinstance(data, dict):
+            return None
+        prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
+        return cls(prompt, completion, int(data.get("total_tokens") or prompt + completion))
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments_raw: str
+
+    @property
+    def arguments(self) -> dict[str, Any] | None:
+        """The parsed arguments, or None when the model's JSON is malformed."""
+        try:
+            value = json.loads(self.arguments_raw or "{}")
+        except json.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments_raw}}
+
+
+@dataclass
+class Completion:
+    """One answer from Poe; `error` is set when a stream broke after text had arrived."""
+
+    text: str
+    model: str
+    finish_reason: str | None
+    usage: Usage | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    reasoning: str | None = None
+    raw: dict[str, Any] | None = None
+    error: PoeError | None = None
+    cost_usd: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None
+
+    def assistant_message(self) -> ChatMessage:
+        """The assistant turn as OpenAI's format stores it in a history."""
+        message: ChatMessage = {"role": "assistant", "content": self.text}
+        if self.tool_calls:
+            message["tool_calls"] = [call.to_wire() for call in self.tool_calls]
+        return message

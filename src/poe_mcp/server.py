@@ -1,0 +1,152 @@
+"""The MCP server: its state, its lifespan, and how failures become tool results."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import ValidationError
+
+from . import __version__
+from .attachments import AttachmentRules
+from .chat import ChatService
+from .config import Settings
+from .conversations import ConversationStore, open_store
+from .poe.client import PoeClient
+from .poe.errors import InvalidRequestError, PoeError
+from .results import error_result
+
+log = logging.getLogger("poe_mcp.server")
+
+INSTRUCTIONS = (
+    "poe-mcp reaches every model on Poe. Use ask_poe for a question to any model (keep session_id to continue "
+    "a conversation), ask_poe_with_tools for function calling, list_models to find a model, get_usage for the balance."
+)
+
+
+@dataclass
+class AppState:
+    """What every tool call shares: made once per process in the lifespan."""
+
+    settings: Settings
+    poe: PoeClient
+    store: ConversationStore
+    chat: ChatService
+    transport: str
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.settings.api_key, self.settings.auth_token)
+
+
+def state_of(ctx: Context) -> AppState:
+    return ctx.request_context.lifespan_context
+
+
+def handles_poe_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Return a PoeError as an `isError` result whose text starts with Poe's error type."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except PoeError as error:
+            ctx = kwargs.get("ctx")
+            secrets = state_of(ctx).secrets if ctx is not None else ()
+            log.info("%s failed: %s", fn.__name__, error.type)
+            return error_result(error, secrets)
+
+    return wrapper
+
+
+def _describe_validation(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "arguments"
+        problems.append(f"{where}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def compact_schema(schema: Any) -> Any:
+    """Drop generated titles and `null` defaults, and fold `anyOf: [{type: X}, null]` into `type: [X, null]`."""
+    if isinstance(schema, list):
+        return [compact_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: compact_schema(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str)) and not (k == "default" and v is None)}
+    options = out.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        other = next(o for o in options if o != {"type": "null"})
+        if isinstance(other.get("type"), str):
+            out.pop("anyOf")
+            out.update(other, type=[other["type"], "null"])
+    return out
+
+
+class PoeMCPServer(MCPServer[AppState]):
+    """MCPServer whose argument-validation failures read like Poe's own `invalid_request_error`."""
+
+    # Set by the lifespan; resources (which get no Context) reach the shared state through it.
+    state: AppState
+
+    async def list_tools(self) -> list[Any]:
+        # Clients pay for every byte of tools/list in context, so send the schemas without pydantic's noise.
+        tools = await super().list_tools()
+        for tool in tools:
+            tool.input_schema = compact_schema(tool.input_schema)
+            if tool.output_schema is not None:
+                tool.output_schema = compact_schema(tool.output_schema)
+        return tools
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                error = InvalidRequestError(
+                    f"Invalid arguments for {name}: {_describe_validation(exc.__cause__)}",
+                    advice="Fix the arguments (see the tool's input schema) and call again; nothing was sent to Poe.",
+                )
+                return error_result(error)
+            raise
+
+
+def build_server(settings: Settings, transport: str = "stdio") -> PoeMCPServer:
+    """The whole MCP server for these settings, with every tool and resource registered."""
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        poe = PoeClient(settings)
+        store = open_store(settings.store)
+        rules = AttachmentRules(settings.allowed_dirs, int(settings.max_attachment_mb * 1_000_000))
+        server.state = AppState(settings, poe, store, ChatService(poe, store, rules), transport)
+        try:
+            yield server.state
+        finally:
+            await store.aclose()
+            await poe.aclose()
+
+    server = PoeMCPServer(
+        "poe-mcp",
+        title="Poe",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        website_url="https://poe.com",
+        lifespan=lifespan,
+        log_level=settings.log_level,  # type: ignore[arg-type]
+    )
+    from .tools import account, chat, models
+
+    for family in (chat, models, account):
+        family.register(server)
+    return server
+
+
+__all__ = ["AppState", "CallToolResult", "PoeMCPServer", "build_server", "handles_poe_errors", "state_of"]

@@ -1,0 +1,262 @@
+"""Chat tools: ask_poe, ask_poe_with_tools, ask_with_attachment, chat_completion, and session management."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..chat import Answer, Ask
+from ..poe.errors import InvalidRequestError
+from ..poe.types import ChatRequest, Completion
+from ..results import error_result, structured_result
+from ..server import PoeMCPServer, handles_poe_errors, state_of
+from .inputs import Attachments, Bot, MaxTokens, Parameters, Prompt, SessionId, Stop, Stream, System, Temperature, Thinking, TopP
+
+CHAT = ToolAnnotations(read_only_hint=True, open_world_hint=True)
+PROGRESS_INTERVAL = 0.25
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AskResult(BaseModel):
+    text: str
+    bot: str
+    session_id: str
+    finish_reason: str | None
+    usage: UsageOut | None
+    cost_usd: float | None
+    reasoning: str | None = None
+    media: list[dict[str, Any]] = []
+    error: str | None = None
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    name: str
+    arguments: dict[str, Any] | None
+    arguments_raw: str | None = None
+
+
+class ToolsResult(BaseModel):
+    text: str
+    tool_calls: list[ToolCallOut]
+    finish_reason: str | None
+    session_id: str
+    bot: str
+    usage: UsageOut | None
+    cost_usd: float | None
+    error: str | None = None
+
+
+class ChatCompletionOut(BaseModel):
+    """The chat.completion object exactly as Poe returned it."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    object: str | None = None
+    model: str | None = None
+    choices: list[dict[str, Any]] = []
+    usage: dict[str, Any] | None = None
+
+
+class SessionOut(BaseModel):
+    id: str
+    model: str | None
+    turns: int
+    last_used: str
+    preview: str
+
+
+class SessionsResult(BaseModel):
+    sessions: list[SessionOut]
+
+
+class ClearResult(BaseModel):
+    session_id: str
+    cleared: bool
+
+
+class ProgressRelay:
+    """Relays streamed text as MCP progress, at most every 250 ms, each notification carrying the new text."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._pending: list[str] = []
+        self._chars = 0
+        self._last = 0.0
+
+    async def __call__(self, piece: str) -> None:
+        self._pending.append(piece)
+        self._chars += len(piece)
+        if time.monotonic() - self._last >= PROGRESS_INTERVAL:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._pending:
+            message, self._pending = "".join(self._pending), []
+            self._last = time.monotonic()
+            await self._ctx.report_progress(self._chars, None, message)
+
+
+def _usage(completion: Completion) -> UsageOut | None:
+    u = completion.usage
+    return UsageOut(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, total_tokens=u.total_tokens) if u else None
+
+
+def _answer_result(answer: Answer, structured: BaseModel, text: str, ctx: Context) -> CallToolResult:
+    """The answer text first; a broken stream leads with its error and keeps the partial text."""
+    error = answer.completion.error
+    if error is None:
+        return structured_result(text, structured.model_dump())
+    failure = error_result(error, state_of(ctx).secrets)
+    failure.content.append(TextContent(type="text", text=text))
+    failure.structured_content = structured.model_dump()
+    return failure
+
+
+async def _ask(ctx: Context, ask: Ask) -> Answer:
+    state = state_of(ctx)
+    ask.bot = ask.bot or state.settings.default_model
+    relay = ProgressRelay(ctx)
+    answer = await state.chat.ask(ask, relay if ask.stream else None)
+    await relay.flush()
+    return answer
+
+
+def register(mcp: PoeMCPServer) -> None:
+    @mcp.tool(title="Ask a Poe model", annotations=CHAT)
+    @handles_poe_errors
+    async def ask_poe(
+        prompt: Prompt,
+        ctx: Context,
+        bot: Bot = None,
+        session_id: SessionId = None,
+        system: System = None,
+        attachments: Attachments = None,
+        temperature: Temperature = None,
+        max_tokens: MaxTokens = None,
+        top_p: TopP = None,
+        stop: Stop = None,
+        parameters: Parameters = None,
+        thinking: Thinking = None,
+        stream: Stream = True,
+    ) -> Annotated[CallToolResult, AskResult]:
+        """Ask any Poe model (Claude, GPT, Gemini, Grok, Llama, ...) a question. Pass the returned session_id to continue the conversation."""
+        answer = await _ask(ctx, Ask(bot or "", prompt, session_id, system, attachments or [], temperature, max_tokens, top_p, stop, parameters or {}, thinking, stream))
+        c = answer.completion
+        result = AskResult(
+            text=c.text, bot=answer.bot, session_id=answer.session_id, finish_reason=c.finish_reason, usage=_usage(c),
+            cost_usd=c.cost_usd, reasoning=c.reasoning, error=str(c.error) if c.error else None,
+        )
+        return _answer_result(answer, result, c.text, ctx)
+
+    @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
+    @handles_poe_errors
+    async def ask_with_attachment(
+        prompt: Prompt,
+        attachment_path: Annotated[str, Field(description="Path of a file inside the allowed folders (or an https:// or data: URL)")],
+        ctx: Context,
+        bot: Bot = None,
+        session_id: SessionId = None,
+        thinking: Thinking = None,
+    ) -> Annotated[CallToolResult, AskResult]:
+        """ask_poe with one attachment (kept for clients of the earlier Poe MCP server)."""
+        return await ask_poe(prompt=prompt, ctx=ctx, bot=bot, session_id=session_id, attachments=[attachment_path], thinking=thinking)
+
+    @mcp.tool(title="Function calling with a Poe model", annotations=CHAT)
+    @handles_poe_errors
+    async def ask_poe_with_tools(
+        ctx: Context,
+        tools: Annotated[list[dict[str, Any]] | None, Field(description="OpenAI function tools ({type:'function', function:{name, description, parameters}}); needed on the first call")] = None,
+        prompt: Annotated[str | None, Field(description="The message; may be omitted when sending tool_results")] = None,
+        bot: Bot = None,
+        session_id: SessionId = None,
+        tool_results: Annotated[
+            list[dict[str, Any]] | None, Field(description="[{tool_call_id, content}] answering every call of the previous turn")
+        ] = None,
+        tool_choice: Annotated[str | None, Field(description="auto, none, required, or a function name")] = None,
+        parallel_tool_calls: Annotated[bool | None, Field(description="Allow several calls in one turn")] = None,
+        system: System = None,
+        temperature: Temperature = None,
+        max_tokens: MaxTokens = None,
+        top_p: TopP = None,
+        stop: Stop = None,
+        parameters: Parameters = None,
+        stream: Stream = True,
+    ) -> Annotated[CallToolResult, ToolsResult]:
+        """Let a model call your tools: returns tool_calls for your agent to run; send their tool_results with the same session_id to continue."""
+        if session_id is None and not tools:
+            raise InvalidRequestError("tools is required to start a function-calling conversation", advice="Pass tools (OpenAI function definitions).")
+        answer = await _ask(
+            ctx,
+            Ask(bot or "", prompt, session_id, system, [], temperature, max_tokens, top_p, stop, parameters or {}, None, stream,
+                tools, tool_choice, parallel_tool_calls, tool_results),
+        )
+        c = answer.completion
+        calls = [ToolCallOut(id=t.id, name=t.name, arguments=t.arguments, arguments_raw=None if t.arguments is not None else t.arguments_raw) for t in c.tool_calls]
+        result = ToolsResult(
+            text=c.text, tool_calls=calls, finish_reason=c.finish_reason, session_id=answer.session_id, bot=answer.bot,
+            usage=_usage(c), cost_usd=c.cost_usd, error=str(c.error) if c.error else None,
+        )
+        text = c.text
+        if calls:
+            listed = "\n".join(f"- {t.name}({json.dumps(t.arguments) if t.arguments is not None else t.arguments_raw}) id={t.id}" for t in calls)
+            text = (text + "\n\n" if text else "") + (
+                f"The model asks for these tool calls:\n{listed}\n"
+                f"Run them, then call ask_poe_with_tools again with session_id={answer.session_id!r} and tool_results."
+            )
+        return _answer_result(answer, result, text, ctx)
+
+    @mcp.tool(title="Raw chat completion", annotations=CHAT)
+    @handles_poe_errors
+    async def chat_completion(
+        model: Annotated[str, Field(description="Poe model name")],
+        messages: Annotated[list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages; multimodal parts allowed")],
+        ctx: Context,
+        max_tokens: MaxTokens = None,
+        max_completion_tokens: MaxTokens = None,
+        temperature: Temperature = None,
+        top_p: TopP = None,
+        stop: Stop = None,
+        tools: Annotated[list[dict[str, Any]] | None, Field(description="OpenAI tool definitions")] = None,
+        tool_choice: Annotated[str | dict[str, Any] | None, Field(description="auto, none, required, or {type:'function', function:{name}}")] = None,
+        parallel_tool_calls: bool | None = None,
+        stream_options: Annotated[dict[str, Any] | None, Field(description="Accepted for compatibility; the result is never streamed")] = None,
+        parameters: Parameters = None,
+    ) -> Annotated[CallToolResult, ChatCompletionOut]:
+        """The raw OpenAI-compatible chat completion, for clients that keep their own message history."""
+        request = ChatRequest(
+            model=model, messages=messages, temperature=temperature, max_tokens=max_tokens, max_completion_tokens=max_completion_tokens,
+            top_p=top_p, stop=stop, tools=tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls, parameters=parameters or {},
+        )
+        completion = await state_of(ctx).chat.complete(request)
+        return structured_result(completion.text, completion.raw or {})
+
+    @mcp.tool(title="List stored conversations", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    @handles_poe_errors
+    async def list_sessions(ctx: Context, limit: Annotated[int, Field(ge=1, le=200)] = 20) -> Annotated[CallToolResult, SessionsResult]:
+        """The most recently used stored conversations, newest first."""
+        sessions = [SessionOut(**vars(s)) for s in await state_of(ctx).store.list(limit)]
+        lines = [f"{s.id}  {s.model or '?'}  {s.turns} turns  {s.last_used}  {s.preview!r}" for s in sessions]
+        return structured_result("\n".join(lines) or "No stored conversations.", SessionsResult(sessions=sessions).model_dump())
+
+    @mcp.tool(
+        title="Delete a stored conversation",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    @handles_poe_errors
+    async def clear_session(session_id: Annotated[str, Field(min_length=1, max_length=200)], ctx: Context) -> Annotated[CallToolResult, ClearResult]:
+        """Forget a stored conversation and its history."""
+        cleared = await state_of(ctx).store.clear(session_id)
+        text = f"Session {session_id} cleared." if cleared else f"No stored session {session_id}; nothing to clear."
+        return structured_result(text, ClearResult(session_id=session_id, cleared=cleared).model_dump())
+

@@ -1,0 +1,150 @@
+"""Catalog tools and resources: list_models, list_available_models, get_model_info, poe://models."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from ..poe.catalog import Catalog, ModelInfo
+from ..results import structured_result
+from ..server import PoeMCPServer, handles_poe_errors, state_of
+
+Modality = Annotated[str | None, Field(description="text, image, video or audio")]
+CATALOG = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+
+
+class ModelEntry(BaseModel):
+    id: str
+    display_name: str
+    owned_by: str
+    input_modalities: list[str]
+    output_modalities: list[str]
+    context_length: int | None
+    supports_tools: bool
+    pricing: dict[str, float | None] | None
+    parameters: list[str]
+
+
+class ModelsResult(BaseModel):
+    models: list[ModelEntry]
+    total: int
+
+
+class ModelDetail(ModelEntry):
+    description: str
+    max_output_tokens: int | None
+    supported_endpoints: list[str]
+    parameter_schemas: list[dict[str, Any]]
+
+
+def entry(model: ModelInfo) -> ModelEntry:
+    return ModelEntry(
+        id=model.id,
+        display_name=model.display_name,
+        owned_by=model.owned_by,
+        input_modalities=list(model.input_modalities),
+        output_modalities=list(model.output_modalities),
+        context_length=model.context_length,
+        supports_tools=model.supports_tools,
+        pricing=model.pricing.per_million() if model.pricing else None,
+        parameters=model.parameter_names,
+    )
+
+
+def detail(model: ModelInfo) -> ModelDetail:
+    return ModelDetail(
+        **entry(model).model_dump(),
+        description=model.description,
+        max_output_tokens=model.max_output_tokens,
+        supported_endpoints=list(model.supported_endpoints),
+        parameter_schemas=[
+            {"name": p.name, "schema": p.schema, "default": p.default, "description": p.description} for p in model.parameters
+        ],
+    )
+
+
+def filter_models(
+    catalog: Catalog,
+    query: str | None = None,
+    owned_by: str | None = None,
+    input_modality: str | None = None,
+    output_modality: str | None = None,
+    supports_tools: bool | None = None,
+) -> list[ModelInfo]:
+    """The catalog entries matching every given filter, case-insensitively."""
+    q = (query or "").lower()
+
+    def matches(m: ModelInfo) -> bool:
+        return (
+            (not q or any(q in field.lower() for field in (m.id, m.display_name, m.owned_by, m.description)))
+            and (not owned_by or m.owned_by.lower() == owned_by.lower())
+            and (not input_modality or input_modality.lower() in m.input_modalities)
+            and (not output_modality or output_modality.lower() in m.output_modalities)
+            and (supports_tools is None or m.supports_tools == supports_tools)
+        )
+
+    return [m for m in catalog.models if matches(m)]
+
+
+def _line(m: ModelEntry) -> str:
+    price = ""
+    if m.pricing and m.pricing.get("input_per_million") is not None:
+        price = f"  ${m.pricing['input_per_million']}/${m.pricing['output_per_million']} per 1M tokens"
+    elif m.pricing and m.pricing.get("per_request") is not None:
+        price = f"  ${m.pricing['per_request']} per request"
+    tools = "  tools" if m.supports_tools else ""
+    return f"{m.id} ({m.owned_by}) {'+'.join(m.input_modalities)}->{'+'.join(m.output_modalities)}{tools}{price}"
+
+
+def register(mcp: PoeMCPServer) -> None:
+    async def models_result(ctx: Context, query, owned_by, input_modality, output_modality, supports_tools, limit) -> CallToolResult:  # type: ignore[no-untyped-def]
+        catalog = await state_of(ctx).poe.models()
+        found = filter_models(catalog, query, owned_by, input_modality, output_modality, supports_tools)
+        shown = [entry(m) for m in found[:limit]]
+        more = f"\n(showing {len(shown)} of {len(found)}; narrow with query or raise limit)" if len(found) > len(shown) else ""
+        text = "\n".join(_line(m) for m in shown) + more if shown else "No model matches those filters."
+        return structured_result(text, ModelsResult(models=shown, total=len(found)).model_dump())
+
+    @mcp.tool(title="List Poe models", annotations=CATALOG)
+    @handles_poe_errors
+    async def list_models(
+        ctx: Context,
+        query: Annotated[str | None, Field(description="Substring of id, name, owner or description")] = None,
+        owned_by: Annotated[str | None, Field(description="Provider, e.g. OpenAI, Anthropic, Google")] = None,
+        input_modality: Modality = None,
+        output_modality: Modality = None,
+        supports_tools: Annotated[bool | None, Field(description="Only models with (or without) function calling")] = None,
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+    ) -> Annotated[CallToolResult, ModelsResult]:
+        """Find Poe models by name, provider, modality or tool support, with context size and price. Use before choosing a bot."""
+        return await models_result(ctx, query, owned_by, input_modality, output_modality, supports_tools, limit)
+
+    @mcp.tool(title="List Poe models (compatibility)", annotations=CATALOG)
+    @handles_poe_errors
+    async def list_available_models(
+        ctx: Context, query: Annotated[str | None, Field(description="Substring filter")] = None, limit: Annotated[int, Field(ge=1, le=500)] = 500
+    ) -> Annotated[CallToolResult, ModelsResult]:
+        """The Poe catalog, as list_models returns it (kept for clients of the earlier Poe MCP server)."""
+        return await models_result(ctx, query, None, None, None, None, limit)
+
+    @mcp.tool(title="Describe one Poe model", annotations=CATALOG)
+    @handles_poe_errors
+    async def get_model_info(model: Annotated[str, Field(min_length=1, description="Model id or display name")], ctx: Context) -> Annotated[CallToolResult, ModelDetail]:
+        """One model's full entry: modalities, context, pricing and its custom parameters with their schemas."""
+        info = detail(await state_of(ctx).poe.model_info(model))
+        params = "\n".join(f"- {p['name']}: {json.dumps(p['schema'])}" + (f" — {p['description']}" if p["description"] else "") for p in info.parameter_schemas)
+        text = f"{_line(info)}\ncontext: {info.context_length}, max output: {info.max_output_tokens}\n{info.description}"
+        return structured_result(text + (f"\nparameters:\n{params}" if params else ""), info.model_dump())
+
+    @mcp.resource("poe://models", name="models", title="Poe model catalog", mime_type="application/json")
+    async def models_resource() -> str:
+        catalog = await mcp.state.poe.models()
+        return json.dumps([entry(m).model_dump() for m in catalog.models])
+
+    @mcp.resource("poe://models/{model_id}", name="model", title="One Poe model", mime_type="application/json")
+    async def model_resource(model_id: str) -> str:
+        return detail(await mcp.state.poe.model_info(model_id)).model_dump_json()

@@ -1,0 +1,271 @@
+"""A fake Poe: a real HTTP server on a free loopback port, shaped on ../shared/fixtures/poe.
+
+Serves `/v1/models` (the recorded catalog plus test models), `/v1/chat/completions` (JSON and SSE),
+`/usage/*`, and any error of SPEC §4 on demand. Tests script replies with `enqueue`, read what was
+sent in `requests`, and tune `latency` and stream pacing. Runs uvicorn in a thread so both in-process
+tests and spawned `poe-mcp` processes reach it over a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+# A copy of shared/fixtures/poe (real recorded traffic), kept in the repo so a clone tests on its own.
+FIXTURES = Path(__file__).parent / "fixtures" / "poe"
+RECORDED = FIXTURES / "recorded"
+
+# A model priced per request and one with a small custom-parameter schema, for tests the catalog lacks.
+TEST_MODELS: list[dict[str, Any]] = [
+    {
+        "id": "test-flat-fee",
+        "object": "model",
+        "owned_by": "Poe",
+        "description": "Test bot priced per request.",
+        "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
+        "supported_features": [],
+        "pricing": {"prompt": None, "completion": None, "image": None, "request": "0.002"},
+        "metadata": {"display_name": "Test-Flat-Fee"},
+        "parameters": [{"name": "mood", "schema": {"type": "string", "enum": ["calm", "cheerful"]}}],
+    }
+]
+
+
+def recorded(name: str) -> dict[str, Any]:
+    """The response body of one recorded exchange, by the bot name in its file name."""
+    path = next(RECORDED.glob(f"v1-chat-completions-{name}-*.json"))
+    return json.loads(path.read_text())["response"]
+
+
+@dataclass
+class Reply:
+    """A scripted answer: text, tool calls, reasoning; `status` >= 400 makes it an error."""
+
+    text: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
+    status: int = 200
+    error_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None  # sent as-is instead of a built body (recorded bodies, HTML pages...)
+    chunks: list[str] | None = None  # how the text is split when streamed
+    cut_after: int | None = None  # drop the connection after this many content chunks
+    no_finish: bool = False  # end the stream without a finish_reason
+    no_usage: bool = False
+
+
+def _words(text: str) -> list[str]:
+    """Text split into word-sized stream chunks that join back to the same text."""
+    words = text.split(" ")
+    return [w + " " for w in words[:-1]] + [words[-1]] if text else []
+
+
+class FakePoe:
+    def __init__(self, api_key: str = "test-key") -> None:
+        self.api_key = api_key
+        self.requests: list[dict[str, Any]] = []
+        self.latency = 0.0
+        self.chunk_delay = 0.0
+        self.balance = 1500
+        self.history = [
+            {"creation_time": 1774577726_000_000 - i * 60_000_000, "bot_name": "GPT-4o", "query_id": f"q{i}", "usage_type": "API", "cost_points": 10 + i}
+            for i in range(45)
+        ]
+        self._queue: list[Reply] = []
+        self.model_failures: list[Reply] = []  # replies for /v1/models, apart from the chat queue
+        self._lock = threading.Lock()
+        catalog = json.loads((FIXTURES / "models.json").read_text())
+        self.models = catalog["data"] + TEST_MODELS
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- control -------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def enqueue(self, *replies: Reply) -> None:
+        with self._lock:
+            self._queue.extend(replies)
+
+    def error(self, status: int, error_type: str, message: str = "scripted failure", times: int = 1, **headers: str) -> None:
+        self.enqueue(*[Reply(status=status, error_type=error_type, text=message, headers=headers) for _ in range(times)])
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == "/v1/chat/completions"]
+
+    def _next(self) -> Reply | None:
+        with self._lock:
+            return self._queue.pop(0) if self._queue else None
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def _record(self, request: Request, body: Any) -> None:
+        self.requests.append({"method": request.method, "path": request.url.path, "headers": dict(request.headers), "json": body, "query": dict(request.query_params)})
+
+    def _authorised(self, request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {self.api_key}"
+
+    @staticmethod
+    def _error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> Response:
+        return JSONResponse({"error": {"code": status, "type": error_type, "message": message}}, status_code=status, headers=headers)
+
+    async def models_endpoint(self, request: Request) -> Response:
+        self._record(request, None)
+        reply = self.model_failures.pop(0) if self.model_failures else None
+        if reply is not None:
+            return self._error(reply.status, reply.error_type or "upstream_error", reply.text, reply.headers)
+        return JSONResponse({"object": "list", "data": self.models})
+
+    async def chat_endpoint(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        self._record(request, body)
+        if not self._authorised(request):
+            return self._error(401, "authentication_error", "Invalid API key")
+        if not isinstance(body, dict) or not body.get("messages"):
+            return self._error(400, "invalid_request_error", "messages is required")
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        reply = self._next() or self._echo(body)
+        if reply.body is not None:
+            return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers) if not isinstance(reply.body, str) else Response(reply.body, status_code=reply.status, headers=reply.headers, media_type="text/html")
+        if reply.status >= 400:
+            return self._error(reply.status, reply.error_type or "invalid_request_error", reply.text, reply.headers)
+        if body.get("stream"):
+            return StreamingResponse(self._sse(body, reply), media_type="text/event-stream", headers=reply.headers)
+        return JSONResponse(self._completion(body, reply), headers={"openai-version": "2020-10-01", **reply.headers})
+
+    @staticmethod
+    def _echo(body: dict[str, Any]) -> Reply:
+        last = body["messages"][-1]
+        content = last.get("content")
+        if isinstance(content, list):
+            content = " ".join(p.get("text", f"[{p.get('type')}]") for p in content)
+        return Reply(text=f"Echo: {content}")
+
+    @staticmethod
+    def _usage(body: dict[str, Any], reply: Reply) -> dict[str, int]:
+        if reply.usage is not None:
+            return reply.usage
+        prompt = sum(len(json.dumps(m).split()) for m in body["messages"])
+        completion = len(reply.text.split())
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in reply.tool_calls
+            ]
+        if reply.reasoning:
+            message["reasoning_content"] = reply.reasoning
+        return {
+            "id": "chatcmpl-" + secrets.token_hex(12),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")}],
+            "usage": self._usage(body, reply),
+        }
+
+    async def _sse(self, body: dict[str, Any], reply: Reply):  # type: ignore[no-untyped-def]
+        ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
+            data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": body["model"],
+                    "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            if usage:
+                data["usage"] = usage
+            return f"data: {json.dumps(data)}\n\n".encode()
+
+        yield chunk({"role": "assistant", "content": ""})
+        if reply.reasoning:
+            yield chunk({"reasoning_content": reply.reasoning})
+        pieces = reply.chunks if reply.chunks is not None else _words(reply.text)
+        for i, piece in enumerate(pieces):
+            if reply.cut_after is not None and i >= reply.cut_after:
+                raise ConnectionResetError("scripted cut")  # uvicorn drops the connection mid-body
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+            yield chunk({"content": piece})
+        for index, call in enumerate(reply.tool_calls):
+            arguments = call["arguments"]
+            yield chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": ""}}]})
+            for start in range(0, len(arguments), 5):  # arguments in small pieces, as providers send them
+                yield chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments[start : start + 5]}}]})
+        if reply.no_finish:
+            return
+        yield chunk({}, reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop"))
+        if not reply.no_usage and body.get("stream_options", {}).get("include_usage"):
+            yield chunk({}, usage=self._usage(body, reply))
+        yield b"data: [DONE]\n\n"
+
+    async def balance_endpoint(self, request: Request) -> Response:
+        self._record(request, None)
+        if not self._authorised(request):
+            return self._error(401, "authentication_error", "Invalid API key")
+        return JSONResponse({"current_point_balance": self.balance})
+
+    async def history_endpoint(self, request: Request) -> Response:
+        self._record(request, None)
+        if not self._authorised(request):
+            return self._error(401, "authentication_error", "Invalid API key")
+        limit = int(request.query_params.get("limit", 20))
+        after = request.query_params.get("starting_after")
+        start = next((i + 1 for i, e in enumerate(self.history) if e["query_id"] == after), 0) if after else 0
+        page = self.history[start : start + limit]
+        return JSONResponse({"has_more": start + limit < len(self.history), "length": len(page), "data": page})
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/models", self.models_endpoint),
+                Route("/v1/chat/completions", self.chat_endpoint, methods=["POST"]),
+                Route("/usage/current_balance", self.balance_endpoint),
+                Route("/usage/points_history", self.history_endpoint),
+            ]
+        )
+
+    def start(self) -> FakePoe:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app(), log_level="critical", lifespan="off", timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake Poe did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)

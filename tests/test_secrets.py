@@ -1,0 +1,45 @@
+"""The Poe key never appears in a result, a log line, or a stored file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import SECRET_KEY, connect
+from fakepoe import FakePoe, Reply
+
+pytestmark = pytest.mark.anyio
+
+CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hello"}),
+    ("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hello", "stream": False}),
+    ("ask_poe", {"bot": "gpt-4-turbo", "prompt": "boom"}),
+    ("ask_poe", {"bot": "gemini-2.5-pro", "prompt": "x", "parameters": {"nope": 1}}),
+    ("ask_poe_with_tools", {"bot": "grok-4", "prompt": "w?", "tools": [{"name": "f", "parameters": {"type": "object"}}]}),
+    ("chat_completion", {"model": "gpt-4-turbo", "messages": [{"role": "user", "content": "hi"}]}),
+    ("list_models", {"query": "gpt", "limit": 3}),
+    ("get_model_info", {"model": "nope-model"}),
+    ("get_usage", {"limit": 3}),
+    ("get_server_info", {}),
+    ("list_sessions", {}),
+    ("ask_with_attachment", {"prompt": "x", "attachment_path": "/etc/passwd"}),
+]
+
+
+async def test_no_result_log_or_stored_file_contains_the_key(settings: Any, fake: FakePoe, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake.enqueue(Reply(text="hi"), Reply(text="hi"), Reply(status=401, error_type="authentication_error", text=f"bad key {SECRET_KEY}"))
+    seen: list[str] = []
+    async with connect(settings) as client:
+        for name, arguments in CALLS:
+            result = await client.call_tool(name, arguments)
+            seen.append(result.model_dump_json(by_alias=True))
+    assert any('"isError":true' in s for s in seen) and any('"isError":false' in s for s in seen)
+    assert not [s for s in seen if SECRET_KEY in s]
+    assert SECRET_KEY not in caplog.text
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and "work" not in path.parts:
+            assert SECRET_KEY.encode() not in path.read_bytes(), path

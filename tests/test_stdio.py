@@ -1,0 +1,113 @@
+"""The real `poe-mcp` process over stdio, as a user's MCP client starts it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from conftest import SECRET_KEY, env_for
+from fakepoe import FakePoe
+
+pytestmark = pytest.mark.anyio
+
+
+def server_params(fake: FakePoe, tmp_path: Path, **extra: str) -> StdioServerParameters:
+    (tmp_path / "work").mkdir(exist_ok=True)
+    return StdioServerParameters(command=sys.executable, args=["-m", "poe_mcp"], env=env_for(fake, tmp_path, **extra), cwd=str(tmp_path))
+
+
+def rpc(method: str, params: dict[str, Any], ident: int | None = None) -> bytes:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+    if ident is not None:
+        message["id"] = ident
+    return (json.dumps(message) + "\n").encode()
+
+
+def test_stdout_carries_only_mcp_messages(fake: FakePoe, tmp_path: Path) -> None:
+    """Drive the process by hand and check every byte of stdout is a JSON-RPC message."""
+    params = server_params(fake, tmp_path)
+    fake.error(500, "provider_error", times=3)  # failures and retries must not print either
+    stderr_file = tmp_path / "stderr.log"
+    with stderr_file.open("wb") as stderr:
+        proc = subprocess.Popen([params.command, *params.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=params.env, cwd=params.cwd)
+    assert proc.stdin and proc.stdout
+    lines: list[bytes] = []
+
+    def exchange(*requests: bytes, until: set[int]) -> None:
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(b"".join(requests))
+        proc.stdin.flush()
+        while line := proc.stdout.readline():
+            lines.append(line)
+            until.discard(json.loads(line).get("id"))
+            if not until:
+                return
+        raise AssertionError("the server closed stdout early")
+
+    try:
+        exchange(
+            rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}, 1),
+            rpc("notifications/initialized", {}),
+            rpc("tools/list", {}, 2),
+            rpc("tools/call", {"name": "ask_poe", "arguments": {"bot": "gpt-4-turbo", "prompt": "hello"}}, 3),
+            until={1, 2, 3},
+        )
+        exchange(
+            rpc("tools/call", {"name": "ask_poe", "arguments": {"bot": "gpt-4-turbo", "prompt": "again"}}, 4),
+            rpc("tools/call", {"name": "list_models", "arguments": {"limit": 2}}, 5),
+            until={4, 5},
+        )
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    lines += proc.stdout.readlines()
+    messages = [json.loads(line) for line in lines]  # every line parses: nothing else is on stdout
+    assert all(m.get("jsonrpc") == "2.0" for m in messages)
+    by_id = {m.get("id"): m for m in messages}
+    assert {1, 2, 3, 4, 5} <= set(by_id)
+    assert by_id[3]["result"]["isError"] is True and by_id[3]["result"]["content"][0]["text"].startswith("provider_error (500)")
+    assert by_id[4]["result"]["content"][0]["text"] == "Echo: again"
+    log = stderr_file.read_bytes()
+    assert SECRET_KEY.encode() not in log and SECRET_KEY.encode() not in b"".join(lines)
+    assert b"provider_error" in log, "logs go to stderr"
+
+
+async def test_fifty_calls_in_flight_finish_together(fake: FakePoe, tmp_path: Path) -> None:
+    fake.latency = 1.0
+    async with Client(server_params(fake, tmp_path)) as client:
+        await client.call_tool("list_models", {"limit": 1})  # warm the catalog and imports
+        results: list[Any] = []
+
+        async def one(i: int) -> None:
+            results.append(await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": f"n{i}", "stream": i % 2 == 0}))
+
+        started = time.monotonic()
+        async with anyio.create_task_group() as group:
+            for i in range(50):
+                group.start_soon(one, i)
+        elapsed = time.monotonic() - started
+    assert len(results) == 50 and not any(r.is_error for r in results)
+    assert sorted(r.content[0].text for r in results) == sorted(f"Echo: n{i}" for i in range(50))
+    assert elapsed < 10, f"50 concurrent calls took {elapsed:.1f} s"
+
+
+async def test_sessions_survive_a_restart_of_the_process(fake: FakePoe, tmp_path: Path) -> None:
+    async with Client(server_params(fake, tmp_path)) as client:
+        first = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "remember 42"})
+    session_id = first.structured_content["session_id"]
+    async with Client(server_params(fake, tmp_path)) as client:
+        await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "what number?", "session_id": session_id})
+    sent = fake.chat_requests()[-1]["json"]["messages"]
+    assert sent == [
+        {"role": "user", "content": "remember 42"},
+        {"role": "assistant", "content": "Echo: remember 42"},
+        {"role": "user", "content": "what number?"},
+    ]
