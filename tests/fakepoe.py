@@ -82,6 +82,7 @@ class FakePoe:
         self.latency = 0.0
         self.chunk_delay = 0.0
         self.balance = 1500
+        self.streams_aborted = 0  # streams the client closed before their end
         self.history = [
             {"creation_time": 1774577726_000_000 - i * 60_000_000, "bot_name": "GPT-4o", "query_id": f"q{i}", "usage_type": "API", "cost_points": 10 + i}
             for i in range(45)
@@ -189,6 +190,16 @@ class FakePoe:
         }
 
     async def _sse(self, body: dict[str, Any], reply: Reply):  # type: ignore[no-untyped-def]
+        finished = False
+        try:
+            async for event in self._events(body, reply):
+                yield event
+            finished = True
+        finally:
+            if not finished and reply.cut_after is None:
+                self.streams_aborted += 1
+
+    async def _events(self, body: dict[str, Any], reply: Reply):  # type: ignore[no-untyped-def]
         ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
 
         def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:

@@ -111,3 +111,22 @@ async def test_sessions_survive_a_restart_of_the_process(fake: FakePoe, tmp_path
         {"role": "assistant", "content": "Echo: remember 42"},
         {"role": "user", "content": "what number?"},
     ]
+
+
+def test_tools_list_does_not_import_openai(fake: FakePoe, tmp_path: Path) -> None:
+    """Cold start: the first tools/list must not pay for `import openai` (about half a second)."""
+    code = (
+        "import sys, anyio\n"
+        "from mcp import Client\n"
+        "from poe_mcp.config import load_settings\n"
+        "from poe_mcp.server import build_server\n"
+        "async def main():\n"
+        "    async with Client(build_server(load_settings())) as c:\n"
+        "        assert len((await c.list_tools()).tools) >= 6\n"
+        "anyio.run(main)\n"
+        "print('openai' in sys.modules)\n"
+    )
+    env = env_for(fake, tmp_path)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
