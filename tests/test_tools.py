@@ -129,5 +129,5 @@ async def test_model_resources(settings: Any, mode: str) -> None:
 async def test_tools_list_stays_small(settings: Any) -> None:
     async with connect(settings) as client:
         tools = (await client.list_tools()).tools
-    size = len(json.dumps([t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools]))
-    assert size < 20_000, size
+    size = len(json.dumps([t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools], separators=(",", ":")))
+    assert size < 12_000, size  # SPEC §3: clients pay for every byte in context

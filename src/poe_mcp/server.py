@@ -74,20 +74,39 @@ def _describe_validation(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def compact_schema(schema: Any) -> Any:
-    """Drop generated titles and `null` defaults, and fold `anyOf: [{type: X}, null]` into `type: [X, null]`."""
+def compact_input_schema(schema: Any) -> Any:
+    """Drop generated titles and `null` defaults; an optional `anyOf: [X, null]` is just X (omitting it is the null)."""
     if isinstance(schema, list):
-        return [compact_schema(item) for item in schema]
+        return [compact_input_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: compact_schema(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str)) and not (k == "default" and v is None)}
+    out = {k: compact_input_schema(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str)) and not (k == "default" and v is None)}
     options = out.get("anyOf")
     if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-        other = next(o for o in options if o != {"type": "null"})
-        if isinstance(other.get("type"), str):
-            out.pop("anyOf")
-            out.update(other, type=[other["type"], "null"])
+        out.pop("anyOf")
+        out.update(next(o for o in options if o != {"type": "null"}))
     return out
+
+
+def _json_type(schema: dict[str, Any]) -> str | list[str]:
+    if "$ref" in schema:
+        return "object"
+    options = schema.get("anyOf")
+    if isinstance(options, list):
+        types: list[str] = []
+        for option in options:
+            found = _json_type(option)
+            types += found if isinstance(found, list) else [found]
+        return sorted(set(types), key=types.index)
+    return schema.get("type", "object")
+
+
+def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Each top-level field with its JSON type only: enough for clients, a fraction of pydantic's bytes."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return {"type": "object"}
+    return {"type": "object", "properties": {name: {"type": _json_type(field)} for name, field in properties.items()}}
 
 
 class PoeMCPServer(MCPServer[AppState]):
@@ -100,9 +119,9 @@ class PoeMCPServer(MCPServer[AppState]):
         # Clients pay for every byte of tools/list in context, so send the schemas without pydantic's noise.
         tools = await super().list_tools()
         for tool in tools:
-            tool.input_schema = compact_schema(tool.input_schema)
+            tool.input_schema = compact_input_schema(tool.input_schema)
             if tool.output_schema is not None:
-                tool.output_schema = compact_schema(tool.output_schema)
+                tool.output_schema = shallow_output_schema(tool.output_schema)
         return tools
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:

@@ -150,7 +150,7 @@ def register(mcp: PoeMCPServer) -> None:
         thinking: Thinking = None,
         stream: Stream = True,
     ) -> Annotated[CallToolResult, AskResult]:
-        """Ask any Poe model (Claude, GPT, Gemini, Grok, Llama, ...) a question. Pass the returned session_id to continue the conversation."""
+        """Ask any Poe model (Claude, GPT, Gemini, Grok, ...). Pass the returned session_id to continue the conversation."""
         answer = await _ask(ctx, Ask(bot or "", prompt, session_id, system, attachments or [], temperature, max_tokens, top_p, stop, parameters or {}, thinking, stream))
         c = answer.completion
         result = AskResult(
@@ -163,28 +163,28 @@ def register(mcp: PoeMCPServer) -> None:
     @handles_poe_errors
     async def ask_with_attachment(
         prompt: Prompt,
-        attachment_path: Annotated[str, Field(description="Path of a file inside the allowed folders (or an https:// or data: URL)")],
+        attachment_path: Annotated[str, Field(description="File in the allowed folders, or an https:// or data: URL")],
         ctx: Context,
         bot: Bot = None,
         session_id: SessionId = None,
         thinking: Thinking = None,
     ) -> Annotated[CallToolResult, AskResult]:
-        """ask_poe with one attachment (kept for clients of the earlier Poe MCP server)."""
+        """ask_poe with one attachment (for older clients)."""
         return await ask_poe(prompt=prompt, ctx=ctx, bot=bot, session_id=session_id, attachments=[attachment_path], thinking=thinking)
 
     @mcp.tool(title="Function calling with a Poe model", annotations=CHAT)
     @handles_poe_errors
     async def ask_poe_with_tools(
         ctx: Context,
-        tools: Annotated[list[dict[str, Any]] | None, Field(description="OpenAI function tools ({type:'function', function:{name, description, parameters}}); needed on the first call")] = None,
-        prompt: Annotated[str | None, Field(description="The message; may be omitted when sending tool_results")] = None,
+        tools: Annotated[list[dict[str, Any]] | None, Field(description="OpenAI function tools; needed on the first call")] = None,
+        prompt: Annotated[str | None, Field(description="Optional with tool_results")] = None,
         bot: Bot = None,
         session_id: SessionId = None,
         tool_results: Annotated[
-            list[dict[str, Any]] | None, Field(description="[{tool_call_id, content}] answering every call of the previous turn")
+            list[dict[str, Any]] | None, Field(description="[{tool_call_id, content}] for every call of the last turn")
         ] = None,
         tool_choice: Annotated[str | None, Field(description="auto, none, required, or a function name")] = None,
-        parallel_tool_calls: Annotated[bool | None, Field(description="Allow several calls in one turn")] = None,
+        parallel_tool_calls: bool | None = None,
         system: System = None,
         temperature: Temperature = None,
         max_tokens: MaxTokens = None,
@@ -193,7 +193,7 @@ def register(mcp: PoeMCPServer) -> None:
         parameters: Parameters = None,
         stream: Stream = True,
     ) -> Annotated[CallToolResult, ToolsResult]:
-        """Let a model call your tools: returns tool_calls for your agent to run; send their tool_results with the same session_id to continue."""
+        """Function calling: returns tool_calls for you to run; send their tool_results with the same session_id to continue."""
         if session_id is None and not tools:
             raise InvalidRequestError("tools is required to start a function-calling conversation", advice="Pass tools (OpenAI function definitions).")
         answer = await _ask(
@@ -219,21 +219,21 @@ def register(mcp: PoeMCPServer) -> None:
     @mcp.tool(title="Raw chat completion", annotations=CHAT)
     @handles_poe_errors
     async def chat_completion(
-        model: Annotated[str, Field(description="Poe model name")],
-        messages: Annotated[list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages; multimodal parts allowed")],
+        model: str,
+        messages: Annotated[list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages")],
         ctx: Context,
         max_tokens: MaxTokens = None,
         max_completion_tokens: MaxTokens = None,
         temperature: Temperature = None,
         top_p: TopP = None,
         stop: Stop = None,
-        tools: Annotated[list[dict[str, Any]] | None, Field(description="OpenAI tool definitions")] = None,
-        tool_choice: Annotated[str | dict[str, Any] | None, Field(description="auto, none, required, or {type:'function', function:{name}}")] = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
-        stream_options: Annotated[dict[str, Any] | None, Field(description="Accepted for compatibility; the result is never streamed")] = None,
+        stream_options: dict[str, Any] | None = None,  # accepted for compatibility; never streamed
         parameters: Parameters = None,
     ) -> Annotated[CallToolResult, ChatCompletionOut]:
-        """The raw OpenAI-compatible chat completion, for clients that keep their own message history."""
+        """Raw OpenAI-compatible chat completion, for clients that keep their own history."""
         request = ChatRequest(
             model=model, messages=messages, temperature=temperature, max_tokens=max_tokens, max_completion_tokens=max_completion_tokens,
             top_p=top_p, stop=stop, tools=tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls, parameters=parameters or {},

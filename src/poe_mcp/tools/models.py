@@ -113,28 +113,28 @@ def register(mcp: PoeMCPServer) -> None:
     @handles_poe_errors
     async def list_models(
         ctx: Context,
-        query: Annotated[str | None, Field(description="Substring of id, name, owner or description")] = None,
-        owned_by: Annotated[str | None, Field(description="Provider, e.g. OpenAI, Anthropic, Google")] = None,
+        query: Annotated[str | None, Field(description="Substring of id, name, owner, description")] = None,
+        owned_by: Annotated[str | None, Field(description="e.g. OpenAI, Anthropic")] = None,
         input_modality: Modality = None,
         output_modality: Modality = None,
-        supports_tools: Annotated[bool | None, Field(description="Only models with (or without) function calling")] = None,
+        supports_tools: Annotated[bool | None, Field(description="Function calling")] = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> Annotated[CallToolResult, ModelsResult]:
-        """Find Poe models by name, provider, modality or tool support, with context size and price. Use before choosing a bot."""
+        """Find Poe models by name, provider, modality or tool support, with context size and price."""
         return await models_result(ctx, query, owned_by, input_modality, output_modality, supports_tools, limit)
 
     @mcp.tool(title="List Poe models (compatibility)", annotations=CATALOG)
     @handles_poe_errors
     async def list_available_models(
-        ctx: Context, query: Annotated[str | None, Field(description="Substring filter")] = None, limit: Annotated[int, Field(ge=1, le=500)] = 500
+        ctx: Context, query: str | None = None, limit: Annotated[int, Field(ge=1, le=500)] = 500
     ) -> Annotated[CallToolResult, ModelsResult]:
-        """The Poe catalog, as list_models returns it (kept for clients of the earlier Poe MCP server)."""
+        """The Poe catalog, as list_models (for older clients)."""
         return await models_result(ctx, query, None, None, None, None, limit)
 
     @mcp.tool(title="Describe one Poe model", annotations=CATALOG)
     @handles_poe_errors
-    async def get_model_info(model: Annotated[str, Field(min_length=1, description="Model id or display name")], ctx: Context) -> Annotated[CallToolResult, ModelDetail]:
-        """One model's full entry: modalities, context, pricing and its custom parameters with their schemas."""
+    async def get_model_info(model: Annotated[str, Field(min_length=1)], ctx: Context) -> Annotated[CallToolResult, ModelDetail]:
+        """One model in full: modalities, context, pricing, custom parameters with schemas."""
         info = detail(await state_of(ctx).poe.model_info(model))
         params = "\n".join(f"- {p['name']}: {json.dumps(p['schema'])}" + (f" — {p['description']}" if p["description"] else "") for p in info.parameter_schemas)
         text = f"{_line(info)}\ncontext: {info.context_length}, max output: {info.max_output_tokens}\n{info.description}"
