@@ -21,6 +21,7 @@ import anyio.to_thread
 import httpx2
 
 from .poe.errors import InvalidRequestError, RequestTooLargeError
+from .poe.media import sniff_mime
 
 URL_TIMEOUT = 30.0
 
@@ -40,27 +41,6 @@ def _too_large(name: str, size: int, rules: AttachmentRules) -> RequestTooLargeE
         f"Attachment {name} is {size / 1e6:.1f} MB, over the {rules.max_bytes / 1e6:.0f} MB cap",
         advice="Attach a smaller file, or raise POE_MCP_MAX_ATTACHMENT_MB.",
     )
-
-
-def sniff_mime(data: bytes, name: str = "") -> str:
-    """The MIME type from magic bytes, else from the name, else octet-stream."""
-    signatures = {
-        b"\x89PNG\r\n\x1a\n": "image/png",
-        b"\xff\xd8\xff": "image/jpeg",
-        b"GIF8": "image/gif",
-        b"%PDF": "application/pdf",
-        b"ID3": "audio/mpeg",
-        b"OggS": "audio/ogg",
-        b"fLaC": "audio/flac",
-    }
-    for magic, mime in signatures.items():
-        if data.startswith(magic):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] in (b"WEBP", b"WAVE"):
-        return "image/webp" if data[8:12] == b"WEBP" else "audio/wav"
-    if data[4:8] == b"ftyp":
-        return "video/mp4"
-    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def to_part(data: bytes, mime: str, name: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from .attachments import AttachmentRules
 from .chat import ChatService
 from .config import Settings
 from .conversations import ConversationStore, open_store
+from .generate import MediaService
 from .poe.client import PoeClient
 from .poe.errors import InvalidRequestError, PoeError
 from .results import error_result
@@ -39,6 +41,7 @@ class AppState:
     poe: PoeClient
     store: ConversationStore
     chat: ChatService
+    media: MediaService
     transport: str
 
     @property
@@ -74,13 +77,18 @@ def _describe_validation(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
+def _noise(key: str, value: Any) -> bool:
+    """Schema keywords that say nothing a client needs: generated titles, JSON Schema's own defaults."""
+    return (key == "title" and isinstance(value, str)) or (key == "default" and value is None) or (key == "additionalProperties" and value is True)
+
+
 def compact_input_schema(schema: Any) -> Any:
-    """Drop generated titles and `null` defaults; an optional `anyOf: [X, null]` is just X (omitting it is the null)."""
+    """Drop noise; an optional `anyOf: [X, null]` is just X (omitting the argument is the null)."""
     if isinstance(schema, list):
         return [compact_input_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: compact_input_schema(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str)) and not (k == "default" and v is None)}
+    out = {k: compact_input_schema(v) for k, v in schema.items() if not _noise(k, v)}
     options = out.get("anyOf")
     if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
         out.pop("anyOf")
@@ -124,6 +132,15 @@ class PoeMCPServer(MCPServer[AppState]):
                 tool.output_schema = shallow_output_schema(tool.output_schema)
         return tools
 
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        contents = await super().read_resource(uri, context)
+        from .tools.media import media_mime
+
+        mime = media_mime(str(uri))  # one template serves every saved file: give each its own type
+        if mime is not None and isinstance(contents, list):
+            contents = [dataclasses.replace(c, mime_type=mime) for c in contents]
+        return contents
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
             return await super().call_tool(name, arguments, context)
@@ -145,7 +162,8 @@ def build_server(settings: Settings, transport: str = "stdio") -> PoeMCPServer:
         poe = PoeClient(settings)
         store = open_store(settings.store)
         rules = AttachmentRules(settings.allowed_dirs, int(settings.max_attachment_mb * 1_000_000))
-        server.state = AppState(settings, poe, store, ChatService(poe, store, rules), transport)
+        media = MediaService(poe, settings.output_dir, rules, settings.video_poll_interval)
+        server.state = AppState(settings, poe, store, ChatService(poe, store, rules), media, transport)
         try:
             yield server.state
         finally:
@@ -161,9 +179,9 @@ def build_server(settings: Settings, transport: str = "stdio") -> PoeMCPServer:
         lifespan=lifespan,
         log_level=settings.log_level,  # type: ignore[arg-type]
     )
-    from .tools import account, chat, models
+    from .tools import account, chat, media, models
 
-    for family in (chat, models, account):
+    for family in (chat, media, models, account):
         family.register(server)
     return server
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx2
 
@@ -12,6 +12,9 @@ from .catalog import Catalog, CatalogCache, ModelInfo
 from .errors import AuthenticationError, InvalidRequestError, NotFoundError, PoeConnectionError, PoeError, PoeTimeoutError, UpstreamError, classify
 from .retry import RequestBudget, RetryPolicy
 from .types import ChatRequest, Completion, TextListener
+
+if TYPE_CHECKING:
+    from .videos import VideoJobs
 
 log = logging.getLogger("poe_mcp.client")
 
@@ -55,7 +58,7 @@ class PoeClient:
 
     async def _fetch_models(self) -> list[dict[str, Any]]:
         # /v1/models is public; an empty "Bearer " header would get a 401, so send no auth at all.
-        body = await self.retry.run(lambda: self._get_json(f"{self.settings.base_url}/models", auth=False), self.budget)
+        body = await self.retry.run(lambda: self.request_json("GET", f"{self.settings.base_url}/models", auth=False), self.budget)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise UpstreamError("Poe's model list has no 'data' array")
@@ -67,12 +70,16 @@ class PoeClient:
         """GET one of Poe's account endpoints (`/usage/...`), which live at the API's origin."""
         self._require_key()
         url = f"{self.settings.origin}{path}"
-        return await self.retry.run(lambda: self._get_json(url, auth=True, params=params), self.budget)
+        return await self.retry.run(lambda: self.request_json("GET", url, params=params), self.budget)
 
-    async def _get_json(self, url: str, *, auth: bool, params: dict[str, Any] | None = None) -> Any:
-        headers = {"Authorization": f"Bearer {self.settings.api_key}"} if auth else {}
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._require_key()}"}
+
+    async def request_json(self, method: str, url: str, *, auth: bool = True, **kwargs: Any) -> Any:
+        """One HTTP exchange with Poe outside the chat API; failures become PoeErrors."""
+        headers = self.auth_headers() if auth else {}
         try:
-            response = await self.http.get(url, headers=headers, params=params)
+            response = await self.http.request(method, url, headers=headers, **kwargs)
         except httpx2.TimeoutException:
             raise PoeTimeoutError("Poe did not answer in time", status=None) from None
         except httpx2.TransportError as exc:
@@ -83,9 +90,15 @@ class PoeClient:
             body = response.text
         if response.status_code >= 400:
             raise classify(response.status_code, body, response.headers)
-        if isinstance(body, str):
+        if isinstance(body, str) and method != "DELETE":
             raise UpstreamError(f"Poe answered {url.rsplit('/', 1)[-1]} with something that is not JSON")
         return body
+
+    def videos(self, poll_interval: float = 5.0) -> VideoJobs:
+        """Poe's /v1/videos jobs, through this client's connection pool and error handling."""
+        from .videos import VideoJobs
+
+        return VideoJobs(self, poll_interval)
 
     # -- chat ----------------------------------------------------------------------------------
 

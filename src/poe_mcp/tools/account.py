@@ -82,10 +82,10 @@ def register(mcp: PoeMCPServer) -> None:
     @handles_poe_errors
     async def get_usage(
         ctx: Context,
-        limit: Annotated[int, Field(ge=1, le=100, description="History entries to return")] = 20,
-        starting_after: Annotated[str | None, Field(description="query_id cursor: entries older than this one")] = None,
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        starting_after: Annotated[str | None, Field(description="query_id cursor")] = None,
     ) -> Annotated[CallToolResult, UsageReport]:
-        """The account's point balance, its latest points history (30 days, pageable), and this server's own call and cost totals."""
+        """Points balance, points history (pageable), and this server's call and cost totals."""
         state = state_of(ctx)
         balance = await state.poe.account("/usage/current_balance")
         params: dict[str, Any] = {"limit": limit}
@@ -112,9 +112,9 @@ def register(mcp: PoeMCPServer) -> None:
         lines.append(f"This server since start: {totals.calls} calls, {totals.total_tokens} tokens, ~${totals.cost_usd:.4f}.")
         return structured_result("\n".join(lines), report.model_dump())
 
-    @mcp.tool(title="About this poe-mcp server", annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False))
+    @mcp.tool(title="About this poe-mcp server", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     async def get_server_info(ctx: Context) -> ServerInfo:
-        """Version, backend, transport, base URL, default model and active features of this server (never the key)."""
+        """This server's version, backend, transport, base URL, default model and features."""
         state = state_of(ctx)
         s = state.settings
         store = "redis" if s.store.startswith(("redis://", "rediss://")) else "sqlite"

@@ -163,7 +163,7 @@ def register(mcp: PoeMCPServer) -> None:
     @handles_poe_errors
     async def ask_with_attachment(
         prompt: Prompt,
-        attachment_path: Annotated[str, Field(description="File in the allowed folders, or an https:// or data: URL")],
+        attachment_path: Annotated[str, Field(description="File in allowed dirs, or URL")],
         ctx: Context,
         bot: Bot = None,
         session_id: SessionId = None,

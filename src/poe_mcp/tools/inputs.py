@@ -9,15 +9,15 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-Bot = Annotated[str | None, Field(description="Poe model name, any case (default: the server's)")]
+Bot = Annotated[str | None, Field(description="Model name (default: server's)")]
 Prompt = Annotated[str, Field(min_length=1)]
-SessionId = Annotated[str | None, Field(max_length=200, description="Continue this conversation; omit for a new one")]
+SessionId = Annotated[str | None, Field(max_length=200, description="Conversation to continue")]
 System = Annotated[str | None, Field(description="System message")]
-Attachments = Annotated[list[str] | None, Field(description="Paths in the allowed folders, https:// or data: URLs")]
+Attachments = Annotated[list[str] | None, Field(description="Files in allowed dirs, https: or data: URLs")]
 Temperature = Annotated[float | None, Field(ge=0, le=2)]
 MaxTokens = Annotated[int | None, Field(ge=1)]
 TopP = Annotated[float | None, Field(ge=0, le=1)]
 Stop = Annotated[list[str] | None, Field(max_length=4)]
-Parameters = Annotated[dict[str, Any] | None, Field(description="The model's custom parameters (see get_model_info)")]
-Thinking = Annotated[bool | None, Field(description="Turn on the model's reasoning")]
+Parameters = Annotated[dict[str, Any] | None, Field(description="Model's custom parameters")]
+Thinking = Annotated[bool | None, Field(description="Use the model's reasoning")]
 Stream = Annotated[bool, Field(description="Stream, reporting progress")]

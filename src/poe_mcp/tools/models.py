@@ -14,7 +14,7 @@ from ..results import structured_result
 from ..server import PoeMCPServer, handles_poe_errors, state_of
 
 Modality = Annotated[str | None, Field(description="text, image, video or audio")]
-CATALOG = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+CATALOG = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 
 
 class ModelEntry(BaseModel):

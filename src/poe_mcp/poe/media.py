@@ -1,0 +1,160 @@
+"""Media in Poe's replies: finding the links, deciding which hosts may be fetched, downloading to disk."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.to_thread
+import httpx2
+
+from .errors import PoeConnectionError, PoeError, RequestTooLargeError, UpstreamError
+
+log = logging.getLogger("poe_mcp.media")
+
+CHUNK = 256 * 1024
+DEFAULT_MAX_BYTES = 2 * 1024**3
+CDN_SUFFIX = ".poecdn.net"
+GENERIC_TYPES = ("", "application/octet-stream", "binary/octet-stream")
+
+# Markdown images first, then any bare URL; a trailing bracket or full stop belongs to the prose.
+_MARKDOWN = re.compile(r"!\[[^\]]*\]\((\S+?)\)")
+_BARE = re.compile(r"https?://[^\s<>\"')\]]+")
+
+# Extensions for the MIME types Poe's media bots produce; mimetypes knows the rest.
+_EXTENSIONS = {"image/jpeg": ".jpg", "audio/mpeg": ".mp3", "video/mp4": ".mp4", "image/webp": ".webp", "audio/wav": ".wav"}
+
+
+@dataclass
+class MediaFile:
+    path: Path
+    url: str
+    mime_type: str
+    bytes: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def kind(self) -> str:
+        return self.mime_type.split("/", 1)[0]
+
+
+@dataclass
+class SkippedUrl:
+    url: str
+    reason: str
+
+
+def sniff_mime(data: bytes, name: str = "") -> str:
+    """The MIME type from magic bytes, else from the name, else octet-stream."""
+    signatures = {
+        b"\x89PNG\r\n\x1a\n": "image/png",
+        b"\xff\xd8\xff": "image/jpeg",
+        b"GIF8": "image/gif",
+        b"%PDF": "application/pdf",
+        b"ID3": "audio/mpeg",
+        b"OggS": "audio/ogg",
+        b"fLaC": "audio/flac",
+    }
+    for magic, mime in signatures.items():
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] in (b"WEBP", b"WAVE"):
+        return "image/webp" if data[8:12] == b"WEBP" else "audio/wav"
+    if data[4:8] == b"ftyp":
+        return "video/mp4"
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def find_media_urls(text: str) -> list[str]:
+    """Every media link in a reply, Markdown images and bare URLs, once each, in order."""
+    found = [m.group(1) for m in _MARKDOWN.finditer(text)] + [m.group(0).rstrip(".,;:!?") for m in _BARE.finditer(text)]
+    return list(dict.fromkeys(found))
+
+
+def fetch_refusal(url: str, api_origin: str) -> str | None:
+    """Why a URL may not be downloaded, or None: only the API's own origin and Poe's CDN are trusted."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if f"{parts.scheme}://{parts.netloc}" == api_origin:
+        return None
+    if parts.scheme != "https":
+        return "only https:// links from Poe's CDN are downloaded"
+    if host.endswith(CDN_SUFFIX):
+        return None
+    return f"{host or 'this host'} is not Poe's CDN (*{CDN_SUFFIX}); not downloaded"
+
+
+def extension_for(mime: str) -> str:
+    return _EXTENSIONS.get(mime) or mimetypes.guess_extension(mime) or ".bin"
+
+
+def unique_name(url: str, mime: str) -> str:
+    """A file name that never collides: time, a hash of the URL, and an extension from the MIME type."""
+    digest = hashlib.sha256(f"{url}{time.time_ns()}{os.getpid()}".encode()).hexdigest()[:12]
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{digest}{extension_for(mime)}"
+
+
+async def download_media(
+    http: httpx2.AsyncClient,
+    url: str,
+    output_dir: Path,
+    *,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> MediaFile:
+    """Stream one file to disk in chunks (memory stays flat whatever its size); a partial file never survives."""
+    await anyio.to_thread.run_sync(lambda: output_dir.mkdir(parents=True, exist_ok=True))
+    partial = output_dir / f".{hashlib.sha256(url.encode()).hexdigest()[:16]}-{time.time_ns()}.part"
+    size = 0
+    try:
+        async with http.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=False) as response:
+            if response.status_code != 200:
+                raise UpstreamError(f"Downloading {url} gave HTTP {response.status_code}", advice="The link may have expired: generate again.")
+            declared = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            head = b""
+            async with await anyio.open_file(partial, "wb") as out:
+                async for chunk in response.aiter_bytes(CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise RequestTooLargeError(f"{url} is larger than {max_bytes // 1_000_000} MB", advice="Not saved.")
+                    if len(head) < 16:
+                        head += chunk[:16]
+                    await out.write(chunk)
+        mime = declared if declared not in GENERIC_TYPES else sniff_mime(head, urlsplit(url).path)
+        final = output_dir / unique_name(url, mime)
+        await anyio.to_thread.run_sync(os.replace, partial, final)
+        return MediaFile(final, url, mime, size)
+    except httpx2.HTTPError as exc:
+        raise PoeConnectionError(f"Downloading {url} failed ({type(exc).__name__})") from None
+    finally:
+        if partial.exists():
+            await anyio.to_thread.run_sync(lambda: partial.unlink(missing_ok=True))
+
+
+async def save_all(http: httpx2.AsyncClient, urls: list[str], api_origin: str, output_dir: Path, timeout: float) -> tuple[list[MediaFile], list[SkippedUrl]]:
+    """Download every allowed link; list the others (and failed downloads) with the reason."""
+    files: list[MediaFile] = []
+    skipped: list[SkippedUrl] = []
+    for url in urls:
+        refusal = fetch_refusal(url, api_origin)
+        if refusal:
+            skipped.append(SkippedUrl(url, refusal))
+            continue
+        try:
+            files.append(await download_media(http, url, output_dir, timeout=timeout))
+        except PoeError as error:
+            log.warning("Could not save %s: %s", url, error.type)
+            skipped.append(SkippedUrl(url, str(error)))
+    return files, skipped
