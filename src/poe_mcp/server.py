@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import logging
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from mcp.server import MCPServer
@@ -16,12 +15,8 @@ from mcp.types import CallToolResult
 from pydantic import ValidationError
 
 from . import __version__
-from .attachments import AttachmentRules
-from .chat import ChatService
 from .config import Settings
-from .conversations import ConversationStore, open_store
-from .generate import MediaService
-from .poe.client import PoeClient
+from .core import Core, open_core
 from .poe.errors import InvalidRequestError, PoeError
 from .results import error_result
 
@@ -33,23 +28,7 @@ INSTRUCTIONS = (
 )
 
 
-@dataclass
-class AppState:
-    """What every tool call shares: made once per process in the lifespan."""
-
-    settings: Settings
-    poe: PoeClient
-    store: ConversationStore
-    chat: ChatService
-    media: MediaService
-    transport: str
-
-    @property
-    def secrets(self) -> tuple[str | None, ...]:
-        return (self.settings.api_key, self.settings.auth_token)
-
-
-def state_of(ctx: Context) -> AppState:
+def state_of(ctx: Context) -> Core:
     return ctx.request_context.lifespan_context
 
 
@@ -117,11 +96,11 @@ def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": {name: {"type": _json_type(field)} for name, field in properties.items()}}
 
 
-class PoeMCPServer(MCPServer[AppState]):
+class PoeMCPServer(MCPServer[Core]):
     """MCPServer whose argument-validation failures read like Poe's own `invalid_request_error`."""
 
     # Set by the lifespan; resources (which get no Context) reach the shared state through it.
-    state: AppState
+    state: Core
 
     async def list_tools(self) -> list[Any]:
         # Clients pay for every byte of tools/list in context, so send the schemas without pydantic's noise.
@@ -158,17 +137,10 @@ def build_server(settings: Settings, transport: str = "stdio") -> PoeMCPServer:
     """The whole MCP server for these settings, with every tool and resource registered."""
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        poe = PoeClient(settings)
-        store = open_store(settings.store)
-        rules = AttachmentRules(settings.allowed_dirs, int(settings.max_attachment_mb * 1_000_000))
-        media = MediaService(poe, settings.output_dir, rules, settings.video_poll_interval)
-        server.state = AppState(settings, poe, store, ChatService(poe, store, rules), media, transport)
-        try:
-            yield server.state
-        finally:
-            await store.aclose()
-            await poe.aclose()
+    async def lifespan(_: MCPServer[Core]) -> AsyncIterator[Core]:
+        async with open_core(settings, transport) as core:
+            server.state = core
+            yield core
 
     server = PoeMCPServer(
         "poe-mcp",
@@ -186,4 +158,4 @@ def build_server(settings: Settings, transport: str = "stdio") -> PoeMCPServer:
     return server
 
 
-__all__ = ["AppState", "CallToolResult", "PoeMCPServer", "build_server", "handles_poe_errors", "state_of"]
+__all__ = ["CallToolResult", "PoeMCPServer", "build_server", "handles_poe_errors", "state_of"]

@@ -12,49 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..chat import Answer, Ask
 from ..poe.errors import InvalidRequestError
-from ..poe.types import ChatRequest, Completion
+from ..outputs import AskResult, ToolsResult
+from ..poe.types import ChatRequest
 from ..results import error_result, structured_result
 from ..server import PoeMCPServer, handles_poe_errors, state_of
 from .inputs import Attachments, Bot, MaxTokens, Parameters, Prompt, SessionId, Stop, Stream, System, Temperature, Thinking, TopP
 
 CHAT = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 PROGRESS_INTERVAL = 0.25
-
-
-class UsageOut(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class AskResult(BaseModel):
-    text: str
-    bot: str
-    session_id: str
-    finish_reason: str | None
-    usage: UsageOut | None
-    cost_usd: float | None
-    reasoning: str | None = None
-    media: list[dict[str, Any]] = []
-    error: str | None = None
-
-
-class ToolCallOut(BaseModel):
-    id: str
-    name: str
-    arguments: dict[str, Any] | None
-    arguments_raw: str | None = None
-
-
-class ToolsResult(BaseModel):
-    text: str
-    tool_calls: list[ToolCallOut]
-    finish_reason: str | None
-    session_id: str
-    bot: str
-    usage: UsageOut | None
-    cost_usd: float | None
-    error: str | None = None
 
 
 class ChatCompletionOut(BaseModel):
@@ -107,11 +72,6 @@ class ProgressRelay:
             await self._ctx.report_progress(self._chars, None, message)
 
 
-def _usage(completion: Completion) -> UsageOut | None:
-    u = completion.usage
-    return UsageOut(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, total_tokens=u.total_tokens) if u else None
-
-
 def _answer_result(answer: Answer, structured: BaseModel, text: str, ctx: Context) -> CallToolResult:
     """The answer text first; a broken stream leads with its error and keeps the partial text."""
     error = answer.completion.error
@@ -152,12 +112,7 @@ def register(mcp: PoeMCPServer) -> None:
     ) -> Annotated[CallToolResult, AskResult]:
         """Ask any Poe model (Claude, GPT, Gemini, Grok, ...). Pass the returned session_id to continue the conversation."""
         answer = await _ask(ctx, Ask(bot or "", prompt, session_id, system, attachments or [], temperature, max_tokens, top_p, stop, parameters or {}, thinking, stream))
-        c = answer.completion
-        result = AskResult(
-            text=c.text, bot=answer.bot, session_id=answer.session_id, finish_reason=c.finish_reason, usage=_usage(c),
-            cost_usd=c.cost_usd, reasoning=c.reasoning, error=str(c.error) if c.error else None,
-        )
-        return _answer_result(answer, result, c.text, ctx)
+        return _answer_result(answer, AskResult.of(answer), answer.completion.text, ctx)
 
     @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
     @handles_poe_errors
@@ -201,13 +156,8 @@ def register(mcp: PoeMCPServer) -> None:
             Ask(bot or "", prompt, session_id, system, [], temperature, max_tokens, top_p, stop, parameters or {}, None, stream,
                 tools, tool_choice, parallel_tool_calls, tool_results),
         )
-        c = answer.completion
-        calls = [ToolCallOut(id=t.id, name=t.name, arguments=t.arguments, arguments_raw=None if t.arguments is not None else t.arguments_raw) for t in c.tool_calls]
-        result = ToolsResult(
-            text=c.text, tool_calls=calls, finish_reason=c.finish_reason, session_id=answer.session_id, bot=answer.bot,
-            usage=_usage(c), cost_usd=c.cost_usd, error=str(c.error) if c.error else None,
-        )
-        text = c.text
+        result = ToolsResult.of(answer)
+        text, calls = result.text, result.tool_calls
         if calls:
             listed = "\n".join(f"- {t.name}({json.dumps(t.arguments) if t.arguments is not None else t.arguments_raw}) id={t.id}" for t in calls)
             text = (text + "\n\n" if text else "") + (

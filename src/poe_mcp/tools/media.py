@@ -14,9 +14,10 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import AudioContent, CallToolResult, ContentBlock, ImageContent, ResourceLink, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ..generate import Generation
+from ..outputs import MEDIA_URI, MediaResult
 from ..poe.media import MediaFile
 from ..results import structured_result
 from ..server import PoeMCPServer, handles_poe_errors, state_of
@@ -27,33 +28,10 @@ log = logging.getLogger("poe_mcp.tools.media")
 GENERATOR = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 INLINE_LIMIT = 1_000_000  # larger files travel as a link (images also as a preview)
 PREVIEW_EDGE = 768
-MEDIA_URI = "poe-mcp://media/"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 Model = Annotated[str | None, Field(description="Poe media model")]
-
-
-class FileOut(BaseModel):
-    path: str
-    url: str
-    mime_type: str
-    bytes: int
-    uri: str
-
-
-class SkippedOut(BaseModel):
-    url: str
-    reason: str
-
-
-class MediaResult(BaseModel):
-    files: list[FileOut]
-    model: str
-    text: str
-    usage: dict[str, int] | None
-    cost_usd: float | None
-    skipped_urls: list[SkippedOut]
 
 
 class RisingProgress:
@@ -114,16 +92,7 @@ async def media_result(generation: Generation) -> CallToolResult:
     blocks: list[ContentBlock] = []
     for file in generation.files:
         blocks += await blocks_for(file)
-    u = generation.usage
-    result = MediaResult(
-        files=[FileOut(path=str(f.path), url=f.url, mime_type=f.mime_type, bytes=f.bytes, uri=MEDIA_URI + f.name) for f in generation.files],
-        model=generation.model,
-        text=generation.text,
-        usage={"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens} if u else None,
-        cost_usd=generation.cost_usd,
-        skipped_urls=[SkippedOut(url=s.url, reason=s.reason) for s in generation.skipped],
-    )
-    return structured_result(summary(generation), result.model_dump(), extra=blocks)
+    return structured_result(summary(generation), MediaResult.of(generation).model_dump(), extra=blocks)
 
 
 def media_path(output_dir: Path, name: str) -> Path:

@@ -3,68 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ..outputs import ModelDetail, ModelEntry, ModelsResult
 from ..poe.catalog import Catalog, ModelInfo
 from ..results import structured_result
 from ..server import PoeMCPServer, handles_poe_errors, state_of
 
 Modality = Annotated[str | None, Field(description="text, image, video or audio")]
 CATALOG = ToolAnnotations(read_only_hint=True, open_world_hint=True)
-
-
-class ModelEntry(BaseModel):
-    id: str
-    display_name: str
-    owned_by: str
-    input_modalities: list[str]
-    output_modalities: list[str]
-    context_length: int | None
-    supports_tools: bool
-    pricing: dict[str, float | None] | None
-    parameters: list[str]
-
-
-class ModelsResult(BaseModel):
-    models: list[ModelEntry]
-    total: int
-
-
-class ModelDetail(ModelEntry):
-    description: str
-    max_output_tokens: int | None
-    supported_endpoints: list[str]
-    parameter_schemas: list[dict[str, Any]]
-
-
-def entry(model: ModelInfo) -> ModelEntry:
-    return ModelEntry(
-        id=model.id,
-        display_name=model.display_name,
-        owned_by=model.owned_by,
-        input_modalities=list(model.input_modalities),
-        output_modalities=list(model.output_modalities),
-        context_length=model.context_length,
-        supports_tools=model.supports_tools,
-        pricing=model.pricing.per_million() if model.pricing else None,
-        parameters=model.parameter_names,
-    )
-
-
-def detail(model: ModelInfo) -> ModelDetail:
-    return ModelDetail(
-        **entry(model).model_dump(),
-        description=model.description,
-        max_output_tokens=model.max_output_tokens,
-        supported_endpoints=list(model.supported_endpoints),
-        parameter_schemas=[
-            {"name": p.name, "schema": p.schema, "default": p.default, "description": p.description} for p in model.parameters
-        ],
-    )
 
 
 def filter_models(
@@ -104,7 +55,7 @@ def register(mcp: PoeMCPServer) -> None:
     async def models_result(ctx: Context, query, owned_by, input_modality, output_modality, supports_tools, limit) -> CallToolResult:  # type: ignore[no-untyped-def]
         catalog = await state_of(ctx).poe.models()
         found = filter_models(catalog, query, owned_by, input_modality, output_modality, supports_tools)
-        shown = [entry(m) for m in found[:limit]]
+        shown = [ModelEntry.of(m) for m in found[:limit]]
         more = f"\n(showing {len(shown)} of {len(found)}; narrow with query or raise limit)" if len(found) > len(shown) else ""
         text = "\n".join(_line(m) for m in shown) + more if shown else "No model matches those filters."
         return structured_result(text, ModelsResult(models=shown, total=len(found)).model_dump())
@@ -135,7 +86,7 @@ def register(mcp: PoeMCPServer) -> None:
     @handles_poe_errors
     async def get_model_info(model: Annotated[str, Field(min_length=1)], ctx: Context) -> Annotated[CallToolResult, ModelDetail]:
         """One model in full: modalities, context, pricing, custom parameters with schemas."""
-        info = detail(await state_of(ctx).poe.model_info(model))
+        info = ModelDetail.of(await state_of(ctx).poe.model_info(model))
         params = "\n".join(f"- {p['name']}: {json.dumps(p['schema'])}" + (f" — {p['description']}" if p["description"] else "") for p in info.parameter_schemas)
         text = f"{_line(info)}\ncontext: {info.context_length}, max output: {info.max_output_tokens}\n{info.description}"
         return structured_result(text + (f"\nparameters:\n{params}" if params else ""), info.model_dump())
@@ -143,8 +94,8 @@ def register(mcp: PoeMCPServer) -> None:
     @mcp.resource("poe://models", name="models", title="Poe model catalog", mime_type="application/json")
     async def models_resource() -> str:
         catalog = await mcp.state.poe.models()
-        return json.dumps([entry(m).model_dump() for m in catalog.models])
+        return json.dumps([ModelEntry.of(m).model_dump() for m in catalog.models])
 
     @mcp.resource("poe://models/{model_id}", name="model", title="One Poe model", mime_type="application/json")
     async def model_resource(model_id: str) -> str:
-        return detail(await mcp.state.poe.model_info(model_id)).model_dump_json()
+        return ModelDetail.of(await mcp.state.poe.model_info(model_id)).model_dump_json()

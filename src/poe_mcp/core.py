@@ -1,0 +1,65 @@
+"""Core: the objects one process shares (Poe client, store, chat and media services), for server and CLI alike."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+from .attachments import AttachmentRules
+from .chat import ChatService
+from .config import Settings
+from .conversations import ConversationStore, open_store
+from .generate import MediaService
+from .outputs import History, HistoryEntry, ServerTotals, UsageReport
+from .poe.client import PoeClient
+from .poe.errors import UpstreamError
+
+
+@dataclass
+class Core:
+    settings: Settings
+    poe: PoeClient
+    store: ConversationStore
+    chat: ChatService
+    media: MediaService
+    transport: str = "stdio"
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.settings.api_key, self.settings.auth_token)
+
+    async def usage_report(self, limit: int = 20, starting_after: str | None = None) -> UsageReport:
+        """The balance, one page of the points history, and this server's own totals."""
+        balance = await self.poe.account("/usage/current_balance")
+        params: dict[str, Any] = {"limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        page = await self.poe.account("/usage/points_history", params)
+        if not isinstance(balance, dict) or not isinstance(page, dict):
+            raise UpstreamError("Poe's usage API answered in an unexpected shape")
+        entries = [HistoryEntry.of(e) for e in page.get("data") or () if isinstance(e, dict)]
+        has_more = bool(page.get("has_more"))
+        return UsageReport(
+            current_point_balance=balance.get("current_point_balance"),
+            history=History(
+                data=entries, has_more=has_more, limit=limit, starting_after=starting_after,
+                next_starting_after=entries[-1].query_id if has_more and entries else None,
+            ),
+            server_totals=ServerTotals.of(await self.store.usage_totals()),
+        )
+
+
+@asynccontextmanager
+async def open_core(settings: Settings, transport: str = "stdio") -> AsyncIterator[Core]:
+    """Everything a process needs to serve calls; closed (connections, store) on exit."""
+    poe = PoeClient(settings)
+    store = open_store(settings.store)
+    rules = AttachmentRules(settings.allowed_dirs, int(settings.max_attachment_mb * 1_000_000))
+    try:
+        yield Core(
+            settings, poe, store, ChatService(poe, store, rules), MediaService(poe, settings.output_dir, rules, settings.video_poll_interval), transport
+        )
+    finally:
+        await store.aclose()
+        await poe.aclose()

@@ -1,0 +1,211 @@
+"""The shapes of results, shared by the MCP tools (as output schemas) and the CLI's `--json`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel
+
+from .chat import Answer
+from .conversations import UsageTotals
+from .generate import Generation
+from .poe.catalog import ModelInfo
+from .poe.types import Completion, Usage
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, usage: Usage | None) -> UsageOut | None:
+        return cls(**vars(usage)) if usage else None
+
+
+class AskResult(BaseModel):
+    text: str
+    bot: str
+    session_id: str
+    finish_reason: str | None
+    usage: UsageOut | None
+    cost_usd: float | None
+    reasoning: str | None = None
+    media: list[dict[str, Any]] = []
+    error: str | None = None
+
+    @classmethod
+    def of(cls, answer: Answer) -> AskResult:
+        c = answer.completion
+        return cls(
+            text=c.text, bot=answer.bot, session_id=answer.session_id, finish_reason=c.finish_reason, usage=UsageOut.of(c.usage),
+            cost_usd=c.cost_usd, reasoning=c.reasoning, error=_error(c),
+        )
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    name: str
+    arguments: dict[str, Any] | None
+    arguments_raw: str | None = None
+
+
+class ToolsResult(BaseModel):
+    text: str
+    tool_calls: list[ToolCallOut]
+    finish_reason: str | None
+    session_id: str
+    bot: str
+    usage: UsageOut | None
+    cost_usd: float | None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, answer: Answer) -> ToolsResult:
+        c = answer.completion
+        calls = [
+            ToolCallOut(id=t.id, name=t.name, arguments=t.arguments, arguments_raw=None if t.arguments is not None else t.arguments_raw)
+            for t in c.tool_calls
+        ]
+        return cls(
+            text=c.text, tool_calls=calls, finish_reason=c.finish_reason, session_id=answer.session_id, bot=answer.bot,
+            usage=UsageOut.of(c.usage), cost_usd=c.cost_usd, error=_error(c),
+        )
+
+
+def _error(completion: Completion) -> str | None:
+    return str(completion.error) if completion.error else None
+
+
+class FileOut(BaseModel):
+    path: str
+    url: str
+    mime_type: str
+    bytes: int
+    uri: str
+
+
+class SkippedOut(BaseModel):
+    url: str
+    reason: str
+
+
+MEDIA_URI = "poe-mcp://media/"
+
+
+class MediaResult(BaseModel):
+    files: list[FileOut]
+    model: str
+    text: str
+    usage: UsageOut | None
+    cost_usd: float | None
+    skipped_urls: list[SkippedOut]
+
+    @classmethod
+    def of(cls, generation: Generation) -> MediaResult:
+        return cls(
+            files=[FileOut(path=str(f.path), url=f.url, mime_type=f.mime_type, bytes=f.bytes, uri=MEDIA_URI + f.name) for f in generation.files],
+            model=generation.model,
+            text=generation.text,
+            usage=UsageOut.of(generation.usage),
+            cost_usd=generation.cost_usd,
+            skipped_urls=[SkippedOut(url=s.url, reason=s.reason) for s in generation.skipped],
+        )
+
+
+class ModelEntry(BaseModel):
+    id: str
+    display_name: str
+    owned_by: str
+    input_modalities: list[str]
+    output_modalities: list[str]
+    context_length: int | None
+    supports_tools: bool
+    pricing: dict[str, float | None] | None
+    parameters: list[str]
+
+    @classmethod
+    def of(cls, model: ModelInfo) -> ModelEntry:
+        return cls(
+            id=model.id,
+            display_name=model.display_name,
+            owned_by=model.owned_by,
+            input_modalities=list(model.input_modalities),
+            output_modalities=list(model.output_modalities),
+            context_length=model.context_length,
+            supports_tools=model.supports_tools,
+            pricing=model.pricing.per_million() if model.pricing else None,
+            parameters=model.parameter_names,
+        )
+
+
+class ModelsResult(BaseModel):
+    models: list[ModelEntry]
+    total: int
+
+
+class ModelDetail(ModelEntry):
+    description: str
+    max_output_tokens: int | None
+    supported_endpoints: list[str]
+    parameter_schemas: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, model: ModelInfo) -> ModelDetail:
+        return cls(
+            **ModelEntry.of(model).model_dump(),
+            description=model.description,
+            max_output_tokens=model.max_output_tokens,
+            supported_endpoints=list(model.supported_endpoints),
+            parameter_schemas=[{"name": p.name, "schema": p.schema, "default": p.default, "description": p.description} for p in model.parameters],
+        )
+
+
+class HistoryEntry(BaseModel):
+    time: str | None
+    bot_name: str | None
+    query_id: str | None
+    usage_type: str | None
+    cost_points: int | None
+    cost_usd: str | None = None
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> HistoryEntry:
+        """One `/usage/points_history` row, its microsecond time as ISO 8601."""
+        when, cost = raw.get("creation_time"), raw.get("cost_points")
+        return cls(
+            time=datetime.fromtimestamp(when / 1_000_000, timezone.utc).isoformat(timespec="seconds") if isinstance(when, (int, float)) else None,
+            bot_name=raw.get("bot_name"),
+            query_id=raw.get("query_id"),
+            usage_type=raw.get("usage_type"),
+            cost_points=int(cost) if isinstance(cost, (int, float)) else None,
+            cost_usd=str(raw["cost_usd"]) if raw.get("cost_usd") is not None else None,
+        )
+
+
+class History(BaseModel):
+    data: list[HistoryEntry]
+    has_more: bool
+    limit: int
+    starting_after: str | None
+    next_starting_after: str | None
+
+
+class ServerTotals(BaseModel):
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: float
+    by_model: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, totals: UsageTotals) -> ServerTotals:
+        return cls(**vars(totals))
+
+
+class UsageReport(BaseModel):
+    current_point_balance: int | None
+    history: History
+    server_totals: ServerTotals
