@@ -1,14 +1,18 @@
-"""The `poe-mcp` command: with no arguments the stdio MCP server; `serve` picks a transport and settings."""
+"""The `poe-mcp` command: with no arguments the stdio MCP server; subcommands for people in a terminal.
+
+Only argparse is imported before a command is chosen, so the server's cold start pays for no CLI code.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .config import OPTIONS, SettingsError, load_settings
+from .config import OPTIONS, Settings, SettingsError, load_settings
 
 EXIT_OK, EXIT_POE_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -40,31 +44,129 @@ def setup_logging(level: str, secrets: Sequence[str | None]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="poe-mcp", description="The whole of Poe for every MCP client. No command: serve MCP over stdio.")
+    top = argparse.ArgumentParser(
+        prog="poe-mcp",
+        description="The whole of Poe for every MCP client. With no command: serve MCP over stdio.",
+        epilog="Configuration comes from POE_* environment variables and .env; see README.",
+    )
     top.add_argument("--version", action="version", version=f"poe-mcp {__version__}")
-    commands = top.add_subparsers(dest="command")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND")
+
     serve = commands.add_parser("serve", help="serve MCP over stdio (default) or Streamable HTTP")
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP host to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     for name, option in OPTIONS.items():
         serve.add_argument(option.flag, dest=name, default=None, help=f"{option.help} (env {option.env})")
+
+    ask = commands.add_parser("ask", help="ask a model; streams the answer", description="Ask a Poe model. The answer streams to stdout.")
+    ask.add_argument("bot", help="model or bot name, e.g. Claude-Sonnet-4.5")
+    ask.add_argument("prompt", nargs="?", help="the prompt (or pipe it on stdin)")
+    ask.add_argument("-c", "--continue", dest="continue_", action="store_true", help="continue the last conversation")
+    ask.add_argument("--session", help="continue (or start) the conversation with this id")
+    ask.add_argument("-a", "--attach", action="append", metavar="FILE", help="attach a file or URL (repeatable)")
+    ask.add_argument("--system", help="system message")
+    ask.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="custom bot parameter (repeatable)")
+    ask.add_argument("--json", action="store_true", help="print the full result as JSON")
+
+    models = commands.add_parser("models", help="list Poe's models")
+    models.add_argument("query", nargs="?", help="substring of id, name, owner or description")
+    models.add_argument("--owner", help="provider, e.g. Anthropic")
+    models.add_argument("--input-modality", choices=("text", "image", "video", "audio"))
+    models.add_argument("--output-modality", choices=("text", "image", "video", "audio"))
+    models.add_argument("--tools", action="store_true", help="only models with function calling")
+    models.add_argument("--json", action="store_true")
+
+    usage = commands.add_parser("usage", help="points balance and recent usage")
+    usage.add_argument("--limit", type=int, default=20, choices=range(1, 101), metavar="1-100")
+    usage.add_argument("--json", action="store_true")
+
+    generate = commands.add_parser("generate", help="generate an image, audio or video")
+    generate.add_argument("kind", choices=("image", "audio", "video"))
+    generate.add_argument("prompt", nargs="?", help="what to generate (or pipe it on stdin)")
+    generate.add_argument("-m", "--model", help="model (defaults: GPT-Image-1, ElevenLabs-v2.5-Turbo, Veo-3)")
+    generate.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="custom bot parameter (repeatable)")
+    generate.add_argument("-a", "--attach", action="append", metavar="FILE", help="reference image (repeatable)")
+    generate.add_argument("--out", type=Path, metavar="DIR", help="where to save (default POE_MCP_OUTPUT_DIR)")
+    generate.add_argument("--json", action="store_true")
+
+    sessions = commands.add_parser("sessions", help="list, show or clear stored conversations")
+    sessions.add_argument("action", nargs="?", choices=("list", "show", "clear"))
+    sessions.add_argument("id", nargs="?")
+    sessions.add_argument("--limit", type=int, default=20)
+    sessions.add_argument("--json", action="store_true")
+
+    config = commands.add_parser("config", help="print (or --write) an MCP client's configuration for poe-mcp")
+    config.add_argument("client", choices=("claude-desktop", "claude-code", "cursor", "vscode"))
+    config.add_argument("--write", action="store_true", help="merge it into the client's config file")
+    config.add_argument("--file", type=Path, help="config file to write (default: the client's usual one)")
     return top
 
 
+def serve(settings: Settings, args: argparse.Namespace) -> None:
+    transport = getattr(args, "transport", "stdio")
+    if transport == "http":
+        fail(EXIT_USAGE, "the HTTP transport is not available in this version; use stdio")
+    from .server import build_server
+
+    build_server(settings, transport).run()
+
+
+def run_command(settings: Settings, args: argparse.Namespace) -> int:
+    import anyio
+
+    from . import terminal
+    from .core import open_core
+    from .poe.errors import PoeError
+    from .results import redact
+
+    async def run() -> int:
+        async with open_core(settings, "cli") as core:
+            return await getattr(terminal, args.command)(core, args)
+
+    try:
+        return anyio.run(run)
+    except terminal.UsageError as error:
+        fail(EXIT_USAGE, f"error: {error}")
+    except PoeError as error:
+        fail(EXIT_POE_ERROR, redact(str(error), (settings.api_key,)))
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_OK
+
+
+def fail(code: int, message: str) -> None:
+    print(f"poe-mcp: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    # argparse cannot take `ask BOT -c "prompt"` (an option between two positionals): the prompt lands here.
+    if extra and getattr(args, "prompt", "") is None and not any(e.startswith("-") for e in extra):
+        args.prompt, extra = " ".join(extra), []
+    if extra:
+        top.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     flags = {name: getattr(args, name, None) for name in OPTIONS}
     try:
         settings = load_settings(flags)
     except SettingsError as error:
-        print(f"poe-mcp: configuration error: {error}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    setup_logging(settings.log_level, (settings.api_key, settings.auth_token))
-    transport = getattr(args, "transport", "stdio")
-    if transport == "http":
-        print("poe-mcp: the HTTP transport is not available in this version; use stdio", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    from .server import build_server
+        fail(EXIT_USAGE, f"configuration error: {error}")
+    serving = args.command in (None, "serve")
+    # People at a terminal want the answer, not INFO lines; POE_MCP_LOG_LEVEL=DEBUG still shows everything.
+    level = settings.log_level if serving or settings.log_level == "DEBUG" else "WARNING"
+    setup_logging(level, (settings.api_key, settings.auth_token))
+    if serving:
+        serve(settings, args)
+    elif args.command == "config":
+        from . import terminal
 
-    build_server(settings, transport).run()
+        sys.exit(terminal.config(args))
+    else:
+        sys.exit(run_command(settings, args))

@@ -202,6 +202,28 @@ class Catalog:
             raise self.not_found(name)
         return model
 
+    def filter(
+        self,
+        query: str | None = None,
+        owned_by: str | None = None,
+        input_modality: str | None = None,
+        output_modality: str | None = None,
+        supports_tools: bool | None = None,
+    ) -> list[ModelInfo]:
+        """The entries matching every given filter, case-insensitively."""
+        q = (query or "").lower()
+
+        def matches(m: ModelInfo) -> bool:
+            return (
+                (not q or any(q in text.lower() for text in (m.id, m.display_name, m.owned_by, m.description)))
+                and (not owned_by or m.owned_by.lower() == owned_by.lower())
+                and (not input_modality or input_modality.lower() in m.input_modalities)
+                and (not output_modality or output_modality.lower() in m.output_modalities)
+                and (supports_tools is None or m.supports_tools == supports_tools)
+            )
+
+        return [m for m in self.models if matches(m)]
+
     def not_found(self, name: str) -> NotFoundError:
         suggestions = self.suggest(name)
         hint = f"Did you mean: {', '.join(suggestions)}?" if suggestions else "See list_models for the available ids."

@@ -104,7 +104,7 @@ class PoeClient:
 
     def _require_key(self) -> str:
         if not self.settings.api_key:
-            raise AuthenticationError("No Poe API key is configured", status=401, advice="Set POE_API_KEY (create a key at https://poe.com/api_key) and restart the server.")
+            raise AuthenticationError("No Poe API key is configured", status=401, advice="Set POE_API_KEY (create a key at https://poe.com/api_key); a running server must be restarted to see it.")
         return self.settings.api_key
 
     @property

@@ -10,35 +10,11 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from ..outputs import ModelDetail, ModelEntry, ModelsResult
-from ..poe.catalog import Catalog, ModelInfo
 from ..results import structured_result
 from ..server import PoeMCPServer, handles_poe_errors, state_of
 
 Modality = Annotated[str | None, Field(description="text, image, video or audio")]
 CATALOG = ToolAnnotations(read_only_hint=True, open_world_hint=True)
-
-
-def filter_models(
-    catalog: Catalog,
-    query: str | None = None,
-    owned_by: str | None = None,
-    input_modality: str | None = None,
-    output_modality: str | None = None,
-    supports_tools: bool | None = None,
-) -> list[ModelInfo]:
-    """The catalog entries matching every given filter, case-insensitively."""
-    q = (query or "").lower()
-
-    def matches(m: ModelInfo) -> bool:
-        return (
-            (not q or any(q in field.lower() for field in (m.id, m.display_name, m.owned_by, m.description)))
-            and (not owned_by or m.owned_by.lower() == owned_by.lower())
-            and (not input_modality or input_modality.lower() in m.input_modalities)
-            and (not output_modality or output_modality.lower() in m.output_modalities)
-            and (supports_tools is None or m.supports_tools == supports_tools)
-        )
-
-    return [m for m in catalog.models if matches(m)]
 
 
 def _line(m: ModelEntry) -> str:
@@ -54,7 +30,7 @@ def _line(m: ModelEntry) -> str:
 def register(mcp: PoeMCPServer) -> None:
     async def models_result(ctx: Context, query, owned_by, input_modality, output_modality, supports_tools, limit) -> CallToolResult:  # type: ignore[no-untyped-def]
         catalog = await state_of(ctx).poe.models()
-        found = filter_models(catalog, query, owned_by, input_modality, output_modality, supports_tools)
+        found = catalog.filter(query, owned_by, input_modality, output_modality, supports_tools)
         shown = [ModelEntry.of(m) for m in found[:limit]]
         more = f"\n(showing {len(shown)} of {len(found)}; narrow with query or raise limit)" if len(found) > len(shown) else ""
         text = "\n".join(_line(m) for m in shown) + more if shown else "No model matches those filters."

@@ -1,0 +1,213 @@
+"""The commands people run in a terminal: ask, models, usage, generate, sessions, config.
+
+Each takes the shared Core (or none) and parsed arguments and returns an exit code; output goes to
+stdout, progress and errors to stderr, colour only on a terminal (rich honours NO_COLOR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from . import clients
+from .chat import Ask
+from .core import Core
+from .outputs import AskResult, MediaResult, ModelEntry
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class UsageError(Exception):
+    """The command line was wrong: exit code 2, nothing was sent to Poe."""
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """`-o key=value` custom parameters; values that read as JSON (numbers, true, lists) are sent typed."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"-o expects key=value, got {pair!r}")
+        try:
+            options[key] = json.loads(raw)
+        except ValueError:
+            options[key] = raw
+    return options
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_prompt(prompt: str | None) -> str:
+    """The prompt argument, with piped stdin appended (or standing alone when no argument is given)."""
+    piped = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    parts = [p for p in (prompt if prompt != "-" else None, piped.strip()) if p]
+    if not parts:
+        raise UsageError('no prompt given: pass it as an argument or pipe it in (echo "hi" | poe-mcp ask BOT)')
+    return "\n\n".join(parts)
+
+
+async def ask(core: Core, args: argparse.Namespace) -> int:
+    session_id = args.session
+    if args.continue_:
+        recent = await core.store.list(1)
+        if not recent:
+            raise UsageError("there is no earlier conversation to continue; drop -c to start one")
+        session_id = recent[0].id
+    request = Ask(
+        bot=args.bot,
+        prompt=read_prompt(args.prompt),
+        session_id=session_id,
+        system=args.system,
+        attachments=args.attach or [],
+        parameters=parse_options(args.option or []),
+        stream=not args.json,
+    )
+
+    async def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    answer = await core.chat.ask(request, None if args.json else show)
+    if args.json:
+        print_json(AskResult.of(answer).model_dump())
+    else:
+        if not answer.completion.text.endswith("\n"):
+            sys.stdout.write("\n")
+        err.print(f"[dim]session {answer.session_id}[/dim]")
+    if answer.completion.error:
+        raise answer.completion.error
+    return 0
+
+
+async def models(core: Core, args: argparse.Namespace) -> int:
+    catalog = await core.poe.models()
+    found = catalog.filter(args.query, args.owner, args.input_modality, args.output_modality, True if args.tools else None)
+    entries = [ModelEntry.of(m) for m in found]
+    if args.json:
+        print_json({"models": [e.model_dump() for e in entries], "total": len(entries)})
+        return 0
+    table = Table("id", "owner", "modalities", "context", "$ / 1M in", "$ / 1M out", box=None, header_style="bold")
+    for e in entries:
+        price = e.pricing or {}
+        table.add_row(
+            e.id, e.owned_by, f"{'+'.join(e.input_modalities)} -> {'+'.join(e.output_modalities)}", str(e.context_length or ""),
+            _money(price.get("input_per_million")), _money(price.get("output_per_million")),
+        )
+    out.print(table)
+    err.print(f"[dim]{len(entries)} models[/dim]")
+    return 0
+
+
+def _money(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+async def usage(core: Core, args: argparse.Namespace) -> int:
+    report = await core.usage_report(args.limit)
+    if args.json:
+        print_json(report.model_dump())
+        return 0
+    out.print(f"Balance: [bold]{report.current_point_balance}[/bold] points")
+    table = Table("time", "bot", "points", "type", box=None, header_style="bold")
+    for e in report.history.data:
+        table.add_row(e.time or "", e.bot_name or "", str(e.cost_points), e.usage_type or "")
+    out.print(table)
+    return 0
+
+
+async def generate(core: Core, args: argparse.Namespace) -> int:
+    if args.out:
+        core.media.output_dir = args.out
+    started = time.monotonic()
+    status = err.status(f"Generating {args.kind}...") if err.is_terminal else None
+
+    async def progress(value: float, total: float | None, message: str) -> None:
+        if status is not None:
+            status.update(f"{message} - {time.monotonic() - started:.0f} s")
+
+    if status is not None:
+        status.start()
+    try:
+        generation = await core.media.generate(args.kind, read_prompt(args.prompt), args.model, parse_options(args.option or []), args.attach or [], progress)
+    finally:
+        if status is not None:
+            status.stop()
+    if args.json:
+        print_json(MediaResult.of(generation).model_dump())
+        return 0
+    for file in generation.files:
+        sys.stdout.write(f"{file.path}\n")
+    for skipped in generation.skipped:
+        err.print(f"not downloaded: {skipped.url} ({skipped.reason})")
+    if generation.text:
+        err.print(generation.text)
+    err.print(f"[dim]{len(generation.files)} file(s) in {time.monotonic() - started:.0f} s[/dim]")
+    return 0
+
+
+async def sessions(core: Core, args: argparse.Namespace) -> int:
+    action = args.action or "list"
+    if action == "list":
+        found = await core.store.list(args.limit)
+        if args.json:
+            print_json([vars(s) for s in found])
+            return 0
+        table = Table("id", "model", "turns", "last used", "first prompt", box=None, header_style="bold")
+        for s in found:
+            table.add_row(s.id, s.model or "", str(s.turns), s.last_used, s.preview)
+        out.print(table)
+        return 0
+    if not args.id:
+        raise UsageError(f"sessions {action} needs a session id")
+    if action == "clear":
+        cleared = await core.store.clear(args.id)
+        err.print(f"cleared {args.id}" if cleared else f"no session {args.id}")
+        return 0 if cleared else 1
+    conversation = await core.store.load(args.id)
+    if not conversation.messages:
+        raise UsageError(f"no stored session {args.id}; see poe-mcp sessions list")
+    if args.json:
+        print_json(conversation.messages)
+        return 0
+    for message in conversation.messages:
+        out.print(f"[bold]{message['role']}[/bold]: {_content_text(message)}")
+    return 0
+
+
+def _content_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        content = " ".join(p.get("text") or f"[{p.get('ref') or p.get('type')}]" for p in content if isinstance(p, dict))
+    calls = ", ".join(c["function"]["name"] for c in message.get("tool_calls") or ())
+    return f"{content or ''}{' [calls ' + calls + ']' if calls else ''}"
+
+
+def config(args: argparse.Namespace) -> int:
+    command = clients.command_path()
+    addition = clients.snippet(args.client, command)
+    path = args.file or clients.config_file(args.client)
+    if not args.write:
+        if args.client == "claude-code":
+            sys.stdout.write(clients.claude_code_command(command) + "\n")
+            err.print(f"[dim]or with --write, into {path}[/dim]")
+        else:
+            print_json(addition)
+            err.print(f"[dim]merge this into {path} (or run with --write)[/dim]")
+        return 0
+    before, after = clients.write_config(path, addition)
+    key = "servers" if args.client == "vscode" else "mcpServers"
+    old = before.get(key, {}).get("poe")
+    err.print(f"{'replaced' if old else 'added'} the 'poe' server in {path}:")
+    print_json(after[key]["poe"])
+    if args.client != "vscode":
+        err.print(f"Now put your key in place of {clients.KEY_PLACEHOLDER} (from https://poe.com/api_key).")
+    return 0
