@@ -52,10 +52,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"poe-mcp {__version__}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="serve MCP over stdio (default) or Streamable HTTP")
-    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
-    serve.add_argument("--host", default="127.0.0.1", help="HTTP host to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    serve = commands.add_parser("serve", help="serve MCP over stdio (default) or Streamable HTTP at /mcp")
     for name, option in OPTIONS.items():
         serve.add_argument(option.flag, dest=name, default=None, help=f"{option.help} (env {option.env})")
 
@@ -103,13 +100,18 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def serve(settings: Settings, args: argparse.Namespace) -> None:
-    transport = getattr(args, "transport", "stdio")
-    if transport == "http":
-        fail(EXIT_USAGE, "the HTTP transport is not available in this version; use stdio")
+def serve(settings: Settings) -> None:
+    if settings.transport == "http":
+        from .http import serve_http
+
+        try:
+            serve_http(settings)
+        except SettingsError as error:
+            fail(EXIT_USAGE, f"configuration error: {error}")
+        return
     from .server import build_server
 
-    build_server(settings, transport).run()
+    build_server(settings).run()
 
 
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -163,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     level = settings.log_level if serving or settings.log_level == "DEBUG" else "WARNING"
     setup_logging(level, (settings.api_key, settings.auth_token))
     if serving:
-        serve(settings, args)
+        serve(settings)
     elif args.command == "config":
         from . import terminal
 

@@ -12,6 +12,7 @@ import platformdirs
 APP_NAME = "poe-mcp"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 BACKENDS = ("openai", "fastapi_poe")
+TRANSPORTS = ("stdio", "http")
 
 
 class SettingsError(ValueError):
@@ -60,6 +61,17 @@ def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str, 
         return value
 
     return parse
+
+
+def _port(name: str, raw: str) -> int:
+    value = _positive_int(name, raw)
+    if value > 65535:
+        raise SettingsError(f"{name} must be a TCP port (1-65535), got {raw!r}")
+    return value
+
+
+def _list(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
 def _base_url(name: str, raw: str) -> str:
@@ -128,7 +140,12 @@ OPTIONS: dict[str, Option] = {
     "rpm": Option("POE_MCP_RPM", _positive_int, "request budget per minute"),
     "max_retries": Option("POE_MCP_MAX_RETRIES", _non_negative_int, "retries of a retryable failure"),
     "timeout": Option("POE_MCP_TIMEOUT", _positive_float, "seconds one upstream request may take"),
+    "transport": Option("POE_MCP_TRANSPORT", _choice(TRANSPORTS), "stdio or http"),
+    "host": Option("POE_MCP_HOST", _text, "HTTP host to bind"),
+    "port": Option("POE_MCP_PORT", _port, "HTTP port"),
     "auth_token": Option("POE_MCP_AUTH_TOKEN", _optional_text, "bearer token HTTP clients must send"),
+    "allowed_hosts": Option("POE_MCP_ALLOWED_HOSTS", _list, "comma-separated Host values HTTP accepts (host:port, host:*)"),
+    "allowed_origins": Option("POE_MCP_ALLOWED_ORIGINS", _list, "comma-separated browser Origins HTTP accepts"),
     "log_level": Option("POE_MCP_LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "stderr log level"),
 }
 
@@ -149,7 +166,12 @@ class Settings:
     rpm: int = 500
     max_retries: int = 4
     timeout: float = 600.0
+    transport: str = "stdio"
+    host: str = "127.0.0.1"
+    port: int = 8000
     auth_token: str | None = field(default=None, repr=False)
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
     # Not a variable: Poe asks for about 5 s between video polls; tests shorten it.
     video_poll_interval: float = 5.0

@@ -53,8 +53,10 @@ class Core:
 @asynccontextmanager
 async def open_core(settings: Settings, transport: str = "stdio") -> AsyncIterator[Core]:
     """Everything a process needs to serve calls; closed (connections, store) on exit."""
-    poe = PoeClient(settings)
     store = open_store(settings.store)
+    # With a shared store the request budget is shared too: Poe's limit is per key, not per process.
+    shared_budget = getattr(store, "request_budget", None)
+    poe = PoeClient(settings, budget=shared_budget(settings.rpm) if shared_budget else None)
     rules = AttachmentRules(settings.allowed_dirs, int(settings.max_attachment_mb * 1_000_000))
     try:
         yield Core(

@@ -133,12 +133,12 @@ class PoeMCPServer(MCPServer[Core]):
             raise
 
 
-def build_server(settings: Settings, transport: str = "stdio") -> PoeMCPServer:
+def build_server(settings: Settings) -> PoeMCPServer:
     """The whole MCP server for these settings, with every tool and resource registered."""
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Core]) -> AsyncIterator[Core]:
-        async with open_core(settings, transport) as core:
+        async with open_core(settings, settings.transport) as core:
             server.state = core
             yield core
 

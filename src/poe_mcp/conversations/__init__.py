@@ -56,9 +56,11 @@ class ConversationStore(Protocol):
 
 
 def open_store(location: str) -> ConversationStore:
-    """The store named by POE_MCP_STORE: a SQLite file path (redis:// is served by the redis extra)."""
+    """The store named by POE_MCP_STORE: a redis:// URL (the redis extra), else a SQLite file path."""
     if location.startswith(("redis://", "rediss://")):
-        raise ValueError("POE_MCP_STORE=redis:// is not supported by this version; use a SQLite path")
+        from .redis import RedisStore
+
+        return RedisStore(location)
     from .sqlite import SQLiteStore
 
     return SQLiteStore(location)

@@ -10,7 +10,7 @@ import httpx2
 from ..config import Settings
 from .catalog import Catalog, CatalogCache, ModelInfo
 from .errors import AuthenticationError, InvalidRequestError, NotFoundError, PoeConnectionError, PoeError, PoeTimeoutError, UpstreamError, classify
-from .retry import RequestBudget, RetryPolicy
+from .retry import Budget, RequestBudget, RetryPolicy
 from .types import ChatRequest, Completion, TextListener
 
 if TYPE_CHECKING:
@@ -32,17 +32,18 @@ class Backend(Protocol):
 class PoeClient:
     """Holds the HTTP pool, the catalog cache, the request budget and the backend; knows nothing of MCP."""
 
-    def __init__(self, settings: Settings, http: httpx2.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings, http: httpx2.AsyncClient | None = None, budget: Budget | None = None) -> None:
         self.settings = settings
         self.http = http or httpx2.AsyncClient(
             timeout=httpx2.Timeout(settings.timeout, connect=10.0),
             limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
             follow_redirects=False,
         )
-        self.budget = RequestBudget(settings.rpm)
+        self.budget: Budget = budget or RequestBudget(settings.rpm)
         self.retry = RetryPolicy(settings.max_retries)
         self.catalog = CatalogCache(self._fetch_models, settings.cache_dir / "models.json")
         self._backend: Backend | None = None
+        self.calls = 0
         self.last_error: PoeError | None = None
 
     async def aclose(self) -> None:
@@ -143,6 +144,7 @@ class PoeClient:
         """Send one chat request, streamed or not, with the retry policy and the request budget."""
         model = await self.prepare(request)
         backend = self.backend
+        self.calls += 1
 
         async def attempt() -> Completion:
             if request.stream:
@@ -165,6 +167,15 @@ class PoeClient:
     def _note(self, error: PoeError) -> PoeError:
         self.last_error = error
         return error
+
+    def health(self) -> str:
+        """Poe's reachability as the last chat call saw it: unknown, ok, or unreachable."""
+        if self.calls == 0:
+            return "unknown"
+        error = self.last_error
+        if error is not None and (error.status is None or error.status >= 500):
+            return "unreachable"
+        return "ok"
 
     async def _suggestions(self, name: str) -> str | None:
         try:

@@ -8,7 +8,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, Protocol, TypeVar
 
 from .errors import PoeError
 
@@ -17,6 +17,12 @@ T = TypeVar("T")
 
 # Longer than this, and waiting inside one tool call is worse than telling the caller when to come back.
 MAX_RETRY_AFTER = 60.0
+
+
+class Budget(Protocol):
+    """Waits until one more request fits in the per-minute budget (in process, or shared through Redis)."""
+
+    async def acquire(self) -> None: ...
 
 
 class RequestBudget:
@@ -57,7 +63,7 @@ class RetryPolicy:
     async def run(
         self,
         attempt_once: Callable[[], Awaitable[T]],
-        budget: RequestBudget | None = None,
+        budget: Budget | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> T:
         """Call `attempt_once` until it succeeds, fails for good, or the retries run out."""

@@ -1,0 +1,94 @@
+"""Streamable HTTP at /mcp: stateless (any replica answers any request), SSE on, bearer auth, /healthz."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from . import __version__
+from .config import Settings, SettingsError
+from .server import build_server
+
+log = logging.getLogger("poe_mcp.http")
+
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+OPEN_PATHS = ("/healthz",)  # load balancers probe without a token; it tells nothing secret
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class BearerAuth:
+    """Requires `Authorization: Bearer <token>` on every request but /healthz; compares in constant time."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                body = json.dumps({"error": "unauthorized", "message": "Send Authorization: Bearer <POE_MCP_AUTH_TOKEN>."}).encode()
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="poe-mcp"'), (b"content-length", str(len(body)).encode()),
+                ]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def transport_security(settings: Settings) -> Any:
+    """DNS-rebinding protection always on: loopback names by default, plus what the operator allows."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    hosts = list(LOOPBACK_HOSTS) + list(settings.allowed_hosts)
+    if not is_loopback(settings.host) and settings.host not in ("0.0.0.0", "::"):
+        hosts.append(f"{settings.host}:*")
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=list(LOOPBACK_ORIGINS) + list(settings.allowed_origins)
+    )
+
+
+def build_http_app(settings: Settings) -> Any:
+    """The ASGI app: the SDK's Streamable HTTP at /mcp, /healthz, and bearer auth when a token is set."""
+    server = build_server(settings)
+
+    @server.custom_route("/healthz", methods=["GET"])
+    async def healthz(request: Request) -> JSONResponse:
+        state = getattr(server, "state", None)
+        poe = state.poe.health() if state is not None else "unknown"
+        return JSONResponse({"status": "ok", "version": __version__, "poe": poe})
+
+    # json_response stays False: with it, progress notifications would be silently dropped.
+    app = server.streamable_http_app(stateless_http=True, json_response=False, transport_security=transport_security(settings), host=settings.host)
+    return BearerAuth(app, settings.auth_token) if settings.auth_token else app
+
+
+def check_exposure(settings: Settings) -> None:
+    if not is_loopback(settings.host) and not settings.auth_token:
+        raise SettingsError(
+            f"refusing to serve HTTP on {settings.host} without a token: anyone who reaches it could spend your Poe points. "
+            "Set POE_MCP_AUTH_TOKEN (e.g. to the output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+
+
+def serve_http(settings: Settings) -> None:
+    import uvicorn
+
+    check_exposure(settings)
+    log.info("Serving MCP over Streamable HTTP at http://%s:%d/mcp", settings.host, settings.port)
+    uvicorn.run(build_http_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(), lifespan="on")
