@@ -64,6 +64,12 @@ def settings(fake: FakePoe, tmp_path: Path, workdir: Path) -> Settings:
     return load_settings({}, env_for(fake, tmp_path), dotenv=tmp_path / "none.env")
 
 
+@pytest.fixture(params=["openai", "fastapi_poe"])
+def any_settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The settings on each backend: Poe's OpenAI-compatible API, and its bot protocol via fastapi_poe."""
+    return replace(settings, backend=request.param)
+
+
 @pytest.fixture(params=["auto", "legacy"])
 def mode(request: pytest.FixtureRequest) -> str:
     """Both protocol eras: 2026-07-28 (auto) and 2025-11-25 (legacy)."""

@@ -22,7 +22,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 # A copy of shared/fixtures/poe (real recorded traffic), kept in the repo so a clone tests on its own.
 FIXTURES = Path(__file__).parent / "fixtures" / "poe"
@@ -72,6 +72,7 @@ class Reply:
     cut_after: int | None = None  # drop the connection after this many content chunks
     no_finish: bool = False  # end the stream without a finish_reason
     no_usage: bool = False
+    files: list[tuple[str, str, str]] = field(default_factory=list)  # bot protocol: (url, content type, name) `file` events
 
 
 def _words(text: str) -> list[str]:
@@ -92,6 +93,8 @@ class FakePoe:
         self.videos: dict[str, dict[str, Any]] = {}
         self.video_steps = 3  # polls before a job completes
         self.videos_missing = False  # answer 404 on /v1/videos, like a Poe without the endpoint
+        self.bot_queries: list[dict[str, Any]] = []  # bot-protocol QueryRequests, as the bots received them
+        self.uploads: list[dict[str, Any]] = []
         self.history = [
             {"creation_time": 1774577726_000_000 - i * 60_000_000, "bot_name": "GPT-4o", "query_id": f"q{i}", "usage_type": "API", "cost_points": 10 + i}
             for i in range(45)
@@ -120,6 +123,23 @@ class FakePoe:
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == "/v1/chat/completions"]
+
+    def model_calls(self) -> list[dict[str, Any]]:
+        """Every request that reached a model, on either protocol."""
+        return [r for r in self.requests if r["path"] == "/v1/chat/completions" or r["path"].startswith("/bot/")]
+
+    def last_messages(self) -> list[dict[str, Any]]:
+        """The conversation the last model call carried, in OpenAI's shape whichever protocol sent it."""
+        last = self.model_calls()[-1]
+        if last["path"] == "/v1/chat/completions":
+            return last["json"]["messages"]
+        query = last["json"]
+        roles = {"bot": "assistant"}
+        messages = [{"role": roles.get(m["role"], m["role"]), "content": m["content"]} for m in query["query"]]
+        if query.get("tool_calls"):
+            messages.append({"role": "assistant", "content": "", "tool_calls": query["tool_calls"]})
+            messages += [{"role": "tool", "tool_call_id": r["tool_call_id"], "content": r["content"]} for r in query["tool_results"]]
+        return messages
 
     def _next(self) -> Reply | None:
         with self._lock:
@@ -324,6 +344,20 @@ class FakePoe:
             return self._error(404, "not_found_error", "Not ready")
         return Response(MP4, media_type="video/mp4")
 
+    # -- the bot protocol (served by fastapi_poe's own server side) ---------------------------------
+
+    def bot_app(self) -> Any:
+        from bots import make_bot_app
+
+        return make_bot_app(self)
+
+    async def upload_endpoint(self, request: Request) -> Response:
+        body = await request.body()
+        self._record(request, None)
+        self.uploads.append({"authorization": request.headers.get("authorization"), "bytes": len(body)})
+        name = f"upload-{len(self.uploads)}"
+        return JSONResponse({"attachment_url": self.cdn_url(name, body, "application/octet-stream"), "mime_type": "image/png"})
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def app(self) -> Starlette:
@@ -337,6 +371,8 @@ class FakePoe:
                 Route("/v1/videos", self.videos_create, methods=["POST"]),
                 Route("/v1/videos/{id}", self.videos_get, methods=["GET", "DELETE"]),
                 Route("/v1/videos/{id}/content", self.videos_content),
+                Route("/poe_api/file_upload_3RD_PARTY_POST", self.upload_endpoint, methods=["POST"]),
+                Mount("/", app=self.bot_app()),  # /bot/<name>: the real protocol, from fastapi_poe's server side
             ]
         )
 

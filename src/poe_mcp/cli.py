@@ -160,6 +160,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = load_settings(flags)
     except SettingsError as error:
         fail(EXIT_USAGE, f"configuration error: {error}")
+    if settings.backend == "fastapi_poe":
+        import importlib.util
+
+        if importlib.util.find_spec("fastapi_poe") is None:
+            fail(EXIT_USAGE, "POE_MCP_BACKEND=fastapi_poe needs the legacy extra: pip install 'poe-mcp[legacy]'")
     serving = args.command in (None, "serve")
     # People at a terminal want the answer, not INFO lines; POE_MCP_LOG_LEVEL=DEBUG still shows everything.
     level = settings.log_level if serving or settings.log_level == "DEBUG" else "WARNING"

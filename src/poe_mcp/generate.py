@@ -91,7 +91,7 @@ class MediaService:
             group.start_soon(heartbeat)
             completion = await self.poe.chat(request)
             group.cancel_scope.cancel()
-        urls = find_media_urls(completion.text)
+        urls = list(dict.fromkeys(completion.media_urls + find_media_urls(completion.text)))
         files, skipped = await save_all(self.poe.http, urls, self.poe.settings.origin, self.output_dir, self.poe.settings.timeout)
         generation = Generation(request.model, strip_links(completion.text, urls), files, skipped, completion.usage)
         info = await self.poe.resolve_model(request.model)

@@ -34,13 +34,14 @@ class AskResult(BaseModel):
     reasoning: str | None = None
     media: list[dict[str, Any]] = []
     error: str | None = None
+    notes: list[str] = []
 
     @classmethod
     def of(cls, answer: Answer) -> AskResult:
         c = answer.completion
         return cls(
             text=c.text, bot=answer.bot, session_id=answer.session_id, finish_reason=c.finish_reason, usage=UsageOut.of(c.usage),
-            cost_usd=c.cost_usd, reasoning=c.reasoning, error=_error(c),
+            cost_usd=c.cost_usd, reasoning=c.reasoning, error=_error(c), notes=c.notes,
         )
 
 
@@ -60,6 +61,7 @@ class ToolsResult(BaseModel):
     usage: UsageOut | None
     cost_usd: float | None
     error: str | None = None
+    notes: list[str] = []
 
     @classmethod
     def of(cls, answer: Answer) -> ToolsResult:
@@ -70,7 +72,7 @@ class ToolsResult(BaseModel):
         ]
         return cls(
             text=c.text, tool_calls=calls, finish_reason=c.finish_reason, session_id=answer.session_id, bot=answer.bot,
-            usage=UsageOut.of(c.usage), cost_usd=c.cost_usd, error=_error(c),
+            usage=UsageOut.of(c.usage), cost_usd=c.cost_usd, error=_error(c), notes=c.notes,
         )
 
 

@@ -47,6 +47,8 @@ class PoeClient:
         self.last_error: PoeError | None = None
 
     async def aclose(self) -> None:
+        if self._backend is not None and hasattr(self._backend, "aclose"):
+            await self._backend.aclose()
         await self.http.aclose()
 
     # -- the catalog ---------------------------------------------------------------------------
@@ -113,10 +115,13 @@ class PoeClient:
         if self._backend is None:
             key = self._require_key()
             if self.settings.backend == "fastapi_poe":
-                raise InvalidRequestError("The fastapi_poe backend is not available in this version", advice="Set POE_MCP_BACKEND=openai.")
-            from .backends.openai import OpenAIBackend
+                from .backends.bot_protocol import BotProtocolBackend
 
-            self._backend = OpenAIBackend(key, self.settings.base_url, self.http, self.settings.timeout)
+                self._backend = BotProtocolBackend(key, self.settings.origin, self.settings.timeout)
+            else:
+                from .backends.openai import OpenAIBackend
+
+                self._backend = OpenAIBackend(key, self.settings.base_url, self.http, self.settings.timeout)
         return self._backend
 
     async def resolve_model(self, name: str) -> ModelInfo | None:

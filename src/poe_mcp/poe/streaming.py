@@ -54,6 +54,10 @@ class StreamAssembler:
         if arguments:
             call.arguments.append(arguments)
 
+    @property
+    def has_tool_calls(self) -> bool:
+        return bool(self._calls)
+
     def finish(self, reason: str | None) -> None:
         if reason:
             self.finish_reason = reason

@@ -76,6 +76,8 @@ class Completion:
     raw: dict[str, Any] | None = None
     error: PoeError | None = None
     cost_usd: float | None = None
+    media_urls: list[str] = field(default_factory=list)  # files the bot attached (bot protocol `file` events)
+    notes: list[str] = field(default_factory=list)  # inputs the backend could not honour, said rather than dropped
 
     @property
     def complete(self) -> bool:

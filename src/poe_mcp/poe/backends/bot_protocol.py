@@ -1,0 +1,224 @@
+"""Poe's bot protocol (`/bot/<name>`) through `fastapi_poe`, behind the same Backend interface as openai.
+
+`fastapi_poe` is imported only when this backend is chosen (the `legacy` extra). Its own retries
+(two tries, 0.5 s apart) and its default error handler (a `print` to stdout, fatal for stdio MCP)
+are both replaced: one try per call, our retry policy around it, errors to the log on stderr.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+import httpx
+
+from ..errors import (
+    InsufficientCreditsError,
+    InvalidRequestError,
+    ModerationError,
+    PoeConnectionError,
+    PoeError,
+    ProviderError,
+    RequestTooLargeError,
+    UpstreamError,
+    classify,
+)
+from ..streaming import StreamAssembler
+from ..types import ChatMessage, ChatRequest, Completion, TextListener
+
+log = logging.getLogger("poe_mcp.bot_protocol")
+
+ROLES = {"system": "system", "user": "user", "assistant": "bot", "tool": "tool"}  # the protocol says "bot", not "assistant"
+# The query fields of the protocol; anything else a caller set is reported back as not honoured.
+UNSUPPORTED = ("max_tokens", "max_completion_tokens", "top_p", "tool_choice", "parallel_tool_calls")
+ERROR_TYPES: dict[str, type[PoeError]] = {
+    "insufficient_fund": InsufficientCreditsError,
+    "user_message_too_long": RequestTooLargeError,
+    "user_caused_error": InvalidRequestError,
+    "privacy_authorization_error": ModerationError,
+}
+DEFAULT_UPLOAD_URL = "https://www.quora.com/poe_api/"
+
+
+def import_fastapi_poe() -> Any:
+    try:
+        import fastapi_poe
+    except ImportError:
+        raise RuntimeError("POE_MCP_BACKEND=fastapi_poe needs the legacy extra: pip install 'poe-mcp[legacy]'") from None
+    return fastapi_poe
+
+
+async def _raise_for_status(response: httpx.Response) -> None:
+    """fastapi_poe hides HTTP statuses inside BotError; catch them first, as Poe's error types."""
+    if response.status_code >= 400:
+        await response.aread()
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        raise classify(response.status_code, body, response.headers)
+
+
+def unsupported_inputs(request: ChatRequest) -> list[str]:
+    return [name for name in UNSUPPORTED if getattr(request, name) not in (None, [], {})]
+
+
+class BotProtocolBackend:
+    name = "fastapi_poe"
+
+    def __init__(self, api_key: str, origin: str, timeout: float) -> None:
+        self._fp = import_fastapi_poe()
+        self._key = api_key
+        self._base_url = f"{origin}/bot/"
+        # api.poe.com's uploads go to Poe's upload host; any other origin (a proxy, a test) serves them itself.
+        self._upload_url = DEFAULT_UPLOAD_URL if origin == "https://api.poe.com" else f"{origin}/poe_api/"
+        self._http = httpx.AsyncClient(timeout=timeout, event_hooks={"response": [_raise_for_status]})
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _on_error(self, error: Exception, message: str) -> None:
+        log.info("%s: %s", message, type(error).__name__)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        return await self.stream(request, None)
+
+    async def stream(self, request: ChatRequest, listener: TextListener | None) -> Completion:
+        fp = self._fp
+        query, tool_calls, tool_results = await self._query(request)
+        assembler = StreamAssembler(request.model, listener)
+        media: list[str] = []
+        try:
+            async for message in fp.client.stream_request_base(
+                query,
+                request.model,  # catalog ids are Poe's bot handles (poe.com/<id>)
+                self._key,
+                tools=[fp.ToolDefinition(**t) for t in request.tools] if request.tools else None,
+                tool_calls=tool_calls,
+                tool_results=tool_results,
+                session=self._http,
+                on_error=self._on_error,
+                num_tries=1,
+                base_url=self._base_url,
+            ):
+                await self._absorb(assembler, message, media)
+        except Exception as exc:
+            return assembler.broken(self._translate(exc))
+        assembler.finish("tool_calls" if assembler.has_tool_calls else "stop")  # `done` arrived: the answer is whole
+        completion = assembler.completion()
+        completion.media_urls = media
+        completion.notes = [f"{name} is not supported by the bot protocol and was not sent" for name in unsupported_inputs(request)]
+        return completion
+
+    @staticmethod
+    async def _absorb(assembler: StreamAssembler, message: Any, media: list[str]) -> None:
+        if getattr(message, "attachment", None) is not None:
+            media.append(message.attachment.url)
+            return
+        data = getattr(message, "data", None)
+        if isinstance(data, dict) and data.get("choices"):  # OpenAI-style chunks in `json` events: tool calls
+            delta = data["choices"][0].get("delta") or {}
+            for call in delta.get("tool_calls") or ():
+                function = call.get("function") or {}
+                assembler.add_tool_call_delta(call.get("index", 0), call.get("id"), function.get("name"), function.get("arguments"))
+            await assembler.add_text(delta.get("content"))
+            return
+        if getattr(message, "is_suggested_reply", False) or message.__class__.__name__ == "MetaMessage":
+            return
+        if message.is_replace_response:
+            assembler.replace_text(message.text)
+            return
+        await assembler.add_text(message.text)
+
+    async def _query(self, request: ChatRequest) -> tuple[Any, Any, Any]:
+        """The QueryRequest, plus the last round's tool calls and results, which the protocol sends apart."""
+        fp = self._fp
+        messages = list(request.messages)
+        tool_calls = tool_results = None
+        trailing: list[ChatMessage] = []
+        while messages and messages[-1].get("role") == "tool":
+            trailing.insert(0, messages.pop())
+        if trailing and messages and messages[-1].get("tool_calls"):
+            asked = messages.pop()
+            tool_calls = [fp.ToolCallDefinition(**call) for call in asked["tool_calls"]]
+            names = {c["id"]: c["function"]["name"] for c in asked["tool_calls"]}
+            tool_results = [
+                fp.ToolResultDefinition(role="tool", tool_call_id=m["tool_call_id"], name=names.get(m["tool_call_id"], ""), content=m["content"])
+                for m in trailing
+            ]
+        else:
+            messages += trailing
+        query = [await self._message(m) for m in messages]
+        if query and request.parameters:
+            query[-1] = query[-1].model_copy(update={"parameters": dict(request.parameters)})
+        fields: dict[str, Any] = {"temperature": request.temperature, "stop_sequences": request.stop}
+        return (
+            fp.QueryRequest(
+                query=query, user_id="", conversation_id="", message_id="", version="1.2", type="query",
+                **{k: v for k, v in fields.items() if v is not None},
+            ),
+            tool_calls,
+            tool_results,
+        )
+
+    async def _message(self, message: ChatMessage) -> Any:
+        fp = self._fp
+        content = message.get("content")
+        attachments = []
+        if isinstance(content, list):
+            texts = []
+            for part in content:
+                if part.get("type") == "text":
+                    texts.append(part.get("text", ""))
+                elif part.get("type") in ("image_url", "file"):
+                    attachments.append(await self._upload(part))
+            content = "\n".join(texts)
+        if message.get("tool_calls"):  # an earlier round's calls, kept readable in the history
+            content = (content or "") + "\n" + json.dumps([c["function"] for c in message["tool_calls"]])
+        return fp.ProtocolMessage(role=ROLES.get(message.get("role", "user"), "user"), content=content or "", attachments=attachments)
+
+    async def _upload(self, part: dict[str, Any]) -> Any:
+        """A data-URL part goes through Poe's upload API (the key in `Authorization`, without Bearer)."""
+        if part["type"] == "image_url":
+            url, name = part["image_url"]["url"], "image"
+        else:
+            url, name = part["file"]["file_data"], part["file"].get("filename") or "file"
+        header, _, payload = url.partition(",")
+        # No shared session here: upload_file closes the client it is given when it is done.
+        source: dict[str, Any] = {"file": base64.b64decode(payload), "file_name": name} if header.startswith("data:") else {"file_url": url}
+        return await self._fp.upload_file(**source, api_key=self._key, on_error=self._on_error, num_tries=1, base_url=self._upload_url)
+
+    def _translate(self, exc: Exception) -> PoeError:
+        """The one place where fastapi_poe's and httpx's exceptions become Poe's error types."""
+        seen: BaseException | None = exc
+        while seen is not None:  # BotError wraps the real failure in __cause__
+            if isinstance(seen, PoeError):
+                return seen
+            if isinstance(seen, httpx.TimeoutException):
+                return PoeConnectionError("Poe's bot did not answer in time")
+            if isinstance(seen, httpx.TransportError):
+                return PoeConnectionError(f"Could not reach Poe's bot protocol ({type(seen).__name__})")
+            seen = seen.__cause__
+        fp = self._fp
+        if isinstance(exc, (fp.BotError, fp.BotErrorNoRetry)):
+            return bot_error(str(exc), retryable=not isinstance(exc, fp.BotErrorNoRetry))
+        if isinstance(exc, fp.client.AttachmentUploadError):
+            return InvalidRequestError(f"Poe refused the attachment upload: {exc}")
+        raise exc
+
+
+def bot_error(raw: str, retryable: bool) -> PoeError:
+    """An `error` event's JSON (`text`, `error_type`, `allow_retry`) as the matching Poe error."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = {"text": raw}
+    if not isinstance(data, dict):
+        data = {"text": raw}
+    text = str(data.get("text") or data.get("raw_response") or "the bot reported an error")
+    cls = ERROR_TYPES.get(str(data.get("error_type")), ProviderError if not retryable else UpstreamError)
+    error = cls(f"The bot failed: {text}")
+    error.retryable = retryable and cls.retryable
+    return error
