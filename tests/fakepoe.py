@@ -92,9 +92,14 @@ class FakePoe:
         self.cdn: dict[str, tuple[bytes | int, str]] = {}  # name -> (bytes, or a size to generate; content type)
         self.videos: dict[str, dict[str, Any]] = {}
         self.video_steps = 3  # polls before a job completes
+        self.video_bytes = 0  # when set, /content serves this many bytes instead of the small MP4
         self.videos_missing = False  # answer 404 on /v1/videos, like a Poe without the endpoint
         self.bot_queries: list[dict[str, Any]] = []  # bot-protocol QueryRequests, as the bots received them
         self.uploads: list[dict[str, Any]] = []
+        self.rate_limit: int | None = None  # enforce this many chat requests per 60 s, like Poe's 500 RPM
+        self._window: list[float] = []
+        self.rejected = 0
+        self.first_token_at: float | None = None  # monotonic time the last stream's first content chunk left
         self.history = [
             {"creation_time": 1774577726_000_000 - i * 60_000_000, "bot_name": "GPT-4o", "query_id": f"q{i}", "usage_type": "API", "cost_points": 10 + i}
             for i in range(45)
@@ -174,6 +179,14 @@ class FakePoe:
             return self._error(401, "authentication_error", "Invalid API key")
         if not isinstance(body, dict) or not body.get("messages"):
             return self._error(400, "invalid_request_error", "messages is required")
+        if self.rate_limit is not None:
+            now = time.monotonic()
+            self._window = [t for t in self._window if now - t < 60]
+            if len(self._window) >= self.rate_limit:
+                self.rejected += 1
+                wait = 60 - (now - self._window[0])
+                return self._error(429, "rate_limit_error", "Rate limit exceeded", {"retry-after": str(max(1, round(wait)))})
+            self._window.append(now)
         if self.latency:
             await asyncio.sleep(self.latency)
         reply = self._next() or self._echo(body)
@@ -247,6 +260,8 @@ class FakePoe:
                 raise ConnectionResetError("scripted cut")  # uvicorn drops the connection mid-body
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
+            if i == 0:
+                self.first_token_at = time.monotonic()
             yield chunk({"content": piece})
         for index, call in enumerate(reply.tool_calls):
             arguments = call["arguments"]
@@ -289,6 +304,11 @@ class FakePoe:
         if name not in self.cdn:
             return Response(status_code=404)
         data, content_type = self.cdn[name]
+        return self._bytes_response(data, content_type)
+
+    @staticmethod
+    def _bytes_response(data: bytes | int, content_type: str) -> Response:
+        """`data` itself, or that many zero bytes generated in 64 KB blocks (memory stays flat on both ends)."""
         if isinstance(data, bytes):
             return Response(data, media_type=content_type)
 
@@ -342,6 +362,8 @@ class FakePoe:
         job = self.videos.get(request.path_params["id"])
         if job is None or job["status"] != "completed":
             return self._error(404, "not_found_error", "Not ready")
+        if self.video_bytes:  # a large video, generated in chunks as it is sent
+            return self._bytes_response(self.video_bytes, "video/mp4")
         return Response(MP4, media_type="video/mp4")
 
     # -- the bot protocol (served by fastapi_poe's own server side) ---------------------------------
@@ -379,6 +401,7 @@ class FakePoe:
     def start(self) -> FakePoe:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app(), log_level="critical", lifespan="off", timeout_keep_alive=30)

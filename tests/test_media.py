@@ -138,10 +138,14 @@ async def test_videos_fall_back_to_chat_when_the_endpoint_is_missing(settings: A
 async def test_cancelling_a_video_stops_polling_and_cancels_the_job(settings: Any, fake: FakePoe) -> None:
     fake.video_steps = 1000
     async with connect(settings, video_poll_interval=0.05) as client:
-        with anyio.move_on_after(0.5):
-            await client.call_tool("generate_video", {"prompt": "endless"})
+        async with anyio.create_task_group() as group:
+            group.start_soon(client.call_tool, "generate_video", {"prompt": "endless"})
+            with anyio.fail_after(10):
+                while not fake.videos or next(iter(fake.videos.values()))["polls"] < 2:
+                    await anyio.sleep(0.02)
+            group.cancel_scope.cancel()  # the client gives up while the job is being polled
         [job] = fake.videos.values()
-        with anyio.fail_after(3):
+        with anyio.fail_after(5):
             while not job["deleted"]:
                 await anyio.sleep(0.05)
         polls = job["polls"]

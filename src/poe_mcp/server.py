@@ -8,6 +8,8 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+import anyio
+import mcp.server.mcpserver.server as sdk_server
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -133,14 +135,30 @@ class PoeMCPServer(MCPServer[Core]):
             raise
 
 
+WARM_UP_DELAY = 0.3  # let the client's initialize and tools/list go first
+
+
+async def _warm_up(core: Core) -> None:
+    await anyio.sleep(WARM_UP_DELAY)
+    try:
+        await core.poe.warm_up()
+    except Exception as error:  # a warm-up is an optimisation: the first call does the same work and reports
+        log.debug("Warm-up skipped: %s", error)
+
+
 def build_server(settings: Settings) -> PoeMCPServer:
     """The whole MCP server for these settings, with every tool and resource registered."""
+    # The SDK sets up logging of its own in MCPServer(), importing rich when it is installed (50 ms of
+    # cold start, and a second handler); poe-mcp configures stderr logging itself (cli.setup_logging).
+    sdk_server.configure_logging = lambda level="INFO": None
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Core]) -> AsyncIterator[Core]:
-        async with open_core(settings, settings.transport) as core:
+        async with open_core(settings, settings.transport) as core, anyio.create_task_group() as background:
+            background.start_soon(_warm_up, core)
             server.state = core
             yield core
+            background.cancel_scope.cancel()
 
     server = PoeMCPServer(
         "poe-mcp",

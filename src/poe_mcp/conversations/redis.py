@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any
 
+from ..poe.retry import BUDGET_WINDOW
 from ..poe.types import ChatMessage
 from . import Conversation, SessionSummary, UsageTotals
 from .sqlite import _iso, _preview
@@ -39,7 +40,7 @@ return tostring(tonumber(oldest[2]) + window - now)
 class RedisBudget:
     """RequestBudget's contract (`acquire`), with the window shared by every replica."""
 
-    def __init__(self, redis: Any, rpm: int, window: float = 60.0) -> None:
+    def __init__(self, redis: Any, rpm: int, window: float = BUDGET_WINDOW) -> None:
         self.rpm = rpm
         self.window = window
         self._script = redis.register_script(BUDGET_SCRIPT)

@@ -262,6 +262,13 @@ class CatalogCache:
             self._write_disk(entries)
             return self._catalog
 
+    async def preload(self) -> None:
+        """Read the disk copy ahead of the first lookup (parsing 360 models takes tens of milliseconds)."""
+        import anyio.to_thread
+
+        if self._catalog is None:
+            self._catalog = await anyio.to_thread.run_sync(self._read_disk)
+
     def _read_disk(self) -> Catalog | None:
         if self._file is None or not self._file.is_file():
             return None

@@ -9,7 +9,16 @@ import httpx2
 
 from ..config import Settings
 from .catalog import Catalog, CatalogCache, ModelInfo
-from .errors import AuthenticationError, InvalidRequestError, NotFoundError, PoeConnectionError, PoeError, PoeTimeoutError, UpstreamError, classify
+from .errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PoeConnectionError,
+    PoeError,
+    PoeTimeoutError,
+    UpstreamError,
+    classify,
+)
 from .retry import Budget, RequestBudget, RetryPolicy
 from .types import ChatRequest, Completion, TextListener
 
@@ -34,11 +43,7 @@ class PoeClient:
 
     def __init__(self, settings: Settings, http: httpx2.AsyncClient | None = None, budget: Budget | None = None) -> None:
         self.settings = settings
-        self.http = http or httpx2.AsyncClient(
-            timeout=httpx2.Timeout(settings.timeout, connect=10.0),
-            limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
-            follow_redirects=False,
-        )
+        self._http = http
         self.budget: Budget = budget or RequestBudget(settings.rpm)
         self.retry = RetryPolicy(settings.max_retries)
         self.catalog = CatalogCache(self._fetch_models, settings.cache_dir / "models.json")
@@ -46,10 +51,30 @@ class PoeClient:
         self.calls = 0
         self.last_error: PoeError | None = None
 
+    @property
+    def http(self) -> httpx2.AsyncClient:
+        """The one connection pool, made on first use: building its TLS context costs ~70 ms of cold start."""
+        if self._http is None:
+            self._http = httpx2.AsyncClient(
+                timeout=httpx2.Timeout(self.settings.timeout, connect=10.0),
+                limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
+                follow_redirects=False,
+            )
+        return self._http
+
     async def aclose(self) -> None:
         if self._backend is not None and hasattr(self._backend, "aclose"):
             await self._backend.aclose()
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def warm_up(self) -> None:
+        """Do the slow first-call work before the first call: import the backend, read the cached catalog."""
+        import anyio.to_thread
+
+        if self.settings.api_key:
+            await anyio.to_thread.run_sync(lambda: self.backend)
+        await self.catalog.preload()
 
     # -- the catalog ---------------------------------------------------------------------------
 

@@ -17,6 +17,9 @@ T = TypeVar("T")
 
 # Longer than this, and waiting inside one tool call is worse than telling the caller when to come back.
 MAX_RETRY_AFTER = 60.0
+# Poe counts its 500 per minute on its own clock, after our request crossed the network; a second of
+# margin keeps that skew from provoking 429s at the edge of the window.
+BUDGET_WINDOW = 61.0
 
 
 class Budget(Protocol):
@@ -28,7 +31,7 @@ class Budget(Protocol):
 class RequestBudget:
     """At most `rpm` requests in any 60 s window, shared by every call in flight (Poe counts per key)."""
 
-    def __init__(self, rpm: int, window: float = 60.0) -> None:
+    def __init__(self, rpm: int, window: float = BUDGET_WINDOW) -> None:
         self.rpm = rpm
         self.window = window
         self._sent: deque[float] = deque()

@@ -11,12 +11,25 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..chat import Answer, Ask
-from ..poe.errors import InvalidRequestError
 from ..outputs import AskResult, ToolsResult
+from ..poe.errors import InvalidRequestError
 from ..poe.types import ChatRequest
 from ..results import error_result, structured_result
 from ..server import PoeMCPServer, handles_poe_errors, state_of
-from .inputs import Attachments, Bot, MaxTokens, Parameters, Prompt, SessionId, Stop, Stream, System, Temperature, Thinking, TopP
+from .inputs import (
+    Attachments,
+    Bot,
+    MaxTokens,
+    Parameters,
+    Prompt,
+    SessionId,
+    Stop,
+    Stream,
+    System,
+    Temperature,
+    Thinking,
+    TopP,
+)
 
 CHAT = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 PROGRESS_INTERVAL = 0.25
@@ -194,7 +207,7 @@ def register(mcp: PoeMCPServer) -> None:
     @mcp.tool(title="List stored conversations", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     @handles_poe_errors
     async def list_sessions(ctx: Context, limit: Annotated[int, Field(ge=1, le=200)] = 20) -> Annotated[CallToolResult, SessionsResult]:
-        """The most recently used stored conversations, newest first."""
+        """Stored conversations, newest first."""
         sessions = [SessionOut(**vars(s)) for s in await state_of(ctx).store.list(limit)]
         lines = [f"{s.id}  {s.model or '?'}  {s.turns} turns  {s.last_used}  {s.preview!r}" for s in sessions]
         return structured_result("\n".join(lines) or "No stored conversations.", SessionsResult(sessions=sessions).model_dump())
@@ -205,7 +218,7 @@ def register(mcp: PoeMCPServer) -> None:
     )
     @handles_poe_errors
     async def clear_session(session_id: Annotated[str, Field(min_length=1, max_length=200)], ctx: Context) -> Annotated[CallToolResult, ClearResult]:
-        """Forget a stored conversation and its history."""
+        """Delete a stored conversation."""
         cleared = await state_of(ctx).store.clear(session_id)
         text = f"Session {session_id} cleared." if cleared else f"No stored session {session_id}; nothing to clear."
         return structured_result(text, ClearResult(session_id=session_id, cleared=cleared).model_dump())

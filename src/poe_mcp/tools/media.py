@@ -13,7 +13,14 @@ from typing import Annotated, Any
 import anyio.to_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.types import AudioContent, CallToolResult, ContentBlock, ImageContent, ResourceLink, ToolAnnotations
+from mcp.types import (
+    AudioContent,
+    CallToolResult,
+    ContentBlock,
+    ImageContent,
+    ResourceLink,
+    ToolAnnotations,
+)
 from pydantic import Field
 
 from ..generate import Generation
