@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import TYPE_CHECKING, Any, AsyncIterable
 
 import fastapi_poe as fp
@@ -69,4 +70,9 @@ class FailingBot(fp.PoeBot):
 def make_bot_app(fake: FakePoe) -> Any:
     bots: list[fp.PoeBot] = [ScriptedBot(fake, name) for name in BOT_NAMES]
     bots.append(FailingBot(path="/bot/failing-bot"))
-    return fp.make_app(bots, allow_without_key=True)
+    quiet = logging.getLogger("uvicorn.default")  # make_app warns about settings sync for every keyless bot
+    level, quiet.level = quiet.level, logging.ERROR
+    try:
+        return fp.make_app(bots, allow_without_key=True)
+    finally:
+        quiet.setLevel(level)

@@ -72,6 +72,8 @@ class Reply:
     cut_after: int | None = None  # drop the connection after this many content chunks
     no_finish: bool = False  # end the stream without a finish_reason
     no_usage: bool = False
+    stall: float = 0.0  # stream: send the first chunk, then say nothing for this long
+    hang: float = 0.0  # accept the request, then answer nothing for this long
     files: list[tuple[str, str, str]] = field(default_factory=list)  # bot protocol: (url, content type, name) `file` events
 
 
@@ -190,6 +192,16 @@ class FakePoe:
         if self.latency:
             await asyncio.sleep(self.latency)
         reply = self._next() or self._echo(body)
+        if reply.hang:
+            await asyncio.sleep(reply.hang)
+        if reply.cut_after is not None and not body.get("stream"):  # half a JSON body, then the connection drops
+            whole = json.dumps(self._completion(body, reply)).encode()
+
+            async def half():  # type: ignore[no-untyped-def]
+                yield whole[: len(whole) // 2]
+                raise ConnectionResetError("scripted cut")
+
+            return StreamingResponse(half(), media_type="application/json", headers={"content-length": str(len(whole))})
         if reply.body is not None:
             return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers) if not isinstance(reply.body, str) else Response(reply.body, status_code=reply.status, headers=reply.headers, media_type="text/html")
         if reply.status >= 400:
@@ -263,6 +275,8 @@ class FakePoe:
             if i == 0:
                 self.first_token_at = time.monotonic()
             yield chunk({"content": piece})
+            if i == 0 and reply.stall:
+                await asyncio.sleep(reply.stall)
         for index, call in enumerate(reply.tool_calls):
             arguments = call["arguments"]
             yield chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": ""}}]})

@@ -45,7 +45,7 @@ def http_replica(fake: FakePoe, tmp_path: Path, name: str = "a", **env: str) -> 
     port = free_port()
     (tmp_path / "work").mkdir(exist_ok=True)
     log = tmp_path / f"replica-{name}.log"
-    variables = env_for(fake, tmp_path, POE_MCP_AUTH_TOKEN=TOKEN, POE_MCP_LOG_LEVEL="INFO", **env)
+    variables = env_for(fake, tmp_path, **{"POE_MCP_AUTH_TOKEN": TOKEN, "POE_MCP_LOG_LEVEL": "INFO", **env})
     with log.open("wb") as out:
         process = subprocess.Popen([POE_MCP, "serve", "--transport", "http", "--port", str(port)], env=variables, stdout=out, stderr=out, cwd=tmp_path)
     try:

@@ -15,9 +15,9 @@ from .errors import (
     NotFoundError,
     PoeConnectionError,
     PoeError,
-    PoeTimeoutError,
     UpstreamError,
     classify,
+    local_timeout,
 )
 from .retry import Budget, RequestBudget, RetryPolicy
 from .types import ChatRequest, Completion, TextListener
@@ -85,8 +85,9 @@ class PoeClient:
         return (await self.models()).get(name)
 
     async def _fetch_models(self) -> list[dict[str, Any]]:
-        # /v1/models is public; an empty "Bearer " header would get a 401, so send no auth at all.
-        body = await self.retry.run(lambda: self.request_json("GET", f"{self.settings.base_url}/models", auth=False), self.budget)
+        # /v1/models is public; an empty "Bearer " header would get a 401, so send no auth at all. Without a
+        # key it cannot count against the key's 500 per minute, so it takes nothing from the budget.
+        body = await self.retry.run(lambda: self.request_json("GET", f"{self.settings.base_url}/models", auth=False))
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise UpstreamError("Poe's model list has no 'data' array")
@@ -109,7 +110,7 @@ class PoeClient:
         try:
             response = await self.http.request(method, url, headers=headers, **kwargs)
         except httpx2.TimeoutException:
-            raise PoeTimeoutError("Poe did not answer in time", status=None) from None
+            raise local_timeout(self.settings.timeout) from None
         except httpx2.TransportError as exc:
             raise PoeConnectionError(f"Could not reach Poe ({type(exc).__name__})") from None
         try:

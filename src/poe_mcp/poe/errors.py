@@ -93,6 +93,13 @@ class PoeTimeoutError(PoeError):
     advice = "The model did not answer in time: try again later or use a faster model."
 
 
+def local_timeout(seconds: float) -> PoeTimeoutError:
+    """Our own timeout fired: not retried, since it already waited the whole POE_MCP_TIMEOUT."""
+    error = PoeTimeoutError(f"Poe did not answer within POE_MCP_TIMEOUT ({seconds:g} s)", advice="Try again, or raise POE_MCP_TIMEOUT.")
+    error.status, error.retryable = None, False  # no HTTP status: Poe never answered
+    return error
+
+
 class RequestTooLargeError(PoeError):
     type, status = "request_too_large", 413
     advice = "Shorten the prompt or the conversation, or use a model with a larger context window."

@@ -24,6 +24,7 @@ from ..errors import (
     RequestTooLargeError,
     UpstreamError,
     classify,
+    local_timeout,
 )
 from ..streaming import StreamAssembler
 from ..types import ChatMessage, ChatRequest, Completion, TextListener
@@ -74,6 +75,7 @@ class BotProtocolBackend:
         self._base_url = f"{origin}/bot/"
         # api.poe.com's uploads go to Poe's upload host; any other origin (a proxy, a test) serves them itself.
         self._upload_url = DEFAULT_UPLOAD_URL if origin == "https://api.poe.com" else f"{origin}/poe_api/"
+        self._timeout = timeout
         self._http = httpx.AsyncClient(timeout=timeout, event_hooks={"response": [_raise_for_status]})
 
     async def aclose(self) -> None:
@@ -197,7 +199,7 @@ class BotProtocolBackend:
             if isinstance(seen, PoeError):
                 return seen
             if isinstance(seen, httpx.TimeoutException):
-                return PoeConnectionError("Poe's bot did not answer in time")
+                return local_timeout(self._timeout)
             if isinstance(seen, httpx.TransportError):
                 return PoeConnectionError(f"Could not reach Poe's bot protocol ({type(seen).__name__})")
             seen = seen.__cause__

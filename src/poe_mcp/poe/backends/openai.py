@@ -10,9 +10,9 @@ import httpx2
 from ..errors import (
     PoeConnectionError,
     PoeError,
-    PoeTimeoutError,
     UpstreamError,
     classify,
+    local_timeout,
 )
 from ..streaming import StreamAssembler
 from ..types import ChatRequest, Completion, TextListener, ToolCall, Usage
@@ -44,6 +44,7 @@ class OpenAIBackend:
         import openai
 
         self._openai = openai
+        self._timeout = timeout
         self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, http_client=http, max_retries=0, timeout=timeout)
 
     async def complete(self, request: ChatRequest) -> Completion:
@@ -98,7 +99,7 @@ class OpenAIBackend:
                 body = {"error": body}  # the SDK hands over the inner `error` object
             return classify(exc.status_code, body, exc.response.headers)
         if isinstance(exc, openai.APITimeoutError):
-            return PoeTimeoutError("Poe did not answer within POE_MCP_TIMEOUT", status=None, advice="Try again, or raise POE_MCP_TIMEOUT.")
+            return local_timeout(self._timeout)
         if isinstance(exc, openai.APIError) and getattr(exc, "body", None) is not None:
             return classify(502, {"error": exc.body})  # an error event inside a stream
         if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
