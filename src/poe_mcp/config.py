@@ -23,34 +23,24 @@ def _user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
-def _positive_int(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be greater than 0, got {raw!r}")
-    return value
+def _number(convert: Callable[[str], Any], lowest: float, *, above: bool, what: str) -> Callable[[str, str], Any]:
+    """A parser for a number at least (or, with `above`, greater than) `lowest`; NaN is refused too."""
+
+    def parse(name: str, raw: str) -> Any:
+        try:
+            value = convert(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
+        if not (value > lowest if above else value >= lowest):
+            raise SettingsError(f"{name} must be {'greater than' if above else 'at least'} {lowest:g}, got {raw!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 0:
-        raise SettingsError(f"{name} must be 0 or more, got {raw!r}")
-    return value
-
-
-def _positive_float(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not value > 0:
-        raise SettingsError(f"{name} must be greater than 0, got {raw!r}")
-    return value
+_positive_int = _number(int, 0, above=True, what="a whole number")
+_non_negative_int = _number(int, 0, above=False, what="a whole number")
+_positive_float = _number(float, 0, above=True, what="a number (seconds or MB)")
 
 
 def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str, str], str]:

@@ -13,7 +13,6 @@ import mcp.server.mcpserver.server as sdk_server
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult
 from pydantic import ValidationError
 
 from . import __version__
@@ -176,4 +175,4 @@ def build_server(settings: Settings) -> PoeMCPServer:
     return server
 
 
-__all__ = ["CallToolResult", "PoeMCPServer", "build_server", "handles_poe_errors", "state_of"]
+__all__ = ["PoeMCPServer", "build_server", "handles_poe_errors", "state_of"]

@@ -104,7 +104,7 @@ class RedisStore:
             rows = await pipe.execute()
         return [
             SessionSummary(session_id, model, int(turns or 0), _iso(float(last_used or 0)), preview or "")
-            for session_id, (model, turns, last_used, preview) in zip(ids, rows)
+            for session_id, (model, turns, last_used, preview) in zip(ids, rows, strict=True)
         ]
 
     async def record_usage(self, model: str, prompt_tokens: int, completion_tokens: int, cost_usd: float | None) -> None:

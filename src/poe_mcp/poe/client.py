@@ -184,20 +184,15 @@ class PoeClient:
 
         try:
             completion = await self.retry.run(attempt, self.budget)
-        except NotFoundError as error:
-            if model is None:
-                error.advice = (await self._suggestions(request.model)) or error.advice
-            raise self._note(error)
         except PoeError as error:
-            raise self._note(error)
+            if isinstance(error, NotFoundError) and model is None:
+                error.advice = (await self._suggestions(request.model)) or error.advice
+            self.last_error = error
+            raise
         self.last_error = completion.error
         if model is not None and model.pricing is not None:
             completion.cost_usd = model.pricing.cost(completion.usage)
         return completion
-
-    def _note(self, error: PoeError) -> PoeError:
-        self.last_error = error
-        return error
 
     def health(self) -> str:
         """Poe's reachability as the last chat call saw it: unknown, ok, or unreachable."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -60,7 +61,8 @@ class VideoJobs:
             while job.status not in ("completed", "failed"):
                 await listener(job.progress, job.status)
                 await anyio.sleep(self.poll_interval)
-                polled = await self._client.retry.run(lambda: self._client.request_json("GET", f"{self._base}/{job.id}"), self._client.budget)
+                poll = functools.partial(self._client.request_json, "GET", f"{self._base}/{job.id}")
+                polled = await self._client.retry.run(poll, self._client.budget)
                 job = VideoJob.from_wire(polled)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
