@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 from .errors import PoeConnectionError, PoeError
 from .types import Completion, TextListener, ToolCall, Usage
 
@@ -62,9 +60,8 @@ class StreamAssembler:
         if reason:
             self.finish_reason = reason
 
-    def completion(self, raw: dict[str, Any] | None = None) -> Completion:
-        """The whole answer; a stream that never said it finished is an error, not a short answer."""
-        completion = Completion(
+    def _build(self) -> Completion:
+        return Completion(
             text="".join(self._text),
             model=self.model,
             finish_reason=self.finish_reason,
@@ -74,22 +71,20 @@ class StreamAssembler:
                 for index, call in sorted(self._calls.items())
             ],
             reasoning="".join(self._reasoning) or None,
-            raw=raw,
         )
-        if self.finish_reason is None:
-            return self.broken(PoeConnectionError("The stream ended before the model finished its answer"), completion)
-        return completion
 
-    def broken(self, error: PoeError, completion: Completion | None = None) -> Completion:
+    def completion(self) -> Completion:
+        """The whole answer; a stream that never said it finished is an error, not a short answer."""
+        if self.finish_reason is None:
+            return self.broken(PoeConnectionError("The stream ended before the model finished its answer"))
+        return self._build()
+
+    def broken(self, error: PoeError) -> Completion:
         """What arrived before the stream broke, marked as an error; raises instead if nothing went out yet."""
         if not self.text_sent:
             raise error  # nothing reached the caller: the call may be retried whole
-        completion = completion or self.completion_without_check()
+        completion = self._build()
         completion.finish_reason = "error"
         completion.error = error
         error.advice = "The answer is incomplete: the text received so far is included. " + error.advice
         return completion
-
-    def completion_without_check(self) -> Completion:
-        self.finish_reason = self.finish_reason or "error"
-        return self.completion()
