@@ -110,14 +110,14 @@ class ChatService:
         history = conversation.messages
         tools = ask.tools if ask.tools is not None else conversation.tools  # later rounds need not resend them
         new = self._new_messages(ask, history)
-        for ref in ask.attachments:  # check every attachment before anything is spent
-            await load_attachment(ref, self.rules, self.poe.http)
+        # Load (and so check) this turn's attachments before anything is spent; older turns' load on resend.
+        loaded = {ref: await load_attachment(ref, self.rules, self.poe.http) for ref in ask.attachments}
         parameters = dict(ask.parameters)
         if ask.thinking:
             await self._add_reasoning(ask.bot, parameters)
         request = ChatRequest(
             model=ask.bot,
-            messages=await self._expand(self._with_system(history, ask.system) + new),
+            messages=await self._expand(self._with_system(history, ask.system) + new, loaded),
             temperature=ask.temperature,
             max_tokens=ask.max_tokens,
             top_p=ask.top_p,
@@ -170,8 +170,8 @@ class ChatService:
         rest = [m for m in history if m.get("role") != "system"]
         return ([{"role": "system", "content": system}] if system else []) + rest
 
-    async def _expand(self, messages: list[ChatMessage]) -> list[ChatMessage]:
-        """Load stored attachment references into real content parts for the wire."""
+    async def _expand(self, messages: list[ChatMessage], loaded: dict[str, dict[str, Any]]) -> list[ChatMessage]:
+        """Attachment references as real content parts for the wire (`loaded` holds those already read)."""
         expanded = []
         for message in messages:
             content = message.get("content")
@@ -182,7 +182,7 @@ class ChatService:
                         parts.append(part)
                         continue
                     try:
-                        parts.append(await load_attachment(part["ref"], self.rules, self.poe.http))
+                        parts.append(loaded.get(part["ref"]) or await load_attachment(part["ref"], self.rules, self.poe.http))
                     except AttachmentError as error:  # an old turn's file may have moved since
                         parts.append({"type": "text", "text": f"[attachment {part['ref']} is no longer available: {error.message}]"})
                 message = {**message, "content": parts}
