@@ -91,6 +91,20 @@ async def test_a_large_image_gets_a_preview(settings: Any, fake: FakePoe) -> Non
     assert result.structured_content["files"][0]["bytes"] == len(big)
 
 
+async def test_a_slow_media_bot_gets_heartbeats(settings: Any, fake: FakePoe) -> None:
+    fake.latency = 5.5  # an image bot thinking for a while, saying nothing
+    fake.enqueue(Reply(text=fake.cdn_url("slow.png", PNG, "image/png")))
+    events: list[str | None] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        events.append(message)
+
+    async with connect(settings) as client:
+        result = await client.call_tool("generate_image", {"prompt": "slow"}, progress_callback=on_progress)
+    assert not result.is_error and len(events) >= 2, "a notification at least every 5 s while the bot works"
+    assert all("gpt-image-1 is generating" in (m or "").lower() for m in events)
+
+
 async def test_a_text_model_is_refused_with_examples(settings: Any, fake: FakePoe) -> None:
     async with connect(settings) as client:
         result = await client.call_tool("generate_image", {"prompt": "x", "model": "gpt-4-turbo"})

@@ -90,6 +90,7 @@ async def test_a_missing_usage_chunk_is_tolerated(settings: Any, fake: FakePoe) 
         result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "go"})
     assert not result.is_error
     assert result.structured_content["usage"] is None and result.structured_content["cost_usd"] is None
+    assert "no token usage" in result.structured_content["notes"][0], "and it says so"
 
 
 async def test_streamed_tool_call_deltas_match_the_json_path(settings: Any, fake: FakePoe) -> None:

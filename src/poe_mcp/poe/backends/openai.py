@@ -73,7 +73,10 @@ class OpenAIBackend:
         finally:
             if stream is not None:  # also on cancellation: close the upstream response at once
                 await stream.close()
-        return assembler.completion()
+        completion = assembler.completion()
+        if completion.usage is None:
+            completion.notes.append("Poe sent no token usage for this stream, so no cost was estimated")
+        return completion
 
     @staticmethod
     async def _absorb(assembler: StreamAssembler, chunk: dict[str, Any]) -> None:
