@@ -21,7 +21,7 @@ def error_result(error: PoeError, secrets: tuple[str | None, ...] = ()) -> CallT
     return CallToolResult(content=[TextContent(type="text", text=redact(str(error), secrets))], is_error=True)
 
 
-def structured_result(text: str, structured: dict[str, Any], *, extra: list[ContentBlock] | None = None, is_error: bool = False) -> CallToolResult:
+def structured_result(text: str, structured: dict[str, Any], *, extra: list[ContentBlock] | None = None) -> CallToolResult:
     """A result a model reads first as `text`, with the same facts as `structuredContent`."""
     content: list[ContentBlock] = [TextContent(type="text", text=text), *(extra or [])]
-    return CallToolResult(content=content, structured_content=structured, is_error=is_error)
+    return CallToolResult(content=content, structured_content=structured)
