@@ -131,3 +131,12 @@ async def test_tools_list_stays_small(settings: Any) -> None:
         tools = (await client.list_tools()).tools
     size = len(json.dumps([t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools], separators=(",", ":")))
     assert size < 12_000, size  # SPEC §3: clients pay for every byte in context
+
+
+async def test_model_ids_complete_for_the_model_resource(settings: Any, mode: str) -> None:
+    from mcp.types import ResourceTemplateReference
+
+    async with connect(settings, mode) as client:
+        result = await client.complete(ResourceTemplateReference(type="ref/resource", uri="poe://models/{model_id}"), {"name": "model_id", "value": "claude-op"})
+    assert result.completion.values and all(v.startswith("claude-op") for v in result.completion.values)
+    assert "claude-opus-4.6" in result.completion.values

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult, Completion, CompletionArgument, ResourceTemplateReference, ToolAnnotations
 from pydantic import Field
 
 from ..outputs import ModelDetail, ModelEntry, ModelsResult
 from ..results import structured_result
 from ..server import PoeMCPServer, handles_poe_errors, state_of
 
+MODEL_URI = "poe://models/{model_id}"
 Modality = Annotated[str | None, Field(description="text, image, video or audio")]
 CATALOG = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 
@@ -72,6 +73,15 @@ def register(mcp: PoeMCPServer) -> None:
         catalog = await mcp.state.poe.models()
         return json.dumps([ModelEntry.of(m).model_dump() for m in catalog.models])
 
-    @mcp.resource("poe://models/{model_id}", name="model", title="One Poe model", mime_type="application/json")
+    @mcp.completion()
+    async def complete_model_id(ref: Any, argument: CompletionArgument, context: Any) -> Completion | None:
+        """Model ids for `poe://models/{model_id}`, completed from the catalog as the user types."""
+        if not (isinstance(ref, ResourceTemplateReference) and ref.uri == MODEL_URI and argument.name == "model_id"):
+            return None
+        prefix = argument.value.lower()
+        found = [m.id for m in (await mcp.state.poe.models()).models if m.id.lower().startswith(prefix)]
+        return Completion(values=found[:100], total=len(found), has_more=len(found) > 100)
+
+    @mcp.resource(MODEL_URI, name="model", title="One Poe model", mime_type="application/json")
     async def model_resource(model_id: str) -> str:
         return ModelDetail.of(await mcp.state.poe.model_info(model_id)).model_dump_json()
