@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 from typing import Iterator
@@ -70,8 +71,6 @@ async def test_media_saved_by_one_replica_is_readable_from_another(fake: FakePoe
             result = await client.call_tool("generate_image", {"prompt": "x"})
         async with connect_http(b) as client:
             read = await client.read_resource(result.structured_content["files"][0]["uri"])
-    import base64
-
     assert base64.b64decode(read.contents[0].blob) == PNG
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from conftest import connect
-from fakepoe import FakePoe, Reply, recorded
+from fakepoe import FakePoe, Reply
 
 pytestmark = pytest.mark.anyio
 
@@ -45,13 +45,12 @@ async def test_ask_poe_uses_the_default_model_and_a_system_message(settings: Any
 
 
 async def test_custom_parameters_go_top_level_and_reasoning_comes_back(settings: Any, fake: FakePoe, mode: str) -> None:
-    body = recorded("gemini-2.5-pro")["body"]
     fake.enqueue(Reply(text="42", reasoning="thinking hard"))
     async with connect(settings, mode) as client:
         result = await client.call_tool("ask_poe", {"bot": "Gemini-2.5-Pro", "prompt": "6*7?", "parameters": {"thinking_budget": 1024, "web_search": True}, "stream": False})
     assert result.structured_content["reasoning"] == "thinking hard"
     sent = fake.chat_requests()[-1]["json"]
-    assert sent["thinking_budget"] == 1024 and sent["web_search"] is True and body["model"] == "gemini-2.5-pro"
+    assert sent["thinking_budget"] == 1024 and sent["web_search"] is True and sent["model"] == "gemini-2.5-pro"
 
 
 async def test_thinking_turns_on_the_declared_reasoning_parameter(settings: Any, fake: FakePoe) -> None:
@@ -73,14 +72,14 @@ async def test_chat_completion_returns_the_completion_object(settings: Any, fake
 async def test_list_models_filters_the_live_catalog(settings: Any, fake: FakePoe, mode: str) -> None:
     async with connect(settings, mode) as client:
         result = await client.call_tool("list_models", {"owned_by": "anthropic", "supports_tools": True, "limit": 5})
+        sonnet = await client.call_tool("list_models", {"query": "claude-sonnet-4.5", "limit": 1})
         images = await client.call_tool("list_models", {"output_modality": "image", "limit": 500})
     data = result.structured_content
     assert data["total"] >= len(data["models"]) > 0
     assert all(m["owned_by"] == "Anthropic" and m["supports_tools"] for m in data["models"])
-    sonnet = next(m for m in data["models"] if m["id"] == "claude-sonnet-4.5") if any(m["id"] == "claude-sonnet-4.5" for m in data["models"]) else None
-    if sonnet:
-        assert sonnet["pricing"]["input_per_million"] == 2.6
     assert any(m["id"] == "gpt-image-1" for m in images.structured_content["models"])
+    # the catalog's "0.0000026" USD per token, as USD per million
+    assert sonnet.structured_content["models"][0]["pricing"]["input_per_million"] == 2.6
     catalog_fetches = [r for r in fake.requests if r["path"] == "/v1/models"]
     assert len(catalog_fetches) == 1, "the catalog is cached"
     assert "authorization" not in catalog_fetches[0]["headers"], "/v1/models is public: no auth header"
