@@ -155,7 +155,9 @@ class FakePoe:
     # -- HTTP ----------------------------------------------------------------------------------
 
     def _record(self, request: Request, body: Any) -> None:
-        self.requests.append({"method": request.method, "path": request.url.path, "headers": dict(request.headers), "json": body, "query": dict(request.query_params)})
+        self.requests.append(
+            {"method": request.method, "path": request.url.path, "headers": dict(request.headers), "json": body, "query": dict(request.query_params), "at": time.time()}
+        )
 
     def _authorised(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {self.api_key}"

@@ -92,7 +92,7 @@ async def test_a_large_image_gets_a_preview(settings: Any, fake: FakePoe) -> Non
 
 
 async def test_a_slow_media_bot_gets_heartbeats(settings: Any, fake: FakePoe) -> None:
-    fake.latency = 5.5  # an image bot thinking for a while, saying nothing
+    fake.latency = 6.5  # an image bot thinking for a while, saying nothing
     fake.enqueue(Reply(text=fake.cdn_url("slow.png", PNG, "image/png")))
     events: list[str | None] = []
 
