@@ -9,7 +9,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -97,7 +97,6 @@ class ModelInfo:
     supported_endpoints: tuple[str, ...]
     pricing: Pricing | None
     parameters: tuple[ModelParameter, ...]
-    raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> ModelInfo:
@@ -121,7 +120,6 @@ class ModelInfo:
                 for p in data.get("parameters") or ()
                 if isinstance(p, dict) and p.get("name")
             ),
-            raw=data,
         )
 
     @property
