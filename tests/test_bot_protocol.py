@@ -119,3 +119,25 @@ def test_an_erroring_bot_over_stdio_keeps_stdout_pure(fake: FakePoe, tmp_path: P
     proc.wait(timeout=30)
     result = received[-1]["result"]
     assert result["isError"] is True and result["content"][0]["text"].startswith("provider_error") and "always fails" not in json.dumps(received[:-1])
+
+
+def test_without_the_legacy_extra_calls_say_what_to_install(fake: FakePoe, tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow" / "fastapi_poe"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('not installed')\n")  # as if the extra were missing
+    (tmp_path / "work").mkdir()
+    code = (
+        "import anyio\n"
+        "from mcp import Client\n"
+        "from poe_mcp.config import load_settings\n"
+        "from poe_mcp.server import build_server\n"
+        "async def main():\n"
+        "    async with Client(build_server(load_settings())) as c:\n"
+        "        r = await c.call_tool('ask_poe', {'bot': 'gpt-4-turbo', 'prompt': 'x'})\n"
+        "        print(r.is_error, r.content[0].text)\n"
+        "anyio.run(main)\n"
+    )
+    env = env_for(fake, tmp_path, POE_MCP_BACKEND="fastapi_poe", PYTHONPATH=str(tmp_path / "shadow"))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert run.stdout.startswith("True invalid_request_error (400): POE_MCP_BACKEND=fastapi_poe needs the fastapi_poe package"), run.stderr[-1000:]
+    assert "poe-mcp[legacy]" in run.stdout

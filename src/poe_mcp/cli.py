@@ -153,6 +153,18 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def check_extras(settings: Settings) -> None:
+    """Stop at start, not at the first call, when a chosen feature's optional package is missing."""
+    import importlib.util
+
+    needs = {"fastapi_poe": ("POE_MCP_BACKEND=fastapi_poe", "legacy")} if settings.backend == "fastapi_poe" else {}
+    if settings.store.startswith(("redis://", "rediss://")):
+        needs["redis"] = ("POE_MCP_STORE=redis://", "redis")
+    for module, (setting, extra) in needs.items():
+        if importlib.util.find_spec(module) is None:
+            fail(EXIT_USAGE, f"{setting} needs the {extra} extra: pip install 'poe-mcp[{extra}]'")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
     flags = {name: getattr(args, name, None) for name in OPTIONS}
@@ -160,11 +172,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = load_settings(flags)
     except SettingsError as error:
         fail(EXIT_USAGE, f"configuration error: {error}")
-    if settings.backend == "fastapi_poe":
-        import importlib.util
-
-        if importlib.util.find_spec("fastapi_poe") is None:
-            fail(EXIT_USAGE, "POE_MCP_BACKEND=fastapi_poe needs the legacy extra: pip install 'poe-mcp[legacy]'")
+    check_extras(settings)
     serving = args.command in (None, "serve")
     # People at a terminal want the answer, not INFO lines; POE_MCP_LOG_LEVEL=DEBUG still shows everything.
     level = settings.log_level if serving or settings.log_level == "DEBUG" else "WARNING"

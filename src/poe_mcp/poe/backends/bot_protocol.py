@@ -47,7 +47,10 @@ def import_fastapi_poe() -> Any:
     try:
         import fastapi_poe
     except ImportError:
-        raise RuntimeError("POE_MCP_BACKEND=fastapi_poe needs the legacy extra: pip install 'poe-mcp[legacy]'") from None
+        raise InvalidRequestError(
+            "POE_MCP_BACKEND=fastapi_poe needs the fastapi_poe package, which is not installed",
+            advice="Install the legacy extra (pip install 'poe-mcp[legacy]'), or set POE_MCP_BACKEND=openai.",
+        ) from None
     return fastapi_poe
 
 
