@@ -21,7 +21,7 @@ JSON = st.recursive(
 )
 TOOLS = [
     "ask_poe", "ask_with_attachment", "ask_poe_with_tools", "chat_completion", "list_sessions", "clear_session",
-    "generate_image", "generate_audio", "list_models", "list_available_models", "get_model_info", "get_usage",
+    "generate_image", "generate_audio", "list_models", "list_available_models", "get_model_info", "get_usage", "get_server_info",
 ]
 TRACEBACK_MARKERS = ("Traceback", 'File "/', "Error executing tool")
 
