@@ -65,7 +65,7 @@ class MediaService:
                 return await self._video_job(info, prompt, parameters, parts, progress)
             except VideosEndpointMissing:
                 pass  # this Poe has no /v1/videos: chat completions serve the same bots
-        return await self._via_chat(kind, model, prompt, parameters, parts, progress)
+        return await self._via_chat(info, model, prompt, parameters, parts, progress)
 
     async def _wrong_kind(self, info: ModelInfo, kind: str) -> InvalidRequestError:
         examples = [m.id for m in (await self.poe.models()).models if m.output_modalities == (kind,)][:5]
@@ -75,7 +75,7 @@ class MediaService:
         )
 
     async def _via_chat(
-        self, kind: str, model: str, prompt: str, parameters: dict[str, Any], parts: list[dict[str, Any]], progress: ProgressListener
+        self, info: ModelInfo | None, model: str, prompt: str, parameters: dict[str, Any], parts: list[dict[str, Any]], progress: ProgressListener
     ) -> Generation:
         content: Any = [{"type": "text", "text": prompt}, *parts] if parts else prompt
         request = ChatRequest(model=model, messages=[{"role": "user", "content": content}], parameters=dict(parameters), stream=False)
@@ -93,16 +93,13 @@ class MediaService:
             group.cancel_scope.cancel()
         urls = list(dict.fromkeys(completion.media_urls + find_media_urls(completion.text)))
         files, skipped = await save_all(self.poe.http, urls, self.poe.settings.origin, self.output_dir, self.poe.settings.timeout)
-        generation = Generation(request.model, strip_links(completion.text, urls), files, skipped, completion.usage)
-        info = await self.poe.resolve_model(request.model)
-        if info is not None and info.pricing is not None:
-            generation.cost_usd = info.pricing.cost(completion.usage, images=sum(f.kind == "image" for f in files))
-        return generation
+        images = sum(f.kind == "image" for f in files)
+        return Generation(request.model, strip_links(completion.text, urls), files, skipped, completion.usage, _cost(info, completion.usage, images))
 
     async def _video_job(
         self, info: ModelInfo, prompt: str, parameters: dict[str, Any], parts: list[dict[str, Any]], progress: ProgressListener
     ) -> Generation:
-        await self.poe.prepare(ChatRequest(model=info.id, messages=[], parameters=dict(parameters)))
+        info.check_parameters(parameters)
         body = dict(parameters)
         image = next((p["image_url"]["url"] for p in parts if p["type"] == "image_url"), None)
         if image:
@@ -117,7 +114,9 @@ class MediaService:
         file = await download_media(
             self.poe.http, jobs.content_url(job), self.output_dir, timeout=self.poe.settings.timeout, headers=self.poe.auth_headers()
         )
-        generation = Generation(info.id, "", [file])
-        if info.pricing is not None:
-            generation.cost_usd = info.pricing.cost(None)
-        return generation
+        return Generation(info.id, "", [file], cost_usd=_cost(info, None, 0))
+
+
+def _cost(info: ModelInfo | None, usage: Usage | None, images: int) -> float | None:
+    """Estimated USD from the catalog's pricing (per token, per request, per image); None when unpriced."""
+    return info.pricing.cost(usage, images=images) if info is not None and info.pricing is not None else None
