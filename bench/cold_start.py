@@ -5,16 +5,12 @@ first ask_poe after start. Usage: python bench/cold_start.py [--runs N]
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import anyio
 from mcp import Client, StdioServerParameters
 
-from common import ms, report, server_params, start_fake, stats, workdir
-
-BARE = StdioServerParameters(command=sys.executable, args=[str(Path(__file__).with_name("bare_server.py"))])
+from common import BARE, ms, report, server_params, start_fake, stats, workdir
 
 
 async def spawn_to_tools_list(params: StdioServerParameters) -> float:

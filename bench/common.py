@@ -16,12 +16,13 @@ from typing import Any, AsyncIterator
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from mcp import Client, StdioServerParameters  # noqa: E402
-
 from conftest import SECRET_KEY, env_for  # noqa: E402
 from fakepoe import FakePoe  # noqa: E402
+from mcp import Client, StdioServerParameters  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+# The floor several benchmarks compare against: a one-tool MCPServer on the same SDK (bare_server.py).
+BARE = StdioServerParameters(command=sys.executable, args=[str(Path(__file__).with_name("bare_server.py"))])
 
 
 def start_fake() -> FakePoe:

@@ -14,9 +14,9 @@ import httpx2
 import openai
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from servers import TOKEN, http_replica
 
 from common import SECRET_KEY, report, start_fake, stats, stdio_client, workdir
-from servers import TOKEN, http_replica
 
 UNLIMITED = "1000000"  # this measures concurrency; the request budget has its own benchmark (rate_budget.py)
 

@@ -6,15 +6,20 @@ Usage: python bench/memory.py [--video-mb N]
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import anyio
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
-from common import child_pids, memory_kb, report, start_fake, stdio_client, workdir
-
-BARE = StdioServerParameters(command=sys.executable, args=[str(Path(__file__).with_name("bare_server.py"))])
+from common import (
+    BARE,
+    child_pids,
+    memory_kb,
+    report,
+    start_fake,
+    stdio_client,
+    workdir,
+)
 
 
 def server_memory() -> dict[str, int]:

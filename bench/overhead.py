@@ -10,16 +10,20 @@ from __future__ import annotations
 import argparse
 import time
 
-import sys
-from pathlib import Path
-
 import anyio
 import openai
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
-from common import SECRET_KEY, ms, report, start_fake, stats, stdio_client, workdir
-
-BARE = StdioServerParameters(command=sys.executable, args=[str(Path(__file__).with_name("bare_server.py"))])
+from common import (
+    BARE,
+    SECRET_KEY,
+    ms,
+    report,
+    start_fake,
+    stats,
+    stdio_client,
+    workdir,
+)
 
 
 async def measure(calls: int, latency: float) -> dict[str, dict[str, float]]:

@@ -8,9 +8,9 @@ import argparse
 import time
 
 import anyio
+from fakepoe import Reply
 
 from common import ms, report, start_fake, stats, stdio_client, workdir
-from fakepoe import Reply
 
 
 async def measure(runs: int, tokens: int) -> dict[str, dict[str, float]]:
