@@ -115,3 +115,10 @@ def test_config_write_merges_into_the_clients_file(run: Any, tmp_path: Path) -> 
     assert SECRET_KEY not in file.read_text(), "the key is never written for the user"
     printed = json.loads(run("config", "cursor").stdout)
     assert printed["mcpServers"]["poe"]["env"]["POE_API_KEY"] == "YOUR_POE_API_KEY"
+
+
+def test_generate_reports_a_poe_error_in_one_line(run: Any, fake: FakePoe, tmp_path: Path) -> None:
+    fake.error(402, "insufficient_credits", "out of points")
+    result = run("generate", "image", "a cat", "--out", str(tmp_path / "out"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("poe-mcp: insufficient_credits (402): out of points.") and "Traceback" not in result.stderr

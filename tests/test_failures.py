@@ -138,3 +138,23 @@ async def test_the_catalog_outlives_an_outage(settings: Any, fake: FakePoe) -> N
     async with connect(settings, max_retries=0) as client:
         result = await client.call_tool("get_model_info", {"model": "grok-4"})
     assert not result.is_error and result.structured_content["id"] == "grok-4"
+
+
+# Every tool that spends, with arguments that reach Poe's chat endpoint.
+PAID_CALLS = [
+    ("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi"}),
+    ("ask_poe_with_tools", {"bot": "gpt-4-turbo", "prompt": "hi", "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}),
+    ("chat_completion", {"model": "gpt-4-turbo", "messages": [{"role": "user", "content": "hi"}]}),
+    ("generate_image", {"prompt": "a cat"}),
+    ("generate_audio", {"prompt": "hello"}),
+]
+
+
+@pytest.mark.parametrize(("tool", "arguments"), PAID_CALLS, ids=[name for name, _ in PAID_CALLS])
+@pytest.mark.parametrize(("status", "kind"), [(401, "authentication_error"), (402, "insufficient_credits")])
+async def test_every_paid_tool_reports_poes_error_type(settings: Any, fake: FakePoe, tool: str, arguments: dict[str, Any], status: int, kind: str) -> None:
+    fake.error(status, kind, "scripted failure")
+    async with connect(settings) as client:
+        result = await client.call_tool(tool, arguments)
+    assert result.is_error
+    assert result.content[0].text.startswith(f"{kind} ({status}): scripted failure."), result.content[0].text

@@ -119,7 +119,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 
     from . import terminal
     from .core import open_core
-    from .poe.errors import PoeError
+    from .poe.errors import poe_error_in
     from .results import redact
 
     async def run() -> int:
@@ -130,10 +130,13 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
         return anyio.run(run)
     except terminal.UsageError as error:
         fail(EXIT_USAGE, f"error: {error}")
-    except PoeError as error:
-        fail(EXIT_POE_ERROR, redact(str(error), (settings.api_key,)))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a PoeError may come bare, chained, or inside a task group's ExceptionGroup
+        error = poe_error_in(exc)
+        if error is None:
+            raise
+        fail(EXIT_POE_ERROR, redact(str(error), (settings.api_key,)))
     return EXIT_OK
 
 

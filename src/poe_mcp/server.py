@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator
 
 import anyio
 import mcp.server.mcpserver.server as sdk_server
@@ -18,7 +17,7 @@ from pydantic import ValidationError
 from . import __version__
 from .config import Settings
 from .core import Core, open_core
-from .poe.errors import InvalidRequestError, PoeError
+from .poe.errors import InvalidRequestError, PoeError, poe_error_in
 from .results import error_result
 
 log = logging.getLogger("poe_mcp.server")
@@ -31,22 +30,6 @@ INSTRUCTIONS = (
 
 def state_of(ctx: Context) -> Core:
     return ctx.request_context.lifespan_context
-
-
-def handles_poe_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Return a PoeError as an `isError` result whose text starts with Poe's error type."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await fn(*args, **kwargs)
-        except PoeError as error:
-            ctx = kwargs.get("ctx")
-            secrets = state_of(ctx).secrets if ctx is not None else ()
-            log.info("%s failed: %s", fn.__name__, error.type)
-            return error_result(error, secrets)
-
-    return wrapper
 
 
 def _describe_validation(error: ValidationError) -> str:
@@ -98,7 +81,7 @@ def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 class PoeMCPServer(MCPServer[Core]):
-    """MCPServer whose argument-validation failures read like Poe's own `invalid_request_error`."""
+    """MCPServer whose failures read like Poe's own errors: `type (status): message. advice`."""
 
     # Set by the lifespan; resources (which get no Context) reach the shared state through it.
     state: Core
@@ -122,16 +105,22 @@ class PoeMCPServer(MCPServer[Core]):
         return contents
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        """The one error boundary of every tool: a PoeError, bare, chained or inside an ExceptionGroup, becomes
+        the `isError` result `type (status): message. advice`; anything else stays the SDK's generic error."""
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
-                error = InvalidRequestError(
+                error: PoeError | None = InvalidRequestError(
                     f"Invalid arguments for {name}: {_describe_validation(exc.__cause__)}",
                     advice="Fix the arguments (see the tool's input schema) and call again; nothing was sent to Poe.",
                 )
-                return error_result(error)
-            raise
+            else:
+                error = poe_error_in(exc.__cause__)
+            if error is None:
+                raise
+            log.info("%s failed: %s", name, error.type)
+            return error_result(error, self.state.secrets)
 
 
 WARM_UP_DELAY = 0.3  # let the client's initialize and tools/list go first
@@ -175,4 +164,4 @@ def build_server(settings: Settings) -> PoeMCPServer:
     return server
 
 
-__all__ = ["PoeMCPServer", "build_server", "handles_poe_errors", "state_of"]
+__all__ = ["PoeMCPServer", "build_server", "state_of"]

@@ -147,6 +147,23 @@ BY_STATUS: dict[int, type[PoeError]] = {
 BY_TYPE: dict[str, type[PoeError]] = {cls.type: cls for cls in BY_STATUS.values()}
 
 
+def poe_error_in(exc: BaseException | None) -> PoeError | None:
+    """The PoeError behind `exc`: itself, its cause or context, or one inside an (anyio) ExceptionGroup."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, PoeError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                found = poe_error_in(inner)
+                if found is not None:
+                    return found
+            return None
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` header given in seconds or as an HTTP date."""
     if not value:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from .. import __version__
 from ..outputs import UsageReport
 from ..results import structured_result
-from ..server import PoeMCPServer, handles_poe_errors, state_of
+from ..server import PoeMCPServer, state_of
 
 
 class ServerInfo(BaseModel):
@@ -27,7 +27,6 @@ class ServerInfo(BaseModel):
 
 def register(mcp: PoeMCPServer) -> None:
     @mcp.tool(title="Poe points balance and usage", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True))
-    @handles_poe_errors
     async def get_usage(
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,

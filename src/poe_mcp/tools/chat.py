@@ -15,7 +15,7 @@ from ..outputs import AskResult, ToolsResult
 from ..poe.errors import InvalidRequestError
 from ..poe.types import ChatRequest
 from ..results import error_result, structured_result
-from ..server import PoeMCPServer, handles_poe_errors, state_of
+from ..server import PoeMCPServer, state_of
 from .inputs import (
     Attachments,
     Bot,
@@ -107,7 +107,6 @@ async def _ask(ctx: Context, ask: Ask) -> Answer:
 
 def register(mcp: PoeMCPServer) -> None:
     @mcp.tool(title="Ask a Poe model", annotations=CHAT)
-    @handles_poe_errors
     async def ask_poe(
         prompt: Prompt,
         ctx: Context,
@@ -128,7 +127,6 @@ def register(mcp: PoeMCPServer) -> None:
         return _answer_result(answer, AskResult.of(answer), answer.completion.text, ctx)
 
     @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
-    @handles_poe_errors
     async def ask_with_attachment(
         prompt: Prompt,
         attachment_path: Annotated[str, Field(description="File in allowed dirs, or URL")],
@@ -141,7 +139,6 @@ def register(mcp: PoeMCPServer) -> None:
         return await ask_poe(prompt=prompt, ctx=ctx, bot=bot, session_id=session_id, attachments=[attachment_path], thinking=thinking)
 
     @mcp.tool(title="Function calling with a Poe model", annotations=CHAT)
-    @handles_poe_errors
     async def ask_poe_with_tools(
         ctx: Context,
         tools: Annotated[list[dict[str, Any]] | None, Field(description="OpenAI function tools; needed on the first call")] = None,
@@ -180,7 +177,6 @@ def register(mcp: PoeMCPServer) -> None:
         return _answer_result(answer, result, text, ctx)
 
     @mcp.tool(title="Raw chat completion", annotations=CHAT)
-    @handles_poe_errors
     async def chat_completion(
         model: str,
         messages: Annotated[list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages")],
@@ -205,7 +201,6 @@ def register(mcp: PoeMCPServer) -> None:
         return structured_result(completion.text, completion.raw or {})
 
     @mcp.tool(title="List stored conversations", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
-    @handles_poe_errors
     async def list_sessions(ctx: Context, limit: Annotated[int, Field(ge=1, le=200)] = 20) -> Annotated[CallToolResult, SessionsResult]:
         """Stored conversations, newest first."""
         sessions = [SessionOut(**vars(s)) for s in await state_of(ctx).store.list(limit)]
@@ -216,7 +211,6 @@ def register(mcp: PoeMCPServer) -> None:
         title="Delete a stored conversation",
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False),
     )
-    @handles_poe_errors
     async def clear_session(session_id: Annotated[str, Field(min_length=1, max_length=200)], ctx: Context) -> Annotated[CallToolResult, ClearResult]:
         """Delete a stored conversation."""
         cleared = await state_of(ctx).store.clear(session_id)

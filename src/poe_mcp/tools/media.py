@@ -27,7 +27,7 @@ from ..generate import Generation
 from ..outputs import MEDIA_URI, MediaResult
 from ..poe.media import MediaFile
 from ..results import structured_result
-from ..server import PoeMCPServer, handles_poe_errors, state_of
+from ..server import PoeMCPServer, state_of
 from .inputs import Attachments, Parameters, Prompt
 
 log = logging.getLogger("poe_mcp.tools.media")
@@ -117,19 +117,16 @@ def register(mcp: PoeMCPServer) -> None:
         return await media_result(generation)
 
     @mcp.tool(title="Generate an image", annotations=GENERATOR)
-    @handles_poe_errors
     async def generate_image(prompt: Prompt, ctx: Context, model: Model = None, parameters: Parameters = None, attachments: Attachments = None) -> Annotated[CallToolResult, MediaResult]:
         """Make an image with a Poe image model (default GPT-Image-1); returns it and a saved file."""
         return await generate(ctx, "image", prompt, model, parameters, attachments)
 
     @mcp.tool(title="Generate audio", annotations=GENERATOR)
-    @handles_poe_errors
     async def generate_audio(prompt: Prompt, ctx: Context, model: Model = None, parameters: Parameters = None) -> Annotated[CallToolResult, MediaResult]:
         """Speech or sound with a Poe audio model (default ElevenLabs-v2.5-Turbo); saved to a file."""
         return await generate(ctx, "audio", prompt, model, parameters, None)
 
     @mcp.tool(title="Generate a video", annotations=GENERATOR)
-    @handles_poe_errors
     async def generate_video(prompt: Prompt, ctx: Context, model: Model = None, parameters: Parameters = None, attachments: Attachments = None) -> Annotated[CallToolResult, MediaResult]:
         """Make a video with a Poe video model (default Veo-3); takes minutes; saved to a file."""
         return await generate(ctx, "video", prompt, model, parameters, attachments)

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from ..outputs import ModelDetail, ModelEntry, ModelsResult
 from ..results import structured_result
-from ..server import PoeMCPServer, handles_poe_errors, state_of
+from ..server import PoeMCPServer, state_of
 
 MODEL_URI = "poe://models/{model_id}"
 Modality = Annotated[str | None, Field(description="text, image, video or audio")]
@@ -38,7 +38,6 @@ def register(mcp: PoeMCPServer) -> None:
         return structured_result(text, ModelsResult(models=shown, total=len(found)).model_dump())
 
     @mcp.tool(title="List Poe models", annotations=CATALOG)
-    @handles_poe_errors
     async def list_models(
         ctx: Context,
         query: Annotated[str | None, Field(description="Substring of id, name, owner, description")] = None,
@@ -52,7 +51,6 @@ def register(mcp: PoeMCPServer) -> None:
         return await models_result(ctx, query, owned_by, input_modality, output_modality, supports_tools, limit)
 
     @mcp.tool(title="List Poe models (compatibility)", annotations=CATALOG)
-    @handles_poe_errors
     async def list_available_models(
         ctx: Context, query: str | None = None, limit: Annotated[int, Field(ge=1, le=500)] = 500
     ) -> Annotated[CallToolResult, ModelsResult]:
@@ -60,7 +58,6 @@ def register(mcp: PoeMCPServer) -> None:
         return await models_result(ctx, query, None, None, None, None, limit)
 
     @mcp.tool(title="Describe one Poe model", annotations=CATALOG)
-    @handles_poe_errors
     async def get_model_info(model: Annotated[str, Field(min_length=1)], ctx: Context) -> Annotated[CallToolResult, ModelDetail]:
         """One model in full: modalities, context, pricing, custom parameters with schemas."""
         info = ModelDetail.of(await state_of(ctx).poe.model_info(model))
