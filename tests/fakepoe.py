@@ -70,7 +70,8 @@ class Reply:
     body: Any = None  # sent as-is instead of a built body (recorded bodies, HTML pages...)
     chunks: list[str] | None = None  # how the text is split when streamed
     cut_after: int | None = None  # drop the connection after this many content chunks
-    no_finish: bool = False  # end the stream without a finish_reason
+    no_finish: bool = False  # end the stream without a finish_reason (and without [DONE]), as Poe does for some providers
+    cut_in_tool_call: bool = False  # drop the connection after the first tool-call delta
     no_usage: bool = False
     stall: float = 0.0  # stream: send the first chunk, then say nothing for this long
     hang: float = 0.0  # accept the request, then answer nothing for this long
@@ -252,7 +253,7 @@ class FakePoe:
                 yield event
             finished = True
         finally:
-            if not finished and reply.cut_after is None:
+            if not finished and reply.cut_after is None and not reply.cut_in_tool_call:
                 self.streams_aborted += 1
 
     async def _events(self, body: dict[str, Any], reply: Reply):  # type: ignore[no-untyped-def]
@@ -282,6 +283,8 @@ class FakePoe:
         for index, call in enumerate(reply.tool_calls):
             arguments = call["arguments"]
             yield chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": ""}}]})
+            if reply.cut_in_tool_call:
+                raise ConnectionResetError("scripted cut")
             for start in range(0, len(arguments), 5):  # arguments in small pieces, as providers send them
                 yield chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments[start : start + 5]}}]})
         if reply.no_finish:

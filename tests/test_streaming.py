@@ -68,12 +68,36 @@ async def test_a_cut_stream_keeps_its_text_and_is_not_retried(settings: Any, fak
     assert not after.is_error
 
 
-async def test_a_stream_without_finish_reason_is_an_error(settings: Any, fake: FakePoe) -> None:
-    fake.enqueue(Reply(text="cut short", no_finish=True))
+async def test_a_stream_that_ends_cleanly_without_finish_reason_is_the_answer(settings: Any, fake: FakePoe) -> None:
+    fake.enqueue(Reply(text="all of it", no_finish=True))  # as Poe ends some providers' streams
     async with connect(settings) as client:
         result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "go"})
-    assert result.is_error and "ended before the model finished" in result.content[0].text
-    assert result.structured_content["text"] == "cut short"
+    assert not result.is_error and result.content[0].text == "all of it"
+    assert result.structured_content["finish_reason"] == "stop"
+    assert any("without a finish_reason" in note for note in result.structured_content["notes"])
+    assert len(fake.chat_requests()) == 1, "a paid answer is not sent again"
+
+
+async def test_streamed_tool_calls_without_finish_reason_are_kept_and_not_resent(settings: Any, fake: FakePoe) -> None:
+    call = {"id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'}
+    fake.enqueue(Reply(tool_calls=[call], no_finish=True))  # Grok-4, Gemini, Qwen... on Poe
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    async with connect(settings) as client:
+        result = await client.call_tool("ask_poe_with_tools", {"bot": "gpt-4-turbo", "prompt": "weather?", "tools": tools})
+    assert not result.is_error, result.content[0].text
+    calls = result.structured_content["tool_calls"]
+    assert [(c["id"], c["name"], c["arguments"]) for c in calls] == [("call_1", "get_weather", {"city": "Paris", "unit": "celsius"})]
+    assert result.structured_content["finish_reason"] == "tool_calls"
+    assert len(fake.chat_requests()) == 1, "paid for once"
+
+
+async def test_a_stream_broken_after_a_tool_call_delta_is_not_resent(settings: Any, fake: FakePoe) -> None:
+    fake.enqueue(Reply(tool_calls=[{"id": "call_1", "name": "f", "arguments": "{}"}], cut_in_tool_call=True))
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    async with connect(settings) as client:
+        result = await client.call_tool("ask_poe_with_tools", {"bot": "gpt-4-turbo", "prompt": "go", "tools": tools})
+    assert result.is_error and result.content[0].text.startswith("connection_error")
+    assert len(fake.chat_requests()) == 1, "output had arrived: the paid request is not sent again"
 
 
 async def test_a_stream_cut_before_any_text_is_retried(settings: Any, fake: FakePoe) -> None:

@@ -25,14 +25,15 @@ class StreamAssembler:
         self._calls: dict[int, _PartialCall] = {}
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
-        self.text_sent = False  # once True, the caller has seen output and a retry would duplicate it
+        # Once anything arrived (text, reasoning, a tool-call delta) the call is paid: it is never re-sent.
+        self.received = False
 
     async def add_text(self, piece: str | None) -> None:
         if not piece:
             return
         self._text.append(piece)
+        self.received = True
         if self._listener is not None:
-            self.text_sent = True
             await self._listener(piece)
 
     def replace_text(self, text: str) -> None:
@@ -41,10 +42,12 @@ class StreamAssembler:
     def add_reasoning(self, piece: str | None) -> None:
         if piece:
             self._reasoning.append(piece)
+            self.received = True
 
     def add_tool_call_delta(self, index: int, id: str | None, name: str | None, arguments: str | None) -> None:
         """Join OpenAI-style tool-call deltas by `index`: id and name come once, arguments in pieces."""
         call = self._calls.setdefault(index, _PartialCall())
+        self.received = True
         if id:
             call.id = id
         if name and not call.name:
@@ -74,15 +77,25 @@ class StreamAssembler:
         )
 
     def completion(self) -> Completion:
-        """The whole answer; a stream that never said it finished is an error, not a short answer."""
-        if self.finish_reason is None:
-            return self.broken(PoeConnectionError("The stream ended before the model finished its answer"))
-        return self._build()
+        """The whole answer of a stream that ended cleanly.
+
+        On Poe, streamed answers of several providers (Grok, Gemini, Qwen, GLM, Kimi, MiniMax) end without
+        a `finish_reason`, most often after complete tool calls: what arrived is the answer, and the finish
+        reason is inferred. Only a stream that brought nothing at all is an error (and may be retried).
+        """
+        if self.finish_reason is not None:
+            return self._build()
+        if not self.received:
+            raise PoeConnectionError("The stream ended before the model sent anything")
+        self.finish_reason = "tool_calls" if self._calls else "stop"
+        completion = self._build()
+        completion.notes.append(f"Poe's stream ended without a finish_reason; the answer was taken as complete ({self.finish_reason})")
+        return completion
 
     def broken(self, error: PoeError) -> Completion:
-        """What arrived before the stream broke, marked as an error; raises instead if nothing went out yet."""
-        if not self.text_sent:
-            raise error  # nothing reached the caller: the call may be retried whole
+        """What arrived before the stream broke, marked as an error; raises instead if nothing arrived yet."""
+        if not self.received:
+            raise error  # nothing was paid for: the call may be retried whole
         completion = self._build()
         completion.finish_reason = "error"
         completion.error = error
