@@ -102,6 +102,7 @@ class FakePoe:
         self.rate_limit: int | None = None  # enforce this many chat requests per 60 s, like Poe's 500 RPM
         self._window: list[float] = []
         self.rejected = 0
+        self.refuses_stream_options: set[str] = set()  # models that answer 400 to `stream_options`, as some do on Poe
         self.first_token_at: float | None = None  # monotonic time the last stream's first content chunk left
         self.history = [
             {"creation_time": 1774577726_000_000 - i * 60_000_000, "bot_name": "GPT-4o", "query_id": f"q{i}", "usage_type": "API", "cost_points": 10 + i}
@@ -184,6 +185,8 @@ class FakePoe:
             return self._error(401, "authentication_error", "Invalid API key")
         if not isinstance(body, dict) or not body.get("messages"):
             return self._error(400, "invalid_request_error", "messages is required")
+        if "stream_options" in body and body.get("model") in self.refuses_stream_options:
+            return self._error(400, "invalid_request_error", "Unknown parameter: stream_options")
         if self.rate_limit is not None:
             now = time.monotonic()
             self._window = [t for t in self._window if now - t < 60]

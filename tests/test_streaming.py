@@ -186,3 +186,14 @@ async def test_a_401_from_usage_is_an_authentication_error(settings: Any, fake: 
     async with connect(settings, api_key="wrong-key-1234") as client:
         result = await client.call_tool("get_usage", {})
     assert result.is_error and result.content[0].text.startswith("authentication_error (401)")
+
+
+async def test_a_model_that_refuses_stream_options_is_asked_again_without_them(settings: Any, fake: FakePoe) -> None:
+    fake.refuses_stream_options.add("gpt-4-turbo")
+    async with connect(settings) as client:
+        first = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "one"})
+        second = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "two"})
+    assert not first.is_error and first.content[0].text == "Echo: one"
+    assert not second.is_error and second.content[0].text == "Echo: two"
+    assert ["stream_options" in r["json"] for r in fake.chat_requests()] == [True, False, False], "remembered after the first refusal"
+    assert any("no token usage" in note for note in first.structured_content["notes"])

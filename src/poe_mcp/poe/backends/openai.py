@@ -18,7 +18,7 @@ from ..streaming import StreamAssembler
 from ..types import ChatRequest, Completion, TextListener, ToolCall, Usage
 
 
-def request_body(request: ChatRequest, stream: bool) -> dict[str, Any]:
+def request_body(request: ChatRequest, stream: bool, include_usage: bool = True) -> dict[str, Any]:
     """The chat-completions body for a request; custom parameters go top-level (what `extra_body` does)."""
     body: dict[str, Any] = {"model": request.model, "messages": request.messages, **request.parameters}
     for name in ("temperature", "max_tokens", "max_completion_tokens", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls"):
@@ -26,7 +26,7 @@ def request_body(request: ChatRequest, stream: bool) -> dict[str, Any]:
         if value is not None:
             body[name] = value
     body["stream"] = stream
-    if stream:
+    if stream and include_usage:
         body["stream_options"] = {"include_usage": True}
     return body
 
@@ -46,6 +46,8 @@ class OpenAIBackend:
         self._openai = openai
         self._timeout = timeout
         self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, http_client=http, max_retries=0, timeout=timeout)
+        # Models that answered 400 `Unknown parameter: stream_options` (Poe does for some): asked without it since.
+        self._refuse_stream_options: set[str] = set()
 
     async def complete(self, request: ChatRequest) -> Completion:
         try:
@@ -62,9 +64,7 @@ class OpenAIBackend:
         assembler = StreamAssembler(request.model, listener)
         stream = None
         try:
-            stream = await self._client.post(
-                "/chat/completions", body=request_body(request, stream=True), cast_to=object, stream=True, stream_cls=self._openai.AsyncStream[object]
-            )
+            stream = await self._open_stream(request)
             async for chunk in stream:
                 if isinstance(chunk, dict):
                     await self._absorb(assembler, chunk)
@@ -77,6 +77,20 @@ class OpenAIBackend:
         if completion.usage is None:
             completion.notes.append("Poe sent no token usage for this stream, so no cost was estimated")
         return completion
+
+    async def _open_stream(self, request: ChatRequest) -> Any:
+        """Start the stream, asking for usage unless this model refuses `stream_options`; if it does, once more without."""
+        include_usage = request.model.lower() not in self._refuse_stream_options
+        try:
+            return await self._post_stream(request_body(request, stream=True, include_usage=include_usage))
+        except self._openai.BadRequestError as exc:
+            if not include_usage or "stream_options" not in str(exc):
+                raise
+            self._refuse_stream_options.add(request.model.lower())
+            return await self._post_stream(request_body(request, stream=True, include_usage=False))
+
+    async def _post_stream(self, body: dict[str, Any]) -> Any:
+        return await self._client.post("/chat/completions", body=body, cast_to=object, stream=True, stream_cls=self._openai.AsyncStream[object])
 
     @staticmethod
     async def _absorb(assembler: StreamAssembler, chunk: dict[str, Any]) -> None:
