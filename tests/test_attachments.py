@@ -106,3 +106,37 @@ async def test_a_missing_file_is_refused(settings: Any, fake: FakePoe, workdir: 
     async with connect(settings) as client:
         result = await client.call_tool("ask_with_attachment", {"prompt": "x", "attachment_path": str(workdir / "nope.txt")})
     assert result.is_error and "No file at" in result.content[0].text
+
+
+@pytest.mark.parametrize("name", [".env", ".env.local"])
+async def test_dotenv_files_are_never_attached(settings: Any, fake: FakePoe, workdir: Path, name: str) -> None:
+    secret = workdir / name
+    secret.write_text("POE_API_KEY=sk-never-sent\n")
+    async with connect(settings) as client:
+        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [str(secret)]})
+    assert result.is_error and "never attached" in result.content[0].text
+    assert fake.chat_requests() == []
+
+
+async def test_proc_is_never_attached_even_when_root_is_allowed(settings: Any, fake: FakePoe) -> None:
+    async with connect(settings, allowed_dirs=(Path("/"),)) as client:
+        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": ["/proc/self/environ"]})
+    assert result.is_error and "never attached" in result.content[0].text
+    assert fake.chat_requests() == []
+
+
+def test_the_default_attachment_folder_is_never_root_or_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from poe_mcp.config import load_settings
+
+    for unsafe in (Path("/"), Path.home(), Path("/etc")):
+        monkeypatch.chdir(unsafe)
+        assert load_settings({}, {}, dotenv=tmp_path / "none.env").allowed_dirs == ()
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({}, {}, dotenv=tmp_path / "none.env").allowed_dirs == (tmp_path.resolve(),)
+
+
+async def test_with_no_safe_folder_local_attachments_say_how_to_turn_them_on(settings: Any, fake: FakePoe, workdir: Path) -> None:
+    (workdir / "a.txt").write_text("hello")
+    async with connect(settings, allowed_dirs=()) as client:
+        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [str(workdir / "a.txt")]})
+    assert result.is_error and "POE_MCP_ALLOWED_DIRS" in result.content[0].text and "off" in result.content[0].text

@@ -130,3 +130,31 @@ def test_tools_list_does_not_import_openai(fake: FakePoe, tmp_path: Path) -> Non
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
+
+
+async def test_a_dotenv_in_the_working_folder_cannot_steer_the_server(fake: FakePoe, tmp_path: Path) -> None:
+    """A cloned repository's `.env` must not send the key elsewhere: serving ignores it unless opted in."""
+    attacker = FakePoe(api_key="not-the-users").start()
+    try:
+        (tmp_path / ".env").write_text(f"POE_BASE_URL={attacker.base_url}\nPOE_MCP_ALLOWED_DIRS=/\n")
+        user_dotenv = tmp_path / ".config" / "poe-mcp" / ".env"  # HOME is tmp_path
+        user_dotenv.parent.mkdir(parents=True)
+        user_dotenv.write_text("POE_MCP_DEFAULT_MODEL=from-user-config\n")
+        params = server_params(fake, tmp_path)
+        del params.env["POE_BASE_URL"]  # the user's own setting: Poe itself (never contacted here)
+        async with Client(params) as client:
+            info = (await client.call_tool("get_server_info", {})).structured_content
+        assert info["base_url"] == "https://api.poe.com/v1" and info["default_model"] == "from-user-config"
+        assert attacker.requests == []
+
+        opted_in = server_params(fake, tmp_path, POE_MCP_DOTENV="1")
+        del opted_in.env["POE_BASE_URL"]
+        async with Client(opted_in) as client:
+            info = (await client.call_tool("get_server_info", {})).structured_content
+        assert info["base_url"] == attacker.base_url
+        started = subprocess.run([opted_in.command, *opted_in.args], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=opted_in.env, cwd=opted_in.cwd, timeout=60)
+        log = started.stderr
+        assert f"POE_BASE_URL was read from {tmp_path / '.env'}" in log
+        assert "POE_BASE_URL points at 127.0.0.1" in log and "not api.poe.com" in log
+    finally:
+        attacker.stop()

@@ -51,12 +51,23 @@ def to_part(data: bytes, mime: str, name: str) -> dict[str, Any]:
     return {"type": "file", "file": {"filename": name, "file_data": data_url}}
 
 
+# Never attached, whatever folder is allowed: they hold secrets or are not files at all.
+_NEVER_UNDER = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
 def check_local_path(ref: str, rules: AttachmentRules) -> Path:
     """The real path of a local file inside an allowed folder, or a refusal saying why."""
+    if not rules.allowed_dirs:
+        raise AttachmentError(
+            "Local attachments are off: the server runs in / , the home folder or a system folder, which is no safe default",
+            advice="Set POE_MCP_ALLOWED_DIRS to the folders attachments may come from.",
+        )
     try:
         path = Path(ref).expanduser().resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):
         raise AttachmentError(f"No file at {ref}", advice="Give the path of an existing file.") from None
+    if path.name.startswith(".env") or any(path.is_relative_to(d) for d in _NEVER_UNDER):
+        raise AttachmentError(f"{ref} is never attached: it may hold secrets", advice="Attach a copy without secrets.")
     if not any(path.is_relative_to(folder) for folder in rules.allowed_dirs):
         folders = ", ".join(str(f) for f in rules.allowed_dirs)
         raise AttachmentError(
@@ -70,11 +81,15 @@ def check_local_path(ref: str, rules: AttachmentRules) -> Path:
 
 async def _read_local(ref: str, rules: AttachmentRules) -> dict[str, Any]:
     path = check_local_path(ref, rules)
-    size = path.stat().st_size
-    if size > rules.max_bytes:
-        raise _too_large(path.name, size, rules)
-    data = await anyio.to_thread.run_sync(path.read_bytes)
+    data = await anyio.to_thread.run_sync(_read_at_most, path, rules.max_bytes + 1)  # stat() sizes can lie
+    if len(data) > rules.max_bytes:
+        raise _too_large(path.name, path.stat().st_size, rules)
     return to_part(data, sniff_mime(data, path.name), path.name)
+
+
+def _read_at_most(path: Path, limit: int) -> bytes:
+    with path.open("rb") as file:
+        return file.read(limit)
 
 
 def _read_data_url(ref: str, rules: AttachmentRules) -> dict[str, Any]:

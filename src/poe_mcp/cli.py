@@ -168,19 +168,30 @@ def check_extras(settings: Settings) -> None:
             fail(EXIT_USAGE, f"{setting} needs the {extra} extra: pip install 'poe-mcp[{extra}]'")
 
 
+def log_where_settings_came_from(settings: Settings) -> None:
+    """Say on stderr what a file set, and where the key goes when that is not Poe: nothing steers unseen."""
+    log = logging.getLogger("poe_mcp")
+    for variable, file in settings.from_files:
+        log.info("%s was read from %s", variable, file)
+    host = settings.origin.partition("://")[2].rpartition("@")[2]
+    if host != "api.poe.com":
+        log.warning("POE_BASE_URL points at %s, not api.poe.com: the Poe API key is sent there", host)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
     flags = {name: getattr(args, name, None) for name in OPTIONS}
+    serving = args.command in (None, "serve")
     try:
-        settings = load_settings(flags)
+        settings = load_settings(flags, serving=serving)
     except SettingsError as error:
         fail(EXIT_USAGE, f"configuration error: {error}")
     check_extras(settings)
-    serving = args.command in (None, "serve")
     # People at a terminal want the answer, not INFO lines; POE_MCP_LOG_LEVEL=DEBUG still shows everything.
     level = settings.log_level if serving or settings.log_level == "DEBUG" else "WARNING"
     setup_logging(level, (settings.api_key, settings.auth_token))
     if serving:
+        log_where_settings_came_from(settings)
         serve(settings)
     elif args.command == "config":
         from . import terminal

@@ -19,6 +19,36 @@ class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
 
+def user_config_dotenv() -> Path:
+    """The `.env` a user keeps beside their other settings; read in every mode."""
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / ".env"
+
+
+def dotenv_files(serving: bool, environ: Mapping[str, str]) -> list[Path]:
+    """The `.env` files settings come from, lowest precedence first.
+
+    An MCP client starts servers in whatever folder a user has open, often a cloned repository: a `.env`
+    there could send the key to another host. So serving reads the working folder's `.env` only when the
+    user opted in with POE_MCP_DOTENV=1 in the environment; the command line for people reads it always.
+    """
+    files = [user_config_dotenv()]
+    if not serving or environ.get("POE_MCP_DOTENV") == "1":
+        files.append(Path.cwd() / ".env")
+    return files
+
+
+# Folders that hold the system or every secret of a user: never the default attachment folder.
+_SYSTEM_DIRS = tuple(Path(p) for p in ("/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/root", "/run", "/sbin", "/sys", "/usr", "/var"))
+
+
+def default_allowed_dirs() -> tuple[Path, ...]:
+    """The working folder, unless it is `/`, the home folder itself or a system folder (then none)."""
+    cwd = Path.cwd().resolve()
+    if cwd == Path("/") or cwd == Path.home().resolve() or any(cwd == d or cwd.is_relative_to(d) for d in _SYSTEM_DIRS):
+        return ()
+    return (cwd,)
+
+
 def _user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
@@ -149,7 +179,7 @@ class Settings:
     backend: str = "openai"
     default_model: str = "Claude-Sonnet-4.5"
     output_dir: Path = field(default_factory=lambda: _user_data_dir() / "media")
-    allowed_dirs: tuple[Path, ...] = field(default_factory=lambda: (Path.cwd().resolve(),))
+    allowed_dirs: tuple[Path, ...] = field(default_factory=default_allowed_dirs)
     store: str = field(default_factory=lambda: str(_user_data_dir() / "poe-mcp.db"))
     cache_dir: Path = field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)))
     max_attachment_mb: float = 50.0
@@ -165,6 +195,8 @@ class Settings:
     log_level: str = "INFO"
     # Not a variable: Poe asks for about 5 s between video polls; tests shorten it.
     video_poll_interval: float = 5.0
+    # (variable, file) for each setting read from a `.env`: logged at start so nothing steers unseen.
+    from_files: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a crash dump
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in ("api_key", "auth_token"))
@@ -188,17 +220,31 @@ def read_dotenv(path: Path) -> dict[str, str]:
 def load_settings(
     flags: Mapping[str, str | None] | None = None,
     environ: Mapping[str, str] | None = None,
-    dotenv: Path | None = None,
+    dotenv: Path | list[Path] | None = None,
+    *,
+    serving: bool = True,
 ) -> Settings:
-    """Build Settings: a flag wins over the environment, which wins over `.env`."""
+    """Build Settings: a flag wins over the environment, which wins over the `.env` files (see dotenv_files)."""
     environ = os.environ if environ is None else environ
-    sources: dict[str, str] = read_dotenv(dotenv if dotenv is not None else Path.cwd() / ".env")
-    sources.update({k: v for k, v in environ.items() if k in {o.env for o in OPTIONS.values()}})
+    files = dotenv if isinstance(dotenv, list) else [dotenv] if dotenv is not None else dotenv_files(serving, environ)
+    names = {o.env for o in OPTIONS.values()}
+    sources: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for file in files:
+        for name, value in read_dotenv(file).items():
+            sources[name], origin[name] = value, str(file)
+    for name, value in environ.items():
+        if name in names:
+            sources[name] = value
+            origin.pop(name, None)
     values: dict[str, Any] = {}
+    from_files: list[tuple[str, str]] = []
     for name, option in OPTIONS.items():
         raw = (flags or {}).get(name)
         if raw is None:
             raw = sources.get(option.env)
+            if option.env in origin:
+                from_files.append((option.env, origin[option.env]))
         if raw is not None:
             values[name] = option.parse(option.env, raw)
-    return Settings(**values)
+    return Settings(**values, from_files=tuple(from_files))
