@@ -8,9 +8,8 @@ import argparse
 import time
 
 import anyio
-from mcp import Client, StdioServerParameters
-
 from common import BARE, ms, report, server_params, start_fake, stats, workdir
+from mcp import Client, StdioServerParameters
 
 
 async def spawn_to_tools_list(params: StdioServerParameters) -> float:
@@ -36,10 +35,15 @@ async def first_call(params: StdioServerParameters, pause: float) -> tuple[float
 async def measure(runs: int) -> dict[str, dict[str, float]]:
     fake = start_fake()
     samples: dict[str, list[float]] = {
-        "bare_tools_list": [], "poe_mcp_tools_list": [], "poe_mcp_first_ask_at_once": [], "poe_mcp_first_ask_after_1s": [],
+        "bare_tools_list": [],
+        "poe_mcp_tools_list": [],
+        "poe_mcp_first_ask_at_once": [],
+        "poe_mcp_first_ask_after_1s": [],
         "poe_mcp_spawn_to_first_answer": [],
     }
-    cache = str(workdir() / "cache")  # the catalog's disk cache outlives restarts, as it does for a user
+    cache = str(
+        workdir() / "cache"
+    )  # the catalog's disk cache outlives restarts, as it does for a user
 
     def params():  # type: ignore[no-untyped-def]
         return server_params(fake, workdir(), POE_MCP_CACHE_DIR=cache)
@@ -65,8 +69,22 @@ def main() -> None:
     args = parser.parse_args()
     results = anyio.run(measure, args.runs)
     floor = results["bare_tools_list"]["median"]
-    rows = [(name, ms(s["median"]), ms(s["p99"]), f"{s['median'] / floor:.2f}x" if name.endswith("tools_list") else "") for name, s in results.items()]
-    report("cold_start", f"Cold start over stdio ({args.runs} runs)", rows, ("measure", "median", "p99", "vs floor"), {"runs": args.runs, "results": results})
+    rows = [
+        (
+            name,
+            ms(s["median"]),
+            ms(s["p99"]),
+            f"{s['median'] / floor:.2f}x" if name.endswith("tools_list") else "",
+        )
+        for name, s in results.items()
+    ]
+    report(
+        "cold_start",
+        f"Cold start over stdio ({args.runs} runs)",
+        rows,
+        ("measure", "median", "p99", "vs floor"),
+        {"runs": args.runs, "results": results},
+    )
 
 
 if __name__ == "__main__":

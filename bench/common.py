@@ -9,9 +9,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -22,7 +23,9 @@ from mcp import Client, StdioServerParameters  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 # The floor several benchmarks compare against: a one-tool MCPServer on the same SDK (bare_server.py).
-BARE = StdioServerParameters(command=sys.executable, args=[str(Path(__file__).with_name("bare_server.py"))])
+BARE = StdioServerParameters(
+    command=sys.executable, args=[str(Path(__file__).with_name("bare_server.py"))]
+)
 
 
 def start_fake() -> FakePoe:
@@ -37,7 +40,9 @@ def workdir() -> Path:
 
 def server_params(fake: FakePoe, tmp: Path, **env: str) -> StdioServerParameters:
     variables = env_for(fake, tmp, POE_MCP_LOG_LEVEL="WARNING", **env)
-    return StdioServerParameters(command=sys.executable, args=["-m", "poe_mcp"], env=variables, cwd=str(tmp))
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "poe_mcp"], env=variables, cwd=str(tmp)
+    )
 
 
 @asynccontextmanager
@@ -82,18 +87,38 @@ def stats(samples: list[float]) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
 
 
-def report(name: str, title: str, rows: list[tuple[str, ...]], header: tuple[str, ...], data: dict[str, Any]) -> None:
+def report(
+    name: str,
+    title: str,
+    rows: list[tuple[str, ...]],
+    header: tuple[str, ...],
+    data: dict[str, Any],
+) -> None:
     """Print a table and write the full numbers to bench/results/<name>.json."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print(f"\n{title}")
     for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
-    out.write_text(json.dumps({"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **data}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": name,
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "machine": machine(),
+                **data,
+            },
+            indent=2,
+        )
+    )
     print(f"(written to {out.relative_to(ROOT)})")
 
 

@@ -12,11 +12,10 @@ import time
 import anyio
 import httpx2
 import openai
+from common import SECRET_KEY, report, start_fake, stats, stdio_client, workdir
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from servers import TOKEN, http_replica
-
-from common import SECRET_KEY, report, start_fake, stats, stdio_client, workdir
 
 UNLIMITED = "1000000"  # this measures concurrency; the request budget has its own benchmark (rate_budget.py)
 
@@ -69,7 +68,11 @@ async def over_http(calls: int, runs: int) -> list[float]:
     fake, tmp = start_fake(), workdir()
     try:
         with http_replica(fake, tmp, POE_MCP_LOG_LEVEL="WARNING", POE_MCP_RPM=UNLIMITED) as url:
-            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60, limits=httpx2.Limits(max_connections=200))
+            http = httpx2.AsyncClient(
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=60,
+                limits=httpx2.Limits(max_connections=200),
+            )
             async with Client(streamable_http_client(url, http_client=http)) as client:
                 await client.call_tool("list_models", {"limit": 1})
                 fake.latency = 1.0
@@ -88,8 +91,17 @@ def main() -> None:
         "stdio": stats(anyio.run(over_stdio, args.calls, args.runs)),
         "http": stats(anyio.run(over_http, args.calls, args.runs)),
     }
-    rows = [(name, f"{s['median']:.3f} s", f"{s['max']:.3f} s", f"{s['median'] / 1.0:.2f}x") for name, s in results.items()]
-    report("concurrency", f"{args.calls} calls in flight, upstream latency 1 s ({args.runs} runs)", rows, ("transport", "median wall", "worst", "vs ideal 1 s"), {"calls": args.calls, "results": results})
+    rows = [
+        (name, f"{s['median']:.3f} s", f"{s['max']:.3f} s", f"{s['median'] / 1.0:.2f}x")
+        for name, s in results.items()
+    ]
+    report(
+        "concurrency",
+        f"{args.calls} calls in flight, upstream latency 1 s ({args.runs} runs)",
+        rows,
+        ("transport", "median wall", "worst", "vs ideal 1 s"),
+        {"calls": args.calls, "results": results},
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ import argparse
 from pathlib import Path
 
 import anyio
-from mcp import Client
-
 from common import (
     BARE,
     child_pids,
@@ -20,10 +18,16 @@ from common import (
     stdio_client,
     workdir,
 )
+from mcp import Client
 
 
 def server_memory() -> dict[str, int]:
-    [pid] = [p for p in child_pids() if "poe_mcp" in Path(f"/proc/{p}/cmdline").read_text() or "bare_server" in Path(f"/proc/{p}/cmdline").read_text()]
+    [pid] = [
+        p
+        for p in child_pids()
+        if "poe_mcp" in Path(f"/proc/{p}/cmdline").read_text()
+        or "bare_server" in Path(f"/proc/{p}/cmdline").read_text()
+    ]
     return memory_kb(pid)
 
 
@@ -43,7 +47,9 @@ async def measure(video_mb: int) -> dict[str, float]:
             fake.latency = 1.0
             async with anyio.create_task_group() as group:
                 for i in range(100):
-                    group.start_soon(client.call_tool, "ask_poe", {"bot": "gpt-4-turbo", "prompt": f"n{i}"})
+                    group.start_soon(
+                        client.call_tool, "ask_poe", {"bot": "gpt-4-turbo", "prompt": f"n{i}"}
+                    )
             loaded = server_memory()
             results["peak_rss_100_concurrent_mb"] = loaded["VmHWM"] / 1024
             fake.latency = 0
@@ -51,7 +57,10 @@ async def measure(video_mb: int) -> dict[str, float]:
             fake.video_steps = 1
             before = server_memory()["VmHWM"]
             result = await client.call_tool("generate_video", {"prompt": "big"})
-            assert not result.is_error and result.structured_content["files"][0]["bytes"] == video_mb * 1_000_000, result.content[0].text
+            assert (
+                not result.is_error
+                and result.structured_content["files"][0]["bytes"] == video_mb * 1_000_000
+            ), result.content[0].text
             results["video_download_peak_growth_mb"] = (server_memory()["VmHWM"] - before) / 1024
     finally:
         fake.stop()
@@ -64,8 +73,16 @@ def main() -> None:
     args = parser.parse_args()
     results = anyio.run(measure, args.video_mb)
     ratio = results["poe_mcp_idle_rss_mb"] / results["bare_idle_rss_mb"]
-    rows = [(name, f"{value:.1f} MB") for name, value in results.items()] + [("idle ratio vs bare", f"{ratio:.2f}x")]
-    report("memory", "Server memory (RSS)", rows, ("measure", "value"), {"video_mb": args.video_mb, "results": results, "idle_ratio": ratio})
+    rows = [(name, f"{value:.1f} MB") for name, value in results.items()] + [
+        ("idle ratio vs bare", f"{ratio:.2f}x")
+    ]
+    report(
+        "memory",
+        "Server memory (RSS)",
+        rows,
+        ("measure", "value"),
+        {"video_mb": args.video_mb, "results": results, "idle_ratio": ratio},
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ import time
 
 import anyio
 import openai
-from mcp import Client
-
 from common import (
     BARE,
     SECRET_KEY,
@@ -24,6 +22,7 @@ from common import (
     stdio_client,
     workdir,
 )
+from mcp import Client
 
 
 async def measure(calls: int, latency: float) -> dict[str, dict[str, float]]:
@@ -32,11 +31,18 @@ async def measure(calls: int, latency: float) -> dict[str, dict[str, float]]:
     tmp = workdir()
     direct = openai.AsyncOpenAI(api_key=SECRET_KEY, base_url=fake.base_url, max_retries=0)
     body = {"model": "gpt-4-turbo", "messages": [{"role": "user", "content": "hi"}]}
-    times: dict[str, list[float]] = {"direct": [], "bare_mcp_call": [], "ask_poe": [], "ask_poe_stream": []}
+    times: dict[str, list[float]] = {
+        "direct": [],
+        "bare_mcp_call": [],
+        "ask_poe": [],
+        "ask_poe_stream": [],
+    }
     try:
         async with stdio_client(fake, tmp) as client, Client(BARE) as bare:
             for _ in range(5):  # warm: imports, catalog, connections
-                await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "stream": False})
+                await client.call_tool(
+                    "ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "stream": False}
+                )
                 await direct.chat.completions.create(**body)
             for _ in range(calls):
                 started = time.perf_counter()
@@ -46,7 +52,9 @@ async def measure(calls: int, latency: float) -> dict[str, dict[str, float]]:
                 await bare.call_tool("echo", {"text": "hi"})
                 times["bare_mcp_call"].append(time.perf_counter() - started)
                 started = time.perf_counter()
-                await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "stream": False})
+                await client.call_tool(
+                    "ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "stream": False}
+                )
                 times["ask_poe"].append(time.perf_counter() - started)
                 started = time.perf_counter()
                 await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi"})
@@ -69,10 +77,34 @@ def main() -> None:
         for name, s in measured.items():
             added = s["median"] - base
             if name == "bare_mcp_call":
-                rows.append((f"{int(latency * 1000)} ms", name, ms(s["median"]), ms(s["p99"]), "", "(MCP floor)"))
+                rows.append(
+                    (
+                        f"{int(latency * 1000)} ms",
+                        name,
+                        ms(s["median"]),
+                        ms(s["p99"]),
+                        "",
+                        "(MCP floor)",
+                    )
+                )
                 continue
-            rows.append((f"{int(latency * 1000)} ms", name, ms(s["median"]), ms(s["p99"]), "" if name == "direct" else ms(added), f"{s['median'] / base:.2f}x"))
-    report("overhead", f"Per-call overhead ({args.calls} calls each, stdio)", rows, ("upstream", "path", "median", "p99", "added", "ratio"), {"calls": args.calls, "results": results})
+            rows.append(
+                (
+                    f"{int(latency * 1000)} ms",
+                    name,
+                    ms(s["median"]),
+                    ms(s["p99"]),
+                    "" if name == "direct" else ms(added),
+                    f"{s['median'] / base:.2f}x",
+                )
+            )
+    report(
+        "overhead",
+        f"Per-call overhead ({args.calls} calls each, stdio)",
+        rows,
+        ("upstream", "path", "median", "p99", "added", "ratio"),
+        {"calls": args.calls, "results": results},
+    )
 
 
 if __name__ == "__main__":

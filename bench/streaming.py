@@ -8,9 +8,8 @@ import argparse
 import time
 
 import anyio
-from fakepoe import Reply
-
 from common import ms, report, start_fake, stats, stdio_client, workdir
+from fakepoe import Reply
 
 
 async def measure(runs: int, tokens: int) -> dict[str, dict[str, float]]:
@@ -22,13 +21,19 @@ async def measure(runs: int, tokens: int) -> dict[str, dict[str, float]]:
             for _ in range(runs):
                 first: list[float] = []
 
-                async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                async def on_progress(
+                    progress: float, total: float | None, message: str | None
+                ) -> None:
                     if not first:
                         first.append(time.monotonic())
 
-                fake.chunk_delay = 0.05  # a token now and then: the first one must not wait for the rest
+                fake.chunk_delay = (
+                    0.05  # a token now and then: the first one must not wait for the rest
+                )
                 fake.enqueue(Reply(chunks=["first "] + ["more "] * 10))
-                await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "go"}, progress_callback=on_progress)
+                await client.call_tool(
+                    "ask_poe", {"bot": "gpt-4-turbo", "prompt": "go"}, progress_callback=on_progress
+                )
                 assert fake.first_token_at is not None
                 delays.append(first[0] - fake.first_token_at)
 
@@ -52,9 +57,19 @@ def main() -> None:
     delay, rate = results["first_token_to_first_progress_s"], results["tokens_per_second"]
     rows = [
         ("first token -> first progress", ms(delay["median"]), ms(delay["p99"])),
-        (f"tokens/s passed through ({args.tokens} tokens)", f"{rate['median']:.0f}", f"{rate['min']:.0f} (worst)"),
+        (
+            f"tokens/s passed through ({args.tokens} tokens)",
+            f"{rate['median']:.0f}",
+            f"{rate['min']:.0f} (worst)",
+        ),
     ]
-    report("streaming", f"Streaming over stdio ({args.runs} runs)", rows, ("measure", "median", "p99"), {"runs": args.runs, "tokens": args.tokens, "results": results})
+    report(
+        "streaming",
+        f"Streaming over stdio ({args.runs} runs)",
+        rows,
+        ("measure", "median", "p99"),
+        {"runs": args.runs, "tokens": args.tokens, "results": results},
+    )
 
 
 if __name__ == "__main__":

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakepoe import FakePoe  # noqa: E402
-from poe_mcp.config import Settings, load_settings  # noqa: E402
-from poe_mcp.server import build_server  # noqa: E402
+from fakepoe import FakePoe
+
+from poe_mcp.config import Settings, load_settings
+from poe_mcp.server import build_server
 
 # A key distinctive enough that finding it anywhere in output proves a leak.
 SECRET_KEY = "poe-test-SECRET-4f9c2a7e1b"

@@ -39,7 +39,9 @@ TEST_MODELS: list[dict[str, Any]] = [
         "supported_features": [],
         "pricing": {"prompt": None, "completion": None, "image": None, "request": "0.002"},
         "metadata": {"display_name": "Test-Flat-Fee"},
-        "parameters": [{"name": "mood", "schema": {"type": "string", "enum": ["calm", "cheerful"]}}],
+        "parameters": [
+            {"name": "mood", "schema": {"type": "string", "enum": ["calm", "cheerful"]}}
+        ],
     }
 ]
 
@@ -75,7 +77,9 @@ class Reply:
     no_usage: bool = False
     stall: float = 0.0  # stream: send the first chunk, then say nothing for this long
     hang: float = 0.0  # accept the request, then answer nothing for this long
-    files: list[tuple[str, str, str]] = field(default_factory=list)  # bot protocol: (url, content type, name) `file` events
+    files: list[tuple[str, str, str]] = field(
+        default_factory=list
+    )  # bot protocol: (url, content type, name) `file` events
 
 
 def _words(text: str) -> list[str]:
@@ -92,20 +96,36 @@ class FakePoe:
         self.chunk_delay = 0.0
         self.balance = 1500
         self.streams_aborted = 0  # streams the client closed before their end
-        self.cdn: dict[str, tuple[bytes | int, str]] = {}  # name -> (bytes, or a size to generate; content type)
+        self.cdn: dict[
+            str, tuple[bytes | int, str]
+        ] = {}  # name -> (bytes, or a size to generate; content type)
         self.videos: dict[str, dict[str, Any]] = {}
         self.video_steps = 3  # polls before a job completes
         self.video_bytes = 0  # when set, /content serves this many bytes instead of the small MP4
         self.videos_missing = False  # answer 404 on /v1/videos, like a Poe without the endpoint
-        self.bot_queries: list[dict[str, Any]] = []  # bot-protocol QueryRequests, as the bots received them
+        self.bot_queries: list[
+            dict[str, Any]
+        ] = []  # bot-protocol QueryRequests, as the bots received them
         self.uploads: list[dict[str, Any]] = []
-        self.rate_limit: int | None = None  # enforce this many chat requests per 60 s, like Poe's 500 RPM
+        self.rate_limit: int | None = (
+            None  # enforce this many chat requests per 60 s, like Poe's 500 RPM
+        )
         self._window: list[float] = []
         self.rejected = 0
-        self.refuses_stream_options: set[str] = set()  # models that answer 400 to `stream_options`, as some do on Poe
-        self.first_token_at: float | None = None  # monotonic time the last stream's first content chunk left
+        self.refuses_stream_options: set[str] = (
+            set()
+        )  # models that answer 400 to `stream_options`, as some do on Poe
+        self.first_token_at: float | None = (
+            None  # monotonic time the last stream's first content chunk left
+        )
         self.history = [
-            {"creation_time": 1774577726_000_000 - i * 60_000_000, "bot_name": "GPT-4o", "query_id": f"q{i}", "usage_type": "API", "cost_points": 10 + i}
+            {
+                "creation_time": 1774577726_000_000 - i * 60_000_000,
+                "bot_name": "GPT-4o",
+                "query_id": f"q{i}",
+                "usage_type": "API",
+                "cost_points": 10 + i,
+            }
             for i in range(45)
         ]
         self._queue: list[Reply] = []
@@ -127,15 +147,31 @@ class FakePoe:
         with self._lock:
             self._queue.extend(replies)
 
-    def error(self, status: int, error_type: str, message: str = "scripted failure", times: int = 1, **headers: str) -> None:
-        self.enqueue(*[Reply(status=status, error_type=error_type, text=message, headers=headers) for _ in range(times)])
+    def error(
+        self,
+        status: int,
+        error_type: str,
+        message: str = "scripted failure",
+        times: int = 1,
+        **headers: str,
+    ) -> None:
+        self.enqueue(
+            *[
+                Reply(status=status, error_type=error_type, text=message, headers=headers)
+                for _ in range(times)
+            ]
+        )
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == "/v1/chat/completions"]
 
     def model_calls(self) -> list[dict[str, Any]]:
         """Every request that reached a model, on either protocol."""
-        return [r for r in self.requests if r["path"] == "/v1/chat/completions" or r["path"].startswith("/bot/")]
+        return [
+            r
+            for r in self.requests
+            if r["path"] == "/v1/chat/completions" or r["path"].startswith("/bot/")
+        ]
 
     def last_messages(self) -> list[dict[str, Any]]:
         """The conversation the last model call carried, in OpenAI's shape whichever protocol sent it."""
@@ -144,10 +180,16 @@ class FakePoe:
             return last["json"]["messages"]
         query = last["json"]
         roles = {"bot": "assistant"}
-        messages = [{"role": roles.get(m["role"], m["role"]), "content": m["content"]} for m in query["query"]]
+        messages = [
+            {"role": roles.get(m["role"], m["role"]), "content": m["content"]}
+            for m in query["query"]
+        ]
         if query.get("tool_calls"):
             messages.append({"role": "assistant", "content": "", "tool_calls": query["tool_calls"]})
-            messages += [{"role": "tool", "tool_call_id": r["tool_call_id"], "content": r["content"]} for r in query["tool_results"]]
+            messages += [
+                {"role": "tool", "tool_call_id": r["tool_call_id"], "content": r["content"]}
+                for r in query["tool_results"]
+            ]
         return messages
 
     def _next(self) -> Reply | None:
@@ -158,21 +200,36 @@ class FakePoe:
 
     def _record(self, request: Request, body: Any) -> None:
         self.requests.append(
-            {"method": request.method, "path": request.url.path, "headers": dict(request.headers), "json": body, "query": dict(request.query_params), "at": time.time()}
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "headers": dict(request.headers),
+                "json": body,
+                "query": dict(request.query_params),
+                "at": time.time(),
+            }
         )
 
     def _authorised(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {self.api_key}"
 
     @staticmethod
-    def _error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> Response:
-        return JSONResponse({"error": {"code": status, "type": error_type, "message": message}}, status_code=status, headers=headers)
+    def _error(
+        status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        return JSONResponse(
+            {"error": {"code": status, "type": error_type, "message": message}},
+            status_code=status,
+            headers=headers,
+        )
 
     async def models_endpoint(self, request: Request) -> Response:
         self._record(request, None)
         reply = self.model_failures.pop(0) if self.model_failures else None
         if reply is not None:
-            return self._error(reply.status, reply.error_type or "upstream_error", reply.text, reply.headers)
+            return self._error(
+                reply.status, reply.error_type or "upstream_error", reply.text, reply.headers
+            )
         return JSONResponse({"object": "list", "data": self.models})
 
     async def chat_endpoint(self, request: Request) -> Response:
@@ -193,28 +250,52 @@ class FakePoe:
             if len(self._window) >= self.rate_limit:
                 self.rejected += 1
                 wait = 60 - (now - self._window[0])
-                return self._error(429, "rate_limit_error", "Rate limit exceeded", {"retry-after": str(max(1, round(wait)))})
+                return self._error(
+                    429,
+                    "rate_limit_error",
+                    "Rate limit exceeded",
+                    {"retry-after": str(max(1, round(wait)))},
+                )
             self._window.append(now)
         if self.latency:
             await asyncio.sleep(self.latency)
         reply = self._next() or self._echo(body)
         if reply.hang:
             await asyncio.sleep(reply.hang)
-        if reply.cut_after is not None and not body.get("stream"):  # half a JSON body, then the connection drops
+        if reply.cut_after is not None and not body.get(
+            "stream"
+        ):  # half a JSON body, then the connection drops
             whole = json.dumps(self._completion(body, reply)).encode()
 
             async def half():  # type: ignore[no-untyped-def]
                 yield whole[: len(whole) // 2]
                 raise ConnectionResetError("scripted cut")
 
-            return StreamingResponse(half(), media_type="application/json", headers={"content-length": str(len(whole))})
+            return StreamingResponse(
+                half(), media_type="application/json", headers={"content-length": str(len(whole))}
+            )
         if reply.body is not None:
-            return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers) if not isinstance(reply.body, str) else Response(reply.body, status_code=reply.status, headers=reply.headers, media_type="text/html")
+            return (
+                JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
+                if not isinstance(reply.body, str)
+                else Response(
+                    reply.body,
+                    status_code=reply.status,
+                    headers=reply.headers,
+                    media_type="text/html",
+                )
+            )
         if reply.status >= 400:
-            return self._error(reply.status, reply.error_type or "invalid_request_error", reply.text, reply.headers)
+            return self._error(
+                reply.status, reply.error_type or "invalid_request_error", reply.text, reply.headers
+            )
         if body.get("stream"):
-            return StreamingResponse(self._sse(body, reply), media_type="text/event-stream", headers=reply.headers)
-        return JSONResponse(self._completion(body, reply), headers={"openai-version": "2020-10-01", **reply.headers})
+            return StreamingResponse(
+                self._sse(body, reply), media_type="text/event-stream", headers=reply.headers
+            )
+        return JSONResponse(
+            self._completion(body, reply), headers={"openai-version": "2020-10-01", **reply.headers}
+        )
 
     @staticmethod
     def _echo(body: dict[str, Any]) -> Reply:
@@ -230,13 +311,22 @@ class FakePoe:
             return reply.usage
         prompt = sum(len(json.dumps(m).split()) for m in body["messages"])
         completion = len(reply.text.split())
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
 
     def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
         if reply.tool_calls:
             message["tool_calls"] = [
-                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in reply.tool_calls
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
+                for c in reply.tool_calls
             ]
         if reply.reasoning:
             message["reasoning_content"] = reply.reasoning
@@ -245,7 +335,14 @@ class FakePoe:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": reply.finish_reason
+                    or ("tool_calls" if reply.tool_calls else "stop"),
+                }
+            ],
             "usage": self._usage(body, reply),
         }
 
@@ -262,9 +359,16 @@ class FakePoe:
     async def _events(self, body: dict[str, Any], reply: Reply):  # type: ignore[no-untyped-def]
         ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
-            data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": body["model"],
-                    "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        def chunk(
+            delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None
+        ) -> bytes:
+            data = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body["model"],
+                "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             if usage:
                 data["usage"] = usage
             return f"data: {json.dumps(data)}\n\n".encode()
@@ -285,11 +389,33 @@ class FakePoe:
                 await asyncio.sleep(reply.stall)
         for index, call in enumerate(reply.tool_calls):
             arguments = call["arguments"]
-            yield chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": ""}}]})
+            yield chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": call["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
             if reply.cut_in_tool_call:
                 raise ConnectionResetError("scripted cut")
-            for start in range(0, len(arguments), 5):  # arguments in small pieces, as providers send them
-                yield chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments[start : start + 5]}}]})
+            for start in range(
+                0, len(arguments), 5
+            ):  # arguments in small pieces, as providers send them
+                yield chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "function": {"arguments": arguments[start : start + 5]},
+                            }
+                        ]
+                    }
+                )
         if reply.no_finish:
             return
         yield chunk({}, reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop"))
@@ -309,9 +435,15 @@ class FakePoe:
             return self._error(401, "authentication_error", "Invalid API key")
         limit = int(request.query_params.get("limit", 20))
         after = request.query_params.get("starting_after")
-        start = next((i + 1 for i, e in enumerate(self.history) if e["query_id"] == after), 0) if after else 0
+        start = (
+            next((i + 1 for i, e in enumerate(self.history) if e["query_id"] == after), 0)
+            if after
+            else 0
+        )
         page = self.history[start : start + limit]
-        return JSONResponse({"has_more": start + limit < len(self.history), "length": len(page), "data": page})
+        return JSONResponse(
+            {"has_more": start + limit < len(self.history), "length": len(page), "data": page}
+        )
 
     # -- the CDN and /v1/videos -----------------------------------------------------------------
 
@@ -339,7 +471,9 @@ class FakePoe:
             for start in range(0, data, len(block)):
                 yield block[: min(len(block), data - start)]
 
-        return StreamingResponse(generate(), media_type=content_type, headers={"content-length": str(data)})
+        return StreamingResponse(
+            generate(), media_type=content_type, headers={"content-length": str(data)}
+        )
 
     async def videos_create(self, request: Request) -> Response:
         body = await request.json()
@@ -350,10 +484,20 @@ class FakePoe:
             return self._error(404, "not_found_error", "Not found")
         reply = self._next()
         if reply is not None and reply.status >= 400:
-            return self._error(reply.status, reply.error_type or "invalid_request_error", reply.text)
+            return self._error(
+                reply.status, reply.error_type or "invalid_request_error", reply.text
+            )
         ident = "video_" + secrets.token_hex(6)
-        self.videos[ident] = {"id": ident, "object": "video", "status": "queued", "progress": 0, "model": body["model"], "polls": 0,
-                              "fail": reply.text if reply is not None and reply.error_type == "failed" else None, "deleted": False}
+        self.videos[ident] = {
+            "id": ident,
+            "object": "video",
+            "status": "queued",
+            "progress": 0,
+            "model": body["model"],
+            "polls": 0,
+            "fail": reply.text if reply is not None and reply.error_type == "failed" else None,
+            "deleted": False,
+        }
         return JSONResponse(self._video_view(ident))
 
     def _video_view(self, ident: str) -> dict[str, Any]:
@@ -398,9 +542,16 @@ class FakePoe:
     async def upload_endpoint(self, request: Request) -> Response:
         body = await request.body()
         self._record(request, None)
-        self.uploads.append({"authorization": request.headers.get("authorization"), "bytes": len(body)})
+        self.uploads.append(
+            {"authorization": request.headers.get("authorization"), "bytes": len(body)}
+        )
         name = f"upload-{len(self.uploads)}"
-        return JSONResponse({"attachment_url": self.cdn_url(name, body, "application/octet-stream"), "mime_type": "image/png"})
+        return JSONResponse(
+            {
+                "attachment_url": self.cdn_url(name, body, "application/octet-stream"),
+                "mime_type": "image/png",
+            }
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -415,8 +566,12 @@ class FakePoe:
                 Route("/v1/videos", self.videos_create, methods=["POST"]),
                 Route("/v1/videos/{id}", self.videos_get, methods=["GET", "DELETE"]),
                 Route("/v1/videos/{id}/content", self.videos_content),
-                Route("/poe_api/file_upload_3RD_PARTY_POST", self.upload_endpoint, methods=["POST"]),
-                Mount("/", app=self.bot_app()),  # /bot/<name>: the real protocol, from fastapi_poe's server side
+                Route(
+                    "/poe_api/file_upload_3RD_PARTY_POST", self.upload_endpoint, methods=["POST"]
+                ),
+                Mount(
+                    "/", app=self.bot_app()
+                ),  # /bot/<name>: the real protocol, from fastapi_poe's server side
             ]
         )
 
@@ -426,9 +581,13 @@ class FakePoe:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app(), log_level="critical", lifespan="off", timeout_keep_alive=30)
+        config = uvicorn.Config(
+            self.app(), log_level="critical", lifespan="off", timeout_keep_alive=30
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:

@@ -7,12 +7,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx2
-
 from conftest import env_for
 from fakepoe import FakePoe
 
@@ -45,9 +44,17 @@ def http_replica(fake: FakePoe, tmp_path: Path, name: str = "a", **env: str) -> 
     port = free_port()
     (tmp_path / "work").mkdir(exist_ok=True)
     log = tmp_path / f"replica-{name}.log"
-    variables = env_for(fake, tmp_path, **{"POE_MCP_AUTH_TOKEN": TOKEN, "POE_MCP_LOG_LEVEL": "INFO", **env})
+    variables = env_for(
+        fake, tmp_path, **{"POE_MCP_AUTH_TOKEN": TOKEN, "POE_MCP_LOG_LEVEL": "INFO", **env}
+    )
     with log.open("wb") as out:
-        process = subprocess.Popen([POE_MCP, "serve", "--transport", "http", "--port", str(port)], env=variables, stdout=out, stderr=out, cwd=tmp_path)
+        process = subprocess.Popen(
+            [POE_MCP, "serve", "--transport", "http", "--port", str(port)],
+            env=variables,
+            stdout=out,
+            stderr=out,
+            cwd=tmp_path,
+        )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", process, log)
         yield f"http://127.0.0.1:{port}/mcp"
@@ -65,8 +72,21 @@ def redis_server(tmp_path: Path) -> Iterator[str | None]:
         return
     port = free_port()
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 10

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import connect
 from fakepoe import FakePoe
 
@@ -17,36 +16,64 @@ pytestmark = pytest.mark.anyio
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
-async def test_an_image_and_a_pdf_become_the_right_parts(settings: Any, fake: FakePoe, workdir: Path, mode: str) -> None:
+async def test_an_image_and_a_pdf_become_the_right_parts(
+    settings: Any, fake: FakePoe, workdir: Path, mode: str
+) -> None:
     (workdir / "cat.png").write_bytes(PNG)
     (workdir / "paper.pdf").write_bytes(b"%PDF-1.4 test")
     async with connect(settings, mode) as client:
-        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "Describe", "attachments": [str(workdir / "cat.png"), str(workdir / "paper.pdf")]})
+        result = await client.call_tool(
+            "ask_poe",
+            {
+                "bot": "gpt-4-turbo",
+                "prompt": "Describe",
+                "attachments": [str(workdir / "cat.png"), str(workdir / "paper.pdf")],
+            },
+        )
     assert not result.is_error, result.content[0].text
     text, image, pdf = fake.chat_requests()[-1]["json"]["messages"][-1]["content"]
     assert text == {"type": "text", "text": "Describe"}
-    assert image == {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}}
+    assert image == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()},
+    }
     assert pdf["type"] == "file" and pdf["file"]["filename"] == "paper.pdf"
     assert pdf["file"]["file_data"].startswith("data:application/pdf;base64,")
 
 
-async def test_attachments_are_resent_by_reference_in_later_turns(settings: Any, fake: FakePoe, workdir: Path) -> None:
+async def test_attachments_are_resent_by_reference_in_later_turns(
+    settings: Any, fake: FakePoe, workdir: Path
+) -> None:
     (workdir / "notes.txt").write_text("remember this")
     async with connect(settings) as client:
-        first = await client.call_tool("ask_with_attachment", {"bot": "gpt-4-turbo", "prompt": "Read", "attachment_path": str(workdir / "notes.txt")})
+        first = await client.call_tool(
+            "ask_with_attachment",
+            {"bot": "gpt-4-turbo", "prompt": "Read", "attachment_path": str(workdir / "notes.txt")},
+        )
         sid = first.structured_content["session_id"]
-        await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "And?", "session_id": sid})
+        await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "And?", "session_id": sid}
+        )
     user_turn = fake.chat_requests()[-1]["json"]["messages"][0]
-    assert user_turn["content"][1]["file"]["file_data"] == "data:text/plain;base64," + base64.b64encode(b"remember this").decode()
+    assert (
+        user_turn["content"][1]["file"]["file_data"]
+        == "data:text/plain;base64," + base64.b64encode(b"remember this").decode()
+    )
     store = Path(settings.store)
-    stored = b"".join(p.read_bytes() for p in store.parent.glob(store.name + "*"))  # the db and its WAL
-    assert b"notes.txt" in stored and base64.b64encode(b"remember this") not in stored, "a reference, not the bytes"
+    stored = b"".join(
+        p.read_bytes() for p in store.parent.glob(store.name + "*")
+    )  # the db and its WAL
+    assert b"notes.txt" in stored and base64.b64encode(b"remember this") not in stored, (
+        "a reference, not the bytes"
+    )
 
 
 async def test_data_urls_are_accepted(settings: Any, fake: FakePoe) -> None:
     url = "data:image/png;base64," + base64.b64encode(PNG).decode()
     async with connect(settings) as client:
-        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "x", "attachments": [url]})
+        result = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "x", "attachments": [url]}
+        )
     assert not result.is_error
     assert fake.chat_requests()[-1]["json"]["messages"][-1]["content"][1]["image_url"]["url"] == url
 
@@ -65,13 +92,19 @@ def _escape_cases(workdir: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("case", ["system file", "symlink out", "dot-dot escape"])
-async def test_files_outside_the_allowed_folders_are_refused(settings: Any, fake: FakePoe, workdir: Path, mode: str, case: str) -> None:
+async def test_files_outside_the_allowed_folders_are_refused(
+    settings: Any, fake: FakePoe, workdir: Path, mode: str, case: str
+) -> None:
     path = _escape_cases(workdir)[case]
     async with connect(settings, mode) as client:
-        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "read", "attachments": [path]})
+        result = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "read", "attachments": [path]}
+        )
     text = result.content[0].text
     assert result.is_error and text.startswith("invalid_request_error (400):")
-    assert "outside the folders attachments may come from" in text and "POE_MCP_ALLOWED_DIRS" in text
+    assert (
+        "outside the folders attachments may come from" in text and "POE_MCP_ALLOWED_DIRS" in text
+    )
     assert fake.chat_requests() == []
 
 
@@ -86,9 +119,13 @@ async def test_files_outside_the_allowed_folders_are_refused(settings: Any, fake
         ("file:///etc/passwd", "file:// attachments are not allowed"),
     ],
 )
-async def test_urls_to_private_hosts_are_refused(settings: Any, fake: FakePoe, url: str, needle: str) -> None:
+async def test_urls_to_private_hosts_are_refused(
+    settings: Any, fake: FakePoe, url: str, needle: str
+) -> None:
     async with connect(settings) as client:
-        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "read", "attachments": [url]})
+        result = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "read", "attachments": [url]}
+        )
     assert result.is_error and needle in result.content[0].text
     assert [r for r in fake.requests if r["path"] != "/v1/models"] == []
 
@@ -96,36 +133,53 @@ async def test_urls_to_private_hosts_are_refused(settings: Any, fake: FakePoe, u
 async def test_an_oversize_file_is_refused(settings: Any, fake: FakePoe, workdir: Path) -> None:
     (workdir / "big.bin").write_bytes(b"\x00" * 3_000_000)
     async with connect(settings, max_attachment_mb=1) as client:
-        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "read", "attachments": [str(workdir / "big.bin")]})
+        result = await client.call_tool(
+            "ask_poe",
+            {"bot": "gpt-4-turbo", "prompt": "read", "attachments": [str(workdir / "big.bin")]},
+        )
     text = result.content[0].text
-    assert result.is_error and text.startswith("request_too_large (413): Attachment big.bin is 3.0 MB, over the 1 MB cap")
+    assert result.is_error and text.startswith(
+        "request_too_large (413): Attachment big.bin is 3.0 MB, over the 1 MB cap"
+    )
     assert "POE_MCP_MAX_ATTACHMENT_MB" in text and fake.chat_requests() == []
 
 
 async def test_a_missing_file_is_refused(settings: Any, fake: FakePoe, workdir: Path) -> None:
     async with connect(settings) as client:
-        result = await client.call_tool("ask_with_attachment", {"prompt": "x", "attachment_path": str(workdir / "nope.txt")})
+        result = await client.call_tool(
+            "ask_with_attachment", {"prompt": "x", "attachment_path": str(workdir / "nope.txt")}
+        )
     assert result.is_error and "No file at" in result.content[0].text
 
 
 @pytest.mark.parametrize("name", [".env", ".env.local"])
-async def test_dotenv_files_are_never_attached(settings: Any, fake: FakePoe, workdir: Path, name: str) -> None:
+async def test_dotenv_files_are_never_attached(
+    settings: Any, fake: FakePoe, workdir: Path, name: str
+) -> None:
     secret = workdir / name
     secret.write_text("POE_API_KEY=sk-never-sent\n")
     async with connect(settings) as client:
-        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [str(secret)]})
+        result = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [str(secret)]}
+        )
     assert result.is_error and "never attached" in result.content[0].text
     assert fake.chat_requests() == []
 
 
-async def test_proc_is_never_attached_even_when_root_is_allowed(settings: Any, fake: FakePoe) -> None:
+async def test_proc_is_never_attached_even_when_root_is_allowed(
+    settings: Any, fake: FakePoe
+) -> None:
     async with connect(settings, allowed_dirs=(Path("/"),)) as client:
-        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": ["/proc/self/environ"]})
+        result = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": ["/proc/self/environ"]}
+        )
     assert result.is_error and "never attached" in result.content[0].text
     assert fake.chat_requests() == []
 
 
-def test_the_default_attachment_folder_is_never_root_or_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_attachment_folder_is_never_root_or_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from poe_mcp.config import load_settings
 
     for unsafe in (Path("/"), Path.home(), Path("/etc")):
@@ -135,8 +189,17 @@ def test_the_default_attachment_folder_is_never_root_or_home(tmp_path: Path, mon
     assert load_settings({}, {}, dotenv=tmp_path / "none.env").allowed_dirs == (tmp_path.resolve(),)
 
 
-async def test_with_no_safe_folder_local_attachments_say_how_to_turn_them_on(settings: Any, fake: FakePoe, workdir: Path) -> None:
+async def test_with_no_safe_folder_local_attachments_say_how_to_turn_them_on(
+    settings: Any, fake: FakePoe, workdir: Path
+) -> None:
     (workdir / "a.txt").write_text("hello")
     async with connect(settings, allowed_dirs=()) as client:
-        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [str(workdir / "a.txt")]})
-    assert result.is_error and "POE_MCP_ALLOWED_DIRS" in result.content[0].text and "off" in result.content[0].text
+        result = await client.call_tool(
+            "ask_poe",
+            {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [str(workdir / "a.txt")]},
+        )
+    assert (
+        result.is_error
+        and "POE_MCP_ALLOWED_DIRS" in result.content[0].text
+        and "off" in result.content[0].text
+    )

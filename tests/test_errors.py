@@ -42,12 +42,17 @@ def test_code_may_be_int_string_or_missing(code: object) -> None:
 
 
 def test_for_5xx_the_body_type_wins() -> None:
-    assert classify(500, {"error": {"type": "overloaded_error", "message": "busy"}}).type == "overloaded_error"
+    assert (
+        classify(500, {"error": {"type": "overloaded_error", "message": "busy"}}).type
+        == "overloaded_error"
+    )
 
 
 def test_recorded_400_without_code() -> None:
     body = {"error": {"message": "Unsupported value: 'high'", "type": "invalid_request_error"}}
-    assert str(classify(400, body)).startswith("invalid_request_error (400): Unsupported value: 'high'.")
+    assert str(classify(400, body)).startswith(
+        "invalid_request_error (400): Unsupported value: 'high'."
+    )
 
 
 def test_an_html_page_from_a_proxy_still_classifies() -> None:

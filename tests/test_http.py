@@ -8,22 +8,33 @@ from typing import Any
 
 import httpx2
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-
 from conftest import SECRET_KEY, env_for
 from fakepoe import FakePoe, Reply
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from servers import POE_MCP, TOKEN, http_replica
 
 pytestmark = pytest.mark.anyio
 
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
 HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
 def connect_http(url: str, token: str | None = TOKEN, mode: str = "auto") -> Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return Client(streamable_http_client(url, http_client=httpx2.AsyncClient(headers=headers, timeout=30)), mode=mode)
+    return Client(
+        streamable_http_client(url, http_client=httpx2.AsyncClient(headers=headers, timeout=30)),
+        mode=mode,
+    )
 
 
 async def test_tokens_are_required_and_checked(fake: FakePoe, tmp_path: Path) -> None:
@@ -35,10 +46,16 @@ async def test_tokens_are_required_and_checked(fake: FakePoe, tmp_path: Path) ->
     assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
     assert wrong.status_code == 401
     assert right.status_code == 200
-    assert health.status_code == 200 and health.json()["status"] == "ok" and SECRET_KEY not in health.text
+    assert (
+        health.status_code == 200
+        and health.json()["status"] == "ok"
+        and SECRET_KEY not in health.text
+    )
 
 
-async def test_tools_work_and_progress_arrives_over_sse(fake: FakePoe, tmp_path: Path, mode: str) -> None:
+async def test_tools_work_and_progress_arrives_over_sse(
+    fake: FakePoe, tmp_path: Path, mode: str
+) -> None:
     fake.enqueue(Reply(chunks=["one ", "two ", "three"]))
     fake.chunk_delay = 0.3
     events: list[Any] = []
@@ -49,7 +66,9 @@ async def test_tools_work_and_progress_arrives_over_sse(fake: FakePoe, tmp_path:
     with http_replica(fake, tmp_path) as url:
         async with connect_http(url, mode=mode) as client:
             tools = (await client.list_tools()).tools
-            result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "count"}, progress_callback=on_progress)
+            result = await client.call_tool(
+                "ask_poe", {"bot": "gpt-4-turbo", "prompt": "count"}, progress_callback=on_progress
+            )
             info = await client.call_tool("get_server_info", {})
         health = httpx2.get(url.replace("/mcp", "/healthz")).json()
     assert len(tools) >= 14 and result.content[0].text == "one two three"
@@ -60,14 +79,33 @@ async def test_tools_work_and_progress_arrives_over_sse(fake: FakePoe, tmp_path:
 
 async def test_a_foreign_origin_is_refused(fake: FakePoe, tmp_path: Path) -> None:
     with http_replica(fake, tmp_path) as url:
-        evil = httpx2.post(url, json=INIT, headers={**HEADERS, "authorization": f"Bearer {TOKEN}", "origin": "http://evil.example"})
-        local = httpx2.post(url, json=INIT, headers={**HEADERS, "authorization": f"Bearer {TOKEN}", "origin": "http://localhost:3000"})
+        evil = httpx2.post(
+            url,
+            json=INIT,
+            headers={
+                **HEADERS,
+                "authorization": f"Bearer {TOKEN}",
+                "origin": "http://evil.example",
+            },
+        )
+        local = httpx2.post(
+            url,
+            json=INIT,
+            headers={
+                **HEADERS,
+                "authorization": f"Bearer {TOKEN}",
+                "origin": "http://localhost:3000",
+            },
+        )
     assert evil.status_code == 403 and local.status_code == 200
 
 
 def test_an_exposed_host_without_a_token_is_refused(fake: FakePoe, tmp_path: Path) -> None:
     run = subprocess.run(
-        [POE_MCP, "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "1"], capture_output=True, text=True,
-        env=env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="INFO"), timeout=60,
+        [POE_MCP, "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "1"],
+        capture_output=True,
+        text=True,
+        env=env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="INFO"),
+        timeout=60,
     )
     assert run.returncode == 2 and "POE_MCP_AUTH_TOKEN" in run.stderr and "0.0.0.0" in run.stderr

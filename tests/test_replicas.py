@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import anyio
 import pytest
-
 from fakepoe import PNG, FakePoe, Reply
 from servers import http_replica, redis_server
 from test_http import connect_http
@@ -21,16 +20,32 @@ pytestmark = pytest.mark.anyio
 def redis_url(tmp_path: Path) -> Iterator[str]:
     with redis_server(tmp_path) as url:
         if url is None:
-            pytest.skip("redis-server is not installed (.ci/run installs it with apt-get); replica tests need a real Redis")
+            pytest.skip(
+                "redis-server is not installed (.ci/run installs it with apt-get); replica tests need a real Redis"
+            )
         yield url
 
 
-async def test_turn_two_on_another_replica_sends_the_whole_history(fake: FakePoe, tmp_path: Path, redis_url: str) -> None:
-    with http_replica(fake, tmp_path, "a", POE_MCP_STORE=redis_url) as a, http_replica(fake, tmp_path, "b", POE_MCP_STORE=redis_url) as b:
+async def test_turn_two_on_another_replica_sends_the_whole_history(
+    fake: FakePoe, tmp_path: Path, redis_url: str
+) -> None:
+    with (
+        http_replica(fake, tmp_path, "a", POE_MCP_STORE=redis_url) as a,
+        http_replica(fake, tmp_path, "b", POE_MCP_STORE=redis_url) as b,
+    ):
         async with connect_http(a) as client:
-            first = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "I am on A", "system": "Short."})
+            first = await client.call_tool(
+                "ask_poe", {"bot": "gpt-4-turbo", "prompt": "I am on A", "system": "Short."}
+            )
         async with connect_http(b, mode="legacy") as client:
-            await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "now B", "session_id": first.structured_content["session_id"]})
+            await client.call_tool(
+                "ask_poe",
+                {
+                    "bot": "gpt-4-turbo",
+                    "prompt": "now B",
+                    "session_id": first.structured_content["session_id"],
+                },
+            )
             listed = await client.call_tool("list_sessions", {})
     assert fake.chat_requests()[-1]["json"]["messages"] == [
         {"role": "system", "content": "Short."},
@@ -41,32 +56,48 @@ async def test_turn_two_on_another_replica_sends_the_whole_history(fake: FakePoe
     assert listed.structured_content["sessions"][0]["turns"] == 2
 
 
-async def test_concurrent_appends_from_two_replicas_lose_nothing(fake: FakePoe, tmp_path: Path, redis_url: str) -> None:
+async def test_concurrent_appends_from_two_replicas_lose_nothing(
+    fake: FakePoe, tmp_path: Path, redis_url: str
+) -> None:
     fake.latency = 0.2
-    with http_replica(fake, tmp_path, "a", POE_MCP_STORE=redis_url) as a, http_replica(fake, tmp_path, "b", POE_MCP_STORE=redis_url) as b:
+    with (
+        http_replica(fake, tmp_path, "a", POE_MCP_STORE=redis_url) as a,
+        http_replica(fake, tmp_path, "b", POE_MCP_STORE=redis_url) as b,
+    ):
         async with connect_http(a) as client_a, connect_http(b) as client_b:
 
             async def one(i: int) -> None:
                 client = client_a if i % 2 else client_b
-                result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": f"msg {i}", "session_id": "shared"})
+                result = await client.call_tool(
+                    "ask_poe", {"bot": "gpt-4-turbo", "prompt": f"msg {i}", "session_id": "shared"}
+                )
                 assert not result.is_error
 
             async with anyio.create_task_group() as group:
                 for i in range(20):
                     group.start_soon(one, i)
             fake.latency = 0
-            await client_a.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "final", "session_id": "shared"})
+            await client_a.call_tool(
+                "ask_poe", {"bot": "gpt-4-turbo", "prompt": "final", "session_id": "shared"}
+            )
             listed = await client_b.call_tool("list_sessions", {})
     history = fake.chat_requests()[-1]["json"]["messages"]
     prompts = [m["content"] for m in history if m["role"] == "user"]
     assert sorted(prompts) == sorted([f"msg {i}" for i in range(20)] + ["final"])
-    assert [m["role"] for m in history] == ["user", "assistant"] * 20 + ["user"], "whole turns, never interleaved"
+    assert [m["role"] for m in history] == ["user", "assistant"] * 20 + ["user"], (
+        "whole turns, never interleaved"
+    )
     assert listed.structured_content["sessions"][0]["turns"] == 21
 
 
-async def test_media_saved_by_one_replica_is_readable_from_another(fake: FakePoe, tmp_path: Path, redis_url: str) -> None:
+async def test_media_saved_by_one_replica_is_readable_from_another(
+    fake: FakePoe, tmp_path: Path, redis_url: str
+) -> None:
     fake.enqueue(Reply(text=fake.cdn_url("shared.png", PNG, "image/png")))
-    with http_replica(fake, tmp_path, "a", POE_MCP_STORE=redis_url) as a, http_replica(fake, tmp_path, "b", POE_MCP_STORE=redis_url) as b:
+    with (
+        http_replica(fake, tmp_path, "a", POE_MCP_STORE=redis_url) as a,
+        http_replica(fake, tmp_path, "b", POE_MCP_STORE=redis_url) as b,
+    ):
         async with connect_http(a) as client:
             result = await client.call_tool("generate_image", {"prompt": "x"})
         async with connect_http(b) as client:
@@ -74,10 +105,15 @@ async def test_media_saved_by_one_replica_is_readable_from_another(fake: FakePoe
     assert base64.b64decode(read.contents[0].blob) == PNG
 
 
-async def test_the_request_budget_is_shared_across_replicas(fake: FakePoe, tmp_path: Path, redis_url: str) -> None:
+async def test_the_request_budget_is_shared_across_replicas(
+    fake: FakePoe, tmp_path: Path, redis_url: str
+) -> None:
     # RPM 2 across both: A's call and B's call use it up (the public catalog fetch is not counted).
     env = {"POE_MCP_STORE": redis_url, "POE_MCP_RPM": "2"}
-    with http_replica(fake, tmp_path, "a", **env) as a, http_replica(fake, tmp_path, "b", **env) as b:
+    with (
+        http_replica(fake, tmp_path, "a", **env) as a,
+        http_replica(fake, tmp_path, "b", **env) as b,
+    ):
         async with connect_http(a) as client_a, connect_http(b) as client_b:
             await client_a.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "1"})
             await client_b.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "2"})
@@ -85,5 +121,7 @@ async def test_the_request_budget_is_shared_across_replicas(fake: FakePoe, tmp_p
             with anyio.move_on_after(3):
                 await client_b.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "3"})
             waited = time.monotonic() - started
-    assert waited >= 2.9, "B's second call waited for the window, though B itself had sent only one request"
+    assert waited >= 2.9, (
+        "B's second call waited for the window, though B itself had sent only one request"
+    )
     assert [r["json"]["messages"][-1]["content"] for r in fake.chat_requests()] == ["1", "2"]

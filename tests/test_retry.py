@@ -26,7 +26,7 @@ async def test_backoff_doubles_from_250_ms_with_jitter_and_caps_at_8_s() -> None
         await RetryPolicy(max_retries=7).run(always_fails, sleep=record)
     bounds = [0.25, 0.5, 1, 2, 4, 8, 8]
     assert len(waits) == 7
-    assert all(0.75 * b <= w <= b for w, b in zip(waits, bounds))
+    assert all(0.75 * b <= w <= b for w, b in zip(waits, bounds, strict=True))
     assert caught.value.retries == 7 and caught.value.waited == pytest.approx(sum(waits))
 
 

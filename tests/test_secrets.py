@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import SECRET_KEY, connect
 from fakepoe import PNG, FakePoe, Reply
 
@@ -18,7 +17,14 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hello", "stream": False}),
     ("ask_poe", {"bot": "gpt-4-turbo", "prompt": "boom"}),
     ("ask_poe", {"bot": "gemini-2.5-pro", "prompt": "x", "parameters": {"nope": 1}}),
-    ("ask_poe_with_tools", {"bot": "grok-4", "prompt": "w?", "tools": [{"name": "f", "parameters": {"type": "object"}}]}),
+    (
+        "ask_poe_with_tools",
+        {
+            "bot": "grok-4",
+            "prompt": "w?",
+            "tools": [{"name": "f", "parameters": {"type": "object"}}],
+        },
+    ),
     ("chat_completion", {"model": "gpt-4-turbo", "messages": [{"role": "user", "content": "hi"}]}),
     ("list_models", {"query": "gpt", "limit": 3}),
     ("get_model_info", {"model": "nope-model"}),
@@ -35,10 +41,19 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-async def test_no_result_log_or_stored_file_contains_the_key(settings: Any, fake: FakePoe, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_result_log_or_stored_file_contains_the_key(
+    settings: Any, fake: FakePoe, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
-    fake.enqueue(Reply(text="hi"), Reply(text="hi"), Reply(status=401, error_type="authentication_error", text=f"bad key {SECRET_KEY}"))
-    image, audio = fake.cdn_url("i.png", PNG, "image/png"), fake.cdn_url("a.mp3", b"ID3" + b"\x00" * 99, "audio/mpeg")
+    fake.enqueue(
+        Reply(text="hi"),
+        Reply(text="hi"),
+        Reply(status=401, error_type="authentication_error", text=f"bad key {SECRET_KEY}"),
+    )
+    image, audio = (
+        fake.cdn_url("i.png", PNG, "image/png"),
+        fake.cdn_url("a.mp3", b"ID3" + b"\x00" * 99, "audio/mpeg"),
+    )
     seen: list[str] = []
     async with connect(settings, video_poll_interval=0.05) as client:
         for name, arguments in CALLS:

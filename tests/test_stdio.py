@@ -11,17 +11,21 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters
-
 from conftest import SECRET_KEY, env_for
 from fakepoe import FakePoe
+from mcp import Client, StdioServerParameters
 
 pytestmark = pytest.mark.anyio
 
 
 def server_params(fake: FakePoe, tmp_path: Path, **extra: str) -> StdioServerParameters:
     (tmp_path / "work").mkdir(exist_ok=True)
-    return StdioServerParameters(command=sys.executable, args=["-m", "poe_mcp"], env=env_for(fake, tmp_path, **extra), cwd=str(tmp_path))
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "poe_mcp"],
+        env=env_for(fake, tmp_path, **extra),
+        cwd=str(tmp_path),
+    )
 
 
 def rpc(method: str, params: dict[str, Any], ident: int | None = None) -> bytes:
@@ -37,7 +41,14 @@ def test_stdout_carries_only_mcp_messages(fake: FakePoe, tmp_path: Path) -> None
     fake.error(500, "provider_error", times=3)  # failures and retries must not print either
     stderr_file = tmp_path / "stderr.log"
     with stderr_file.open("wb") as stderr:
-        proc = subprocess.Popen([params.command, *params.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=params.env, cwd=params.cwd)
+        proc = subprocess.Popen(
+            [params.command, *params.args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=params.env,
+            cwd=params.cwd,
+        )
     assert proc.stdin and proc.stdout
     lines: list[bytes] = []
 
@@ -54,14 +65,30 @@ def test_stdout_carries_only_mcp_messages(fake: FakePoe, tmp_path: Path) -> None
 
     try:
         exchange(
-            rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}, 1),
+            rpc(
+                "initialize",
+                {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+                1,
+            ),
             rpc("notifications/initialized", {}),
             rpc("tools/list", {}, 2),
-            rpc("tools/call", {"name": "ask_poe", "arguments": {"bot": "gpt-4-turbo", "prompt": "hello"}}, 3),
+            rpc(
+                "tools/call",
+                {"name": "ask_poe", "arguments": {"bot": "gpt-4-turbo", "prompt": "hello"}},
+                3,
+            ),
             until={1, 2, 3},
         )
         exchange(
-            rpc("tools/call", {"name": "ask_poe", "arguments": {"bot": "gpt-4-turbo", "prompt": "again"}}, 4),
+            rpc(
+                "tools/call",
+                {"name": "ask_poe", "arguments": {"bot": "gpt-4-turbo", "prompt": "again"}},
+                4,
+            ),
             rpc("tools/call", {"name": "list_models", "arguments": {"limit": 2}}, 5),
             until={4, 5},
         )
@@ -73,7 +100,9 @@ def test_stdout_carries_only_mcp_messages(fake: FakePoe, tmp_path: Path) -> None
     assert all(m.get("jsonrpc") == "2.0" for m in messages)
     by_id = {m.get("id"): m for m in messages}
     assert {1, 2, 3, 4, 5} <= set(by_id)
-    assert by_id[3]["result"]["isError"] is True and by_id[3]["result"]["content"][0]["text"].startswith("provider_error (500)")
+    assert by_id[3]["result"]["isError"] is True and by_id[3]["result"]["content"][0][
+        "text"
+    ].startswith("provider_error (500)")
     assert by_id[4]["result"]["content"][0]["text"] == "Echo: again"
     log = stderr_file.read_bytes()
     assert SECRET_KEY.encode() not in log and SECRET_KEY.encode() not in b"".join(lines)
@@ -87,7 +116,11 @@ async def test_fifty_calls_in_flight_finish_together(fake: FakePoe, tmp_path: Pa
         results: list[Any] = []
 
         async def one(i: int) -> None:
-            results.append(await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": f"n{i}", "stream": i % 2 == 0}))
+            results.append(
+                await client.call_tool(
+                    "ask_poe", {"bot": "gpt-4-turbo", "prompt": f"n{i}", "stream": i % 2 == 0}
+                )
+            )
 
         started = time.monotonic()
         async with anyio.create_task_group() as group:
@@ -104,7 +137,9 @@ async def test_sessions_survive_a_restart_of_the_process(fake: FakePoe, tmp_path
         first = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "remember 42"})
     session_id = first.structured_content["session_id"]
     async with Client(server_params(fake, tmp_path)) as client:
-        await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "what number?", "session_id": session_id})
+        await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "what number?", "session_id": session_id}
+        )
     sent = fake.chat_requests()[-1]["json"]["messages"]
     assert sent == [
         {"role": "user", "content": "remember 42"},
@@ -127,16 +162,27 @@ def test_tools_list_does_not_import_openai(fake: FakePoe, tmp_path: Path) -> Non
         "print('openai' in sys.modules)\n"
     )
     env = env_for(fake, tmp_path)
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
 
 
-async def test_a_dotenv_in_the_working_folder_cannot_steer_the_server(fake: FakePoe, tmp_path: Path) -> None:
+async def test_a_dotenv_in_the_working_folder_cannot_steer_the_server(
+    fake: FakePoe, tmp_path: Path
+) -> None:
     """A cloned repository's `.env` must not send the key elsewhere: serving ignores it unless opted in."""
     attacker = FakePoe(api_key="not-the-users").start()
     try:
-        (tmp_path / ".env").write_text(f"POE_BASE_URL={attacker.base_url}\nPOE_MCP_ALLOWED_DIRS=/\n")
+        (tmp_path / ".env").write_text(
+            f"POE_BASE_URL={attacker.base_url}\nPOE_MCP_ALLOWED_DIRS=/\n"
+        )
         user_dotenv = tmp_path / ".config" / "poe-mcp" / ".env"  # HOME is tmp_path
         user_dotenv.parent.mkdir(parents=True)
         user_dotenv.write_text("POE_MCP_DEFAULT_MODEL=from-user-config\n")
@@ -144,7 +190,10 @@ async def test_a_dotenv_in_the_working_folder_cannot_steer_the_server(fake: Fake
         del params.env["POE_BASE_URL"]  # the user's own setting: Poe itself (never contacted here)
         async with Client(params) as client:
             info = (await client.call_tool("get_server_info", {})).structured_content
-        assert info["base_url"] == "https://api.poe.com/v1" and info["default_model"] == "from-user-config"
+        assert (
+            info["base_url"] == "https://api.poe.com/v1"
+            and info["default_model"] == "from-user-config"
+        )
         assert attacker.requests == []
 
         opted_in = server_params(fake, tmp_path, POE_MCP_DOTENV="1")
@@ -152,7 +201,15 @@ async def test_a_dotenv_in_the_working_folder_cannot_steer_the_server(fake: Fake
         async with Client(opted_in) as client:
             info = (await client.call_tool("get_server_info", {})).structured_content
         assert info["base_url"] == attacker.base_url
-        started = subprocess.run([opted_in.command, *opted_in.args], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=opted_in.env, cwd=opted_in.cwd, timeout=60)
+        started = subprocess.run(
+            [opted_in.command, *opted_in.args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=opted_in.env,
+            cwd=opted_in.cwd,
+            timeout=60,
+        )
         log = started.stderr
         assert f"POE_BASE_URL was read from {tmp_path / '.env'}" in log
         assert "POE_BASE_URL points at 127.0.0.1" in log and "not api.poe.com" in log

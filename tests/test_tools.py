@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from conftest import connect
 from fakepoe import FakePoe, Reply
 
@@ -16,27 +15,57 @@ pytestmark = pytest.mark.anyio
 async def test_tools_are_described_and_annotated(settings: Any, mode: str) -> None:
     async with connect(settings, mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert {"ask_poe", "chat_completion", "list_models", "get_model_info", "list_available_models", "get_server_info"} <= set(tools)
+    assert {
+        "ask_poe",
+        "chat_completion",
+        "list_models",
+        "get_model_info",
+        "list_available_models",
+        "get_server_info",
+    } <= set(tools)
     for tool in tools.values():
         assert tool.title and tool.description and tool.output_schema and tool.annotations
-    assert tools["ask_poe"].annotations.read_only_hint and tools["ask_poe"].annotations.open_world_hint
+    assert (
+        tools["ask_poe"].annotations.read_only_hint and tools["ask_poe"].annotations.open_world_hint
+    )
     assert "temperature" in tools["ask_poe"].input_schema["properties"]
 
 
 async def test_ask_poe_answers_with_the_text_first(settings: Any, fake: FakePoe, mode: str) -> None:
     async with connect(settings, mode) as client:
-        result = await client.call_tool("ask_poe", {"bot": "GPT-4-Turbo", "prompt": "Say hello", "temperature": 0.5, "max_tokens": 50, "top_p": 0.9, "stop": ["END"]})
+        result = await client.call_tool(
+            "ask_poe",
+            {
+                "bot": "GPT-4-Turbo",
+                "prompt": "Say hello",
+                "temperature": 0.5,
+                "max_tokens": 50,
+                "top_p": 0.9,
+                "stop": ["END"],
+            },
+        )
     assert not result.is_error
     assert result.content[0].text == "Echo: Say hello"
     data = result.structured_content
     assert data["bot"] == "gpt-4-turbo" and data["finish_reason"] == "stop" and data["session_id"]
-    assert data["usage"]["total_tokens"] == data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"]
+    assert (
+        data["usage"]["total_tokens"]
+        == data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"]
+    )
     assert data["cost_usd"] is not None and data["cost_usd"] > 0
     sent = fake.chat_requests()[-1]["json"]
-    assert (sent["model"], sent["temperature"], sent["max_tokens"], sent["top_p"], sent["stop"]) == ("gpt-4-turbo", 0.5, 50, 0.9, ["END"])
+    assert (
+        sent["model"],
+        sent["temperature"],
+        sent["max_tokens"],
+        sent["top_p"],
+        sent["stop"],
+    ) == ("gpt-4-turbo", 0.5, 50, 0.9, ["END"])
 
 
-async def test_ask_poe_uses_the_default_model_and_a_system_message(settings: Any, fake: FakePoe, mode: str) -> None:
+async def test_ask_poe_uses_the_default_model_and_a_system_message(
+    settings: Any, fake: FakePoe, mode: str
+) -> None:
     async with connect(settings, mode) as client:
         await client.call_tool("ask_poe", {"prompt": "hi", "system": "Be brief.", "stream": False})
     sent = fake.chat_requests()[-1]["json"]
@@ -44,34 +73,64 @@ async def test_ask_poe_uses_the_default_model_and_a_system_message(settings: Any
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
-async def test_custom_parameters_go_top_level_and_reasoning_comes_back(settings: Any, fake: FakePoe, mode: str) -> None:
+async def test_custom_parameters_go_top_level_and_reasoning_comes_back(
+    settings: Any, fake: FakePoe, mode: str
+) -> None:
     fake.enqueue(Reply(text="42", reasoning="thinking hard"))
     async with connect(settings, mode) as client:
-        result = await client.call_tool("ask_poe", {"bot": "Gemini-2.5-Pro", "prompt": "6*7?", "parameters": {"thinking_budget": 1024, "web_search": True}, "stream": False})
+        result = await client.call_tool(
+            "ask_poe",
+            {
+                "bot": "Gemini-2.5-Pro",
+                "prompt": "6*7?",
+                "parameters": {"thinking_budget": 1024, "web_search": True},
+                "stream": False,
+            },
+        )
     assert result.structured_content["reasoning"] == "thinking hard"
     sent = fake.chat_requests()[-1]["json"]
-    assert sent["thinking_budget"] == 1024 and sent["web_search"] is True and sent["model"] == "gemini-2.5-pro"
+    assert (
+        sent["thinking_budget"] == 1024
+        and sent["web_search"] is True
+        and sent["model"] == "gemini-2.5-pro"
+    )
 
 
-async def test_thinking_turns_on_the_declared_reasoning_parameter(settings: Any, fake: FakePoe) -> None:
+async def test_thinking_turns_on_the_declared_reasoning_parameter(
+    settings: Any, fake: FakePoe
+) -> None:
     async with connect(settings) as client:
-        await client.call_tool("ask_poe", {"bot": "gemini-2.5-pro", "prompt": "think", "thinking": True})
+        await client.call_tool(
+            "ask_poe", {"bot": "gemini-2.5-pro", "prompt": "think", "thinking": True}
+        )
     assert fake.chat_requests()[-1]["json"]["thinking_budget"] > 0
 
 
-async def test_chat_completion_returns_the_completion_object(settings: Any, fake: FakePoe, mode: str) -> None:
-    messages = [{"role": "system", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "hi there"}]}]
+async def test_chat_completion_returns_the_completion_object(
+    settings: Any, fake: FakePoe, mode: str
+) -> None:
+    messages = [
+        {"role": "system", "content": "x"},
+        {"role": "user", "content": [{"type": "text", "text": "hi there"}]},
+    ]
     async with connect(settings, mode) as client:
-        result = await client.call_tool("chat_completion", {"model": "gpt-4-turbo", "messages": messages, "max_completion_tokens": 20})
+        result = await client.call_tool(
+            "chat_completion",
+            {"model": "gpt-4-turbo", "messages": messages, "max_completion_tokens": 20},
+        )
     data = result.structured_content
     assert data["object"] == "chat.completion" and data["id"].startswith("chatcmpl-")
     assert data["choices"][0]["message"]["content"] == "Echo: hi there" == result.content[0].text
     assert fake.chat_requests()[-1]["json"]["messages"] == messages
 
 
-async def test_list_models_filters_the_live_catalog(settings: Any, fake: FakePoe, mode: str) -> None:
+async def test_list_models_filters_the_live_catalog(
+    settings: Any, fake: FakePoe, mode: str
+) -> None:
     async with connect(settings, mode) as client:
-        result = await client.call_tool("list_models", {"owned_by": "anthropic", "supports_tools": True, "limit": 5})
+        result = await client.call_tool(
+            "list_models", {"owned_by": "anthropic", "supports_tools": True, "limit": 5}
+        )
         sonnet = await client.call_tool("list_models", {"query": "claude-sonnet-4.5", "limit": 1})
         images = await client.call_tool("list_models", {"output_modality": "image", "limit": 500})
     data = result.structured_content
@@ -82,7 +141,9 @@ async def test_list_models_filters_the_live_catalog(settings: Any, fake: FakePoe
     assert sonnet.structured_content["models"][0]["pricing"]["input_per_million"] == 2.6
     catalog_fetches = [r for r in fake.requests if r["path"] == "/v1/models"]
     assert len(catalog_fetches) == 1, "the catalog is cached"
-    assert "authorization" not in catalog_fetches[0]["headers"], "/v1/models is public: no auth header"
+    assert "authorization" not in catalog_fetches[0]["headers"], (
+        "/v1/models is public: no auth header"
+    )
 
 
 async def test_list_available_models_is_the_same_catalog(settings: Any, mode: str) -> None:
@@ -112,7 +173,11 @@ async def test_get_server_info_never_shows_the_key(settings: Any, mode: str) -> 
     async with connect(settings, mode) as client:
         result = await client.call_tool("get_server_info", {})
     data = result.structured_content
-    assert data["backend"] == "openai" and data["transport"] == "stdio" and data["api_key_configured"] is True
+    assert (
+        data["backend"] == "openai"
+        and data["transport"] == "stdio"
+        and data["api_key_configured"] is True
+    )
     assert data["base_url"] == settings.base_url and data["default_model"] == "Claude-Sonnet-4.5"
     assert settings.api_key not in json.dumps(data)
 
@@ -128,7 +193,12 @@ async def test_model_resources(settings: Any, mode: str) -> None:
 async def test_tools_list_stays_small(settings: Any) -> None:
     async with connect(settings) as client:
         tools = (await client.list_tools()).tools
-    size = len(json.dumps([t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools], separators=(",", ":")))
+    size = len(
+        json.dumps(
+            [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools],
+            separators=(",", ":"),
+        )
+    )
     assert size < 12_000, size  # SPEC §3: clients pay for every byte in context
 
 
@@ -136,6 +206,11 @@ async def test_model_ids_complete_for_the_model_resource(settings: Any, mode: st
     from mcp.types import ResourceTemplateReference
 
     async with connect(settings, mode) as client:
-        result = await client.complete(ResourceTemplateReference(type="ref/resource", uri="poe://models/{model_id}"), {"name": "model_id", "value": "claude-op"})
-    assert result.completion.values and all(v.startswith("claude-op") for v in result.completion.values)
+        result = await client.complete(
+            ResourceTemplateReference(type="ref/resource", uri="poe://models/{model_id}"),
+            {"name": "model_id", "value": "claude-op"},
+        )
+    assert result.completion.values and all(
+        v.startswith("claude-op") for v in result.completion.values
+    )
     assert "claude-opus-4.6" in result.completion.values

@@ -65,9 +65,13 @@ def check_local_path(ref: str, rules: AttachmentRules) -> Path:
     try:
         path = Path(ref).expanduser().resolve(strict=True)
     except (OSError, RuntimeError, ValueError):
-        raise AttachmentError(f"No file at {ref}", advice="Give the path of an existing file.") from None
+        raise AttachmentError(
+            f"No file at {ref}", advice="Give the path of an existing file."
+        ) from None
     if path.name.startswith(".env") or any(path.is_relative_to(d) for d in _NEVER_UNDER):
-        raise AttachmentError(f"{ref} is never attached: it may hold secrets", advice="Attach a copy without secrets.")
+        raise AttachmentError(
+            f"{ref} is never attached: it may hold secrets", advice="Attach a copy without secrets."
+        )
     if not any(path.is_relative_to(folder) for folder in rules.allowed_dirs):
         folders = ", ".join(str(f) for f in rules.allowed_dirs)
         raise AttachmentError(
@@ -75,13 +79,17 @@ def check_local_path(ref: str, rules: AttachmentRules) -> Path:
             advice="Move the file into one of them, or add its folder to POE_MCP_ALLOWED_DIRS.",
         )
     if not path.is_file():
-        raise AttachmentError(f"{ref} is not a regular file", advice="Attach a file, not a folder or device.")
+        raise AttachmentError(
+            f"{ref} is not a regular file", advice="Attach a file, not a folder or device."
+        )
     return path
 
 
 async def _read_local(ref: str, rules: AttachmentRules) -> dict[str, Any]:
     path = check_local_path(ref, rules)
-    data = await anyio.to_thread.run_sync(_read_at_most, path, rules.max_bytes + 1)  # stat() sizes can lie
+    data = await anyio.to_thread.run_sync(
+        _read_at_most, path, rules.max_bytes + 1
+    )  # stat() sizes can lie
     if len(data) > rules.max_bytes:
         raise _too_large(path.name, path.stat().st_size, rules)
     return to_part(data, sniff_mime(data, path.name), path.name)
@@ -116,7 +124,9 @@ async def check_public_host(host: str) -> None:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
     except OSError:
-        raise AttachmentError(f"Cannot resolve the host {host!r}", advice="Check the URL.") from None
+        raise AttachmentError(
+            f"Cannot resolve the host {host!r}", advice="Check the URL."
+        ) from None
     addresses = {info[4][0] for info in infos}
     private = sorted(a for a in addresses if not _is_public(a))
     if private or not addresses:
@@ -135,7 +145,9 @@ async def _fetch_url(ref: str, rules: AttachmentRules, http: httpx2.AsyncClient)
     try:
         async with http.stream("GET", ref, timeout=URL_TIMEOUT, follow_redirects=False) as response:
             if response.status_code != 200:
-                raise AttachmentError(f"Fetching {ref} gave HTTP {response.status_code}", advice="Check the URL.")
+                raise AttachmentError(
+                    f"Fetching {ref} gave HTTP {response.status_code}", advice="Check the URL."
+                )
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > rules.max_bytes:
@@ -143,13 +155,20 @@ async def _fetch_url(ref: str, rules: AttachmentRules, http: httpx2.AsyncClient)
                 chunks.append(chunk)
             declared = response.headers.get("content-type", "").split(";")[0].strip()
     except httpx2.HTTPError as exc:
-        raise AttachmentError(f"Could not fetch {ref} ({type(exc).__name__})", advice="Check the URL, or attach a local copy.") from None
+        raise AttachmentError(
+            f"Could not fetch {ref} ({type(exc).__name__})",
+            advice="Check the URL, or attach a local copy.",
+        ) from None
     data = b"".join(chunks)
-    mime = declared if declared and declared != "application/octet-stream" else sniff_mime(data, name)
+    mime = (
+        declared if declared and declared != "application/octet-stream" else sniff_mime(data, name)
+    )
     return to_part(data, mime, name)
 
 
-async def load_attachment(ref: str, rules: AttachmentRules, http: httpx2.AsyncClient) -> dict[str, Any]:
+async def load_attachment(
+    ref: str, rules: AttachmentRules, http: httpx2.AsyncClient
+) -> dict[str, Any]:
     """One attachment reference (path, https:// URL or data: URL) as an OpenAI content part."""
     if not isinstance(ref, str) or not ref.strip() or "\x00" in ref:
         raise AttachmentError("An attachment must be a non-empty path or URL")

@@ -53,9 +53,19 @@ def normalise_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not isinstance(tool, dict):
             raise InvalidRequestError("Each tool must be an object")
         function = tool.get("function") if tool.get("type") == "function" else tool
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
-            raise InvalidRequestError("Each tool needs a function name", advice='Use {"type": "function", "function": {"name", "description", "parameters"}}.')
-        function = {"name": function["name"], **{k: function[k] for k in ("description", "parameters") if k in function}}
+        if (
+            not isinstance(function, dict)
+            or not isinstance(function.get("name"), str)
+            or not function["name"]
+        ):
+            raise InvalidRequestError(
+                "Each tool needs a function name",
+                advice='Use {"type": "function", "function": {"name", "description", "parameters"}}.',
+            )
+        function = {
+            "name": function["name"],
+            **{k: function[k] for k in ("description", "parameters") if k in function},
+        }
         function.setdefault("parameters", {"type": "object", "properties": {}})
         result.append({"type": "function", "function": function})
     return result
@@ -108,10 +118,14 @@ class ChatService:
         session_id = ask.session_id or uuid.uuid4().hex
         conversation = await self.store.load(session_id)
         history = conversation.messages
-        tools = ask.tools if ask.tools is not None else conversation.tools  # later rounds need not resend them
+        tools = (
+            ask.tools if ask.tools is not None else conversation.tools
+        )  # later rounds need not resend them
         new = self._new_messages(ask, history)
         # Load (and so check) this turn's attachments before anything is spent; older turns' load on resend.
-        loaded = {ref: await load_attachment(ref, self.rules, self.poe.http) for ref in ask.attachments}
+        loaded = {
+            ref: await load_attachment(ref, self.rules, self.poe.http) for ref in ask.attachments
+        }
         parameters = dict(ask.parameters)
         if ask.thinking:
             await self._add_reasoning(ask.bot, parameters)
@@ -129,17 +143,33 @@ class ChatService:
             stream=ask.stream,
         )
         completion = await self.complete(request, listener)
-        if completion.complete:  # a failed or broken call leaves the stored conversation exactly as it was
-            system_change = [] if ask.system is None or _system_of(history) == ask.system else [{"role": "system", "content": ask.system}]
-            await self.store.append(session_id, request.model, system_change + new + [completion.assistant_message()], request.tools)
+        if (
+            completion.complete
+        ):  # a failed or broken call leaves the stored conversation exactly as it was
+            system_change = (
+                []
+                if ask.system is None or _system_of(history) == ask.system
+                else [{"role": "system", "content": ask.system}]
+            )
+            await self.store.append(
+                session_id,
+                request.model,
+                system_change + new + [completion.assistant_message()],
+                request.tools,
+            )
         return Answer(completion, session_id, request.model)
 
-    async def complete(self, request: ChatRequest, listener: TextListener | None = None) -> Completion:
+    async def complete(
+        self, request: ChatRequest, listener: TextListener | None = None
+    ) -> Completion:
         """One call to Poe, counted in this server's usage totals."""
         completion = await self.poe.chat(request, listener)
         usage = completion.usage
         await self.store.record_usage(
-            request.model, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0, completion.cost_usd
+            request.model,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+            completion.cost_usd,
         )
         return completion
 
@@ -156,11 +186,25 @@ class ChatService:
         prompt = (ask.prompt or "").strip()
         if prompt or ask.attachments:
             if not prompt:
-                raise InvalidRequestError("The prompt is empty", advice="Say what to do with the attachments.")
-            parts: list[dict[str, Any]] = [{"type": ATTACHMENT_PART, "ref": ref} for ref in ask.attachments]
-            messages.append({"role": "user", "content": [{"type": "text", "text": ask.prompt}, *parts] if parts else ask.prompt})
+                raise InvalidRequestError(
+                    "The prompt is empty", advice="Say what to do with the attachments."
+                )
+            parts: list[dict[str, Any]] = [
+                {"type": ATTACHMENT_PART, "ref": ref} for ref in ask.attachments
+            ]
+            messages.append(
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": ask.prompt}, *parts]
+                    if parts
+                    else ask.prompt,
+                }
+            )
         if not messages:
-            raise InvalidRequestError("The prompt is empty", advice="Give a prompt (or tool_results answering the previous turn).")
+            raise InvalidRequestError(
+                "The prompt is empty",
+                advice="Give a prompt (or tool_results answering the previous turn).",
+            )
         return messages
 
     @staticmethod
@@ -170,7 +214,9 @@ class ChatService:
         rest = [m for m in history if m.get("role") != "system"]
         return ([{"role": "system", "content": system}] if system else []) + rest
 
-    async def _expand(self, messages: list[ChatMessage], loaded: dict[str, dict[str, Any]]) -> list[ChatMessage]:
+    async def _expand(
+        self, messages: list[ChatMessage], loaded: dict[str, dict[str, Any]]
+    ) -> list[ChatMessage]:
         """Attachment references as real content parts for the wire (`loaded` holds those already read)."""
         expanded = []
         for message in messages:
@@ -182,9 +228,17 @@ class ChatService:
                         parts.append(part)
                         continue
                     try:
-                        parts.append(loaded.get(part["ref"]) or await load_attachment(part["ref"], self.rules, self.poe.http))
+                        parts.append(
+                            loaded.get(part["ref"])
+                            or await load_attachment(part["ref"], self.rules, self.poe.http)
+                        )
                     except AttachmentError as error:  # an old turn's file may have moved since
-                        parts.append({"type": "text", "text": f"[attachment {part['ref']} is no longer available: {error.message}]"})
+                        parts.append(
+                            {
+                                "type": "text",
+                                "text": f"[attachment {part['ref']} is no longer available: {error.message}]",
+                            }
+                        )
                 message = {**message, "content": parts}
             expanded.append(message)
         return expanded

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import __version__
 from .config import OPTIONS, Settings, SettingsError, load_settings
@@ -52,18 +52,40 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"poe-mcp {__version__}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="serve MCP over stdio (default) or Streamable HTTP at /mcp")
+    serve = commands.add_parser(
+        "serve", help="serve MCP over stdio (default) or Streamable HTTP at /mcp"
+    )
     for name, option in OPTIONS.items():
-        serve.add_argument(option.flag, dest=name, default=None, help=f"{option.help} (env {option.env})")
+        serve.add_argument(
+            option.flag, dest=name, default=None, help=f"{option.help} (env {option.env})"
+        )
 
-    ask = commands.add_parser("ask", help="ask a model; streams the answer", description="Ask a Poe model. The answer streams to stdout.")
+    ask = commands.add_parser(
+        "ask",
+        help="ask a model; streams the answer",
+        description="Ask a Poe model. The answer streams to stdout.",
+    )
     ask.add_argument("bot", help="model or bot name, e.g. Claude-Sonnet-4.5")
     ask.add_argument("prompt", nargs="?", help="the prompt (or pipe it on stdin)")
-    ask.add_argument("-c", "--continue", dest="continue_", action="store_true", help="continue the last conversation")
+    ask.add_argument(
+        "-c",
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="continue the last conversation",
+    )
     ask.add_argument("--session", help="continue (or start) the conversation with this id")
-    ask.add_argument("-a", "--attach", action="append", metavar="FILE", help="attach a file or URL (repeatable)")
+    ask.add_argument(
+        "-a", "--attach", action="append", metavar="FILE", help="attach a file or URL (repeatable)"
+    )
     ask.add_argument("--system", help="system message")
-    ask.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="custom bot parameter (repeatable)")
+    ask.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="custom bot parameter (repeatable)",
+    )
     ask.add_argument("--json", action="store_true", help="print the full result as JSON")
 
     models = commands.add_parser("models", help="list Poe's models")
@@ -81,10 +103,22 @@ def parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="generate an image, audio or video")
     generate.add_argument("kind", choices=("image", "audio", "video"))
     generate.add_argument("prompt", nargs="?", help="what to generate (or pipe it on stdin)")
-    generate.add_argument("-m", "--model", help="model (defaults: GPT-Image-1, ElevenLabs-v2.5-Turbo, Veo-3)")
-    generate.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="custom bot parameter (repeatable)")
-    generate.add_argument("-a", "--attach", action="append", metavar="FILE", help="reference image (repeatable)")
-    generate.add_argument("--out", type=Path, metavar="DIR", help="where to save (default POE_MCP_OUTPUT_DIR)")
+    generate.add_argument(
+        "-m", "--model", help="model (defaults: GPT-Image-1, ElevenLabs-v2.5-Turbo, Veo-3)"
+    )
+    generate.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="custom bot parameter (repeatable)",
+    )
+    generate.add_argument(
+        "-a", "--attach", action="append", metavar="FILE", help="reference image (repeatable)"
+    )
+    generate.add_argument(
+        "--out", type=Path, metavar="DIR", help="where to save (default POE_MCP_OUTPUT_DIR)"
+    )
     generate.add_argument("--json", action="store_true")
 
     sessions = commands.add_parser("sessions", help="list, show or clear stored conversations")
@@ -93,10 +127,16 @@ def parser() -> argparse.ArgumentParser:
     sessions.add_argument("--limit", type=int, default=20)
     sessions.add_argument("--json", action="store_true")
 
-    config = commands.add_parser("config", help="print (or --write) an MCP client's configuration for poe-mcp")
+    config = commands.add_parser(
+        "config", help="print (or --write) an MCP client's configuration for poe-mcp"
+    )
     config.add_argument("client", choices=("claude-desktop", "claude-code", "cursor", "vscode"))
-    config.add_argument("--write", action="store_true", help="merge it into the client's config file")
-    config.add_argument("--file", type=Path, help="config file to write (default: the client's usual one)")
+    config.add_argument(
+        "--write", action="store_true", help="merge it into the client's config file"
+    )
+    config.add_argument(
+        "--file", type=Path, help="config file to write (default: the client's usual one)"
+    )
     return top
 
 
@@ -132,11 +172,12 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
         fail(EXIT_USAGE, f"error: {error}")
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # a PoeError may come bare, chained, or inside a task group's ExceptionGroup
-        error = poe_error_in(exc)
-        if error is None:
+    except Exception as exc:
+        # a PoeError may come bare, chained, or inside a task group's ExceptionGroup
+        poe_error = poe_error_in(exc)
+        if poe_error is None:
             raise
-        fail(EXIT_POE_ERROR, redact(str(error), (settings.api_key,)))
+        fail(EXIT_POE_ERROR, redact(str(poe_error), (settings.api_key,)))
     return EXIT_OK
 
 
@@ -160,7 +201,11 @@ def check_extras(settings: Settings) -> None:
     """Stop at start, not at the first call, when a chosen feature's optional package is missing."""
     import importlib.util
 
-    needs = {"fastapi_poe": ("POE_MCP_BACKEND=fastapi_poe", "legacy")} if settings.backend == "fastapi_poe" else {}
+    needs = (
+        {"fastapi_poe": ("POE_MCP_BACKEND=fastapi_poe", "legacy")}
+        if settings.backend == "fastapi_poe"
+        else {}
+    )
     if settings.store.startswith(("redis://", "rediss://")):
         needs["redis"] = ("POE_MCP_STORE=redis://", "redis")
     for module, (setting, extra) in needs.items():
@@ -175,7 +220,9 @@ def log_where_settings_came_from(settings: Settings) -> None:
         log.info("%s was read from %s", variable, file)
     host = settings.origin.partition("://")[2].rpartition("@")[2]
     if host != "api.poe.com":
-        log.warning("POE_BASE_URL points at %s, not api.poe.com: the Poe API key is sent there", host)
+        log.warning(
+            "POE_BASE_URL points at %s, not api.poe.com: the Poe API key is sent there", host
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -18,14 +18,20 @@ KEY_PLACEHOLDER = "YOUR_POE_API_KEY"  # the real key is never written by us: pas
 def command_path() -> str:
     """The installed `poe-mcp` command, as an absolute path (clients start it without our PATH)."""
     found = shutil.which("poe-mcp")
-    return str(Path(found).resolve()) if found else str(Path(sys.executable).resolve().parent / "poe-mcp")
+    return (
+        str(Path(found).resolve())
+        if found
+        else str(Path(sys.executable).resolve().parent / "poe-mcp")
+    )
 
 
 def config_file(client: str) -> Path:
     home = Path.home()
     if client == "claude-desktop":
         if platform.system() == "Darwin":
-            return home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"
+            return (
+                home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"
+            )
         if platform.system() == "Windows":
             return Path(os.environ.get("APPDATA", home)) / "Claude" / "claude_desktop_config.json"
         return home / ".config" / "Claude" / "claude_desktop_config.json"
@@ -40,10 +46,28 @@ def snippet(client: str, command: str) -> dict[str, Any]:
     """The part of the client's config file that adds poe-mcp."""
     if client == "vscode":  # VS Code asks for the key once and keeps it in its secret storage
         return {
-            "inputs": [{"type": "promptString", "id": "poe-key", "description": "Poe API key", "password": True}],
-            "servers": {"poe": {"type": "stdio", "command": command, "args": [], "env": {"POE_API_KEY": "${input:poe-key}"}}},
+            "inputs": [
+                {
+                    "type": "promptString",
+                    "id": "poe-key",
+                    "description": "Poe API key",
+                    "password": True,
+                }
+            ],
+            "servers": {
+                "poe": {
+                    "type": "stdio",
+                    "command": command,
+                    "args": [],
+                    "env": {"POE_API_KEY": "${input:poe-key}"},
+                }
+            },
         }
-    server: dict[str, Any] = {"command": command, "args": [], "env": {"POE_API_KEY": KEY_PLACEHOLDER}}
+    server: dict[str, Any] = {
+        "command": command,
+        "args": [],
+        "env": {"POE_API_KEY": KEY_PLACEHOLDER},
+    }
     if client == "claude-code":
         server["type"] = "stdio"
     return {"mcpServers": {"poe": server}}
@@ -67,7 +91,11 @@ def merge(existing: dict[str, Any], addition: dict[str, Any]) -> dict[str, Any]:
 
 def write_config(path: Path, addition: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Merge into the file (created if missing), writing a temp file then renaming; returns (before, after)."""
-    before: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() and path.read_text(encoding="utf-8").strip() else {}
+    before: dict[str, Any] = (
+        json.loads(path.read_text(encoding="utf-8"))
+        if path.is_file() and path.read_text(encoding="utf-8").strip()
+        else {}
+    )
     if not isinstance(before, dict):
         raise ValueError(f"{path} does not hold a JSON object")
     after = merge(before, addition)

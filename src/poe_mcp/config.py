@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import platformdirs
 
@@ -38,13 +39,33 @@ def dotenv_files(serving: bool, environ: Mapping[str, str]) -> list[Path]:
 
 
 # Folders that hold the system or every secret of a user: never the default attachment folder.
-_SYSTEM_DIRS = tuple(Path(p) for p in ("/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/root", "/run", "/sbin", "/sys", "/usr", "/var"))
+_SYSTEM_DIRS = tuple(
+    Path(p)
+    for p in (
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/lib",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/sys",
+        "/usr",
+        "/var",
+    )
+)
 
 
 def default_allowed_dirs() -> tuple[Path, ...]:
     """The working folder, unless it is `/`, the home folder itself or a system folder (then none)."""
     cwd = Path.cwd().resolve()
-    if cwd == Path("/") or cwd == Path.home().resolve() or any(cwd == d or cwd.is_relative_to(d) for d in _SYSTEM_DIRS):
+    if (
+        cwd == Path("/")
+        or cwd == Path.home().resolve()
+        or any(cwd == d or cwd.is_relative_to(d) for d in _SYSTEM_DIRS)
+    ):
         return ()
     return (cwd,)
 
@@ -53,7 +74,9 @@ def _user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
-def _number(convert: Callable[[str], Any], lowest: float, *, above: bool, what: str) -> Callable[[str, str], Any]:
+def _number(
+    convert: Callable[[str], Any], lowest: float, *, above: bool, what: str
+) -> Callable[[str, str], Any]:
     """A parser for a number at least (or, with `above`, greater than) `lowest`; NaN is refused too."""
 
     def parse(name: str, raw: str) -> Any:
@@ -62,7 +85,9 @@ def _number(convert: Callable[[str], Any], lowest: float, *, above: bool, what: 
         except ValueError:
             raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
         if not (value > lowest if above else value >= lowest):
-            raise SettingsError(f"{name} must be {'greater than' if above else 'at least'} {lowest:g}, got {raw!r}")
+            raise SettingsError(
+                f"{name} must be {'greater than' if above else 'at least'} {lowest:g}, got {raw!r}"
+            )
         return value
 
     return parse
@@ -127,7 +152,9 @@ def _store(name: str, raw: str) -> str:
     if value.startswith("sqlite:///"):
         value = value[len("sqlite:///") :]
     elif "://" in value:
-        raise SettingsError(f"{name} must be a file path, a sqlite:/// URL or a redis:// URL, got {raw!r}")
+        raise SettingsError(
+            f"{name} must be a file path, a sqlite:/// URL or a redis:// URL, got {raw!r}"
+        )
     if not value:
         raise SettingsError(f"{name} must not be empty")
     return str(Path(value).expanduser())
@@ -143,7 +170,9 @@ class Option:
 
     @property
     def flag(self) -> str:
-        return "--" + self.env.removeprefix("POE_MCP_").removeprefix("POE_").lower().replace("_", "-")
+        return "--" + self.env.removeprefix("POE_MCP_").removeprefix("POE_").lower().replace(
+            "_", "-"
+        )
 
 
 # One table drives the environment, `.env` and the `serve` flags, so none of them can drift.
@@ -151,21 +180,39 @@ OPTIONS: dict[str, Option] = {
     "api_key": Option("POE_API_KEY", _optional_text, "the Poe API key"),
     "base_url": Option("POE_BASE_URL", _base_url, "Poe's OpenAI-compatible API"),
     "backend": Option("POE_MCP_BACKEND", _choice(BACKENDS), "openai or fastapi_poe"),
-    "default_model": Option("POE_MCP_DEFAULT_MODEL", _text, "model used when a tool's bot is omitted"),
+    "default_model": Option(
+        "POE_MCP_DEFAULT_MODEL", _text, "model used when a tool's bot is omitted"
+    ),
     "output_dir": Option("POE_MCP_OUTPUT_DIR", _path, "where generated media is saved"),
-    "allowed_dirs": Option("POE_MCP_ALLOWED_DIRS", _paths, "folders local attachments may come from"),
-    "store": Option("POE_MCP_STORE", _store, "conversation store: path, sqlite:/// or redis:// URL"),
+    "allowed_dirs": Option(
+        "POE_MCP_ALLOWED_DIRS", _paths, "folders local attachments may come from"
+    ),
+    "store": Option(
+        "POE_MCP_STORE", _store, "conversation store: path, sqlite:/// or redis:// URL"
+    ),
     "cache_dir": Option("POE_MCP_CACHE_DIR", _path, "where the model catalog is cached"),
-    "max_attachment_mb": Option("POE_MCP_MAX_ATTACHMENT_MB", _positive_float, "largest attachment accepted, in MB"),
+    "max_attachment_mb": Option(
+        "POE_MCP_MAX_ATTACHMENT_MB", _positive_float, "largest attachment accepted, in MB"
+    ),
     "rpm": Option("POE_MCP_RPM", _positive_int, "request budget per minute"),
-    "max_retries": Option("POE_MCP_MAX_RETRIES", _non_negative_int, "retries of a retryable failure"),
+    "max_retries": Option(
+        "POE_MCP_MAX_RETRIES", _non_negative_int, "retries of a retryable failure"
+    ),
     "timeout": Option("POE_MCP_TIMEOUT", _positive_float, "seconds one upstream request may take"),
     "transport": Option("POE_MCP_TRANSPORT", _choice(TRANSPORTS), "stdio or http"),
     "host": Option("POE_MCP_HOST", _text, "HTTP host to bind"),
     "port": Option("POE_MCP_PORT", _port, "HTTP port"),
-    "auth_token": Option("POE_MCP_AUTH_TOKEN", _optional_text, "bearer token HTTP clients must send"),
-    "allowed_hosts": Option("POE_MCP_ALLOWED_HOSTS", _list, "comma-separated Host values HTTP accepts (host:port, host:*)"),
-    "allowed_origins": Option("POE_MCP_ALLOWED_ORIGINS", _list, "comma-separated browser Origins HTTP accepts"),
+    "auth_token": Option(
+        "POE_MCP_AUTH_TOKEN", _optional_text, "bearer token HTTP clients must send"
+    ),
+    "allowed_hosts": Option(
+        "POE_MCP_ALLOWED_HOSTS",
+        _list,
+        "comma-separated Host values HTTP accepts (host:port, host:*)",
+    ),
+    "allowed_origins": Option(
+        "POE_MCP_ALLOWED_ORIGINS", _list, "comma-separated browser Origins HTTP accepts"
+    ),
     "log_level": Option("POE_MCP_LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "stderr log level"),
 }
 
@@ -181,7 +228,9 @@ class Settings:
     output_dir: Path = field(default_factory=lambda: _user_data_dir() / "media")
     allowed_dirs: tuple[Path, ...] = field(default_factory=default_allowed_dirs)
     store: str = field(default_factory=lambda: str(_user_data_dir() / "poe-mcp.db"))
-    cache_dir: Path = field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)))
+    cache_dir: Path = field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    )
     max_attachment_mb: float = 50.0
     rpm: int = 500
     max_retries: int = 4
@@ -199,7 +248,11 @@ class Settings:
     from_files: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a crash dump
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in ("api_key", "auth_token"))
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in ("api_key", "auth_token")
+        )
         return f"Settings({shown}, api_key={'set' if self.api_key else 'unset'})"
 
     @property
@@ -226,7 +279,13 @@ def load_settings(
 ) -> Settings:
     """Build Settings: a flag wins over the environment, which wins over the `.env` files (see dotenv_files)."""
     environ = os.environ if environ is None else environ
-    files = dotenv if isinstance(dotenv, list) else [dotenv] if dotenv is not None else dotenv_files(serving, environ)
+    files = (
+        dotenv
+        if isinstance(dotenv, list)
+        else [dotenv]
+        if dotenv is not None
+        else dotenv_files(serving, environ)
+    )
     names = {o.env for o in OPTIONS.values()}
     sources: dict[str, str] = {}
     origin: dict[str, str] = {}

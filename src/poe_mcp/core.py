@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 from .attachments import AttachmentRules
 from .chat import ChatService
@@ -43,7 +44,10 @@ class Core:
         return UsageReport(
             current_point_balance=balance.get("current_point_balance"),
             history=History(
-                data=entries, has_more=has_more, limit=limit, starting_after=starting_after,
+                data=entries,
+                has_more=has_more,
+                limit=limit,
+                starting_after=starting_after,
                 next_starting_after=entries[-1].query_id if has_more and entries else None,
             ),
             server_totals=ServerTotals.of(await self.store.usage_totals()),
@@ -60,7 +64,12 @@ async def open_core(settings: Settings, transport: str = "stdio") -> AsyncIterat
     rules = AttachmentRules(settings.allowed_dirs, int(settings.max_attachment_mb * 1_000_000))
     try:
         yield Core(
-            settings, poe, store, ChatService(poe, store, rules), MediaService(poe, settings.output_dir, rules, settings.video_poll_interval), transport
+            settings,
+            poe,
+            store,
+            ChatService(poe, store, rules),
+            MediaService(poe, settings.output_dir, rules, settings.video_poll_interval),
+            transport,
         )
     finally:
         await store.aclose()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import anyio
 
@@ -44,14 +45,26 @@ def strip_links(text: str, urls: list[str]) -> str:
 
 
 class MediaService:
-    def __init__(self, poe: PoeClient, output_dir: Path, rules: AttachmentRules, video_poll_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        poe: PoeClient,
+        output_dir: Path,
+        rules: AttachmentRules,
+        video_poll_interval: float = 5.0,
+    ) -> None:
         self.poe = poe
         self.output_dir = output_dir
         self.rules = rules
         self.video_poll_interval = video_poll_interval
 
     async def generate(
-        self, kind: str, prompt: str, model: str | None, parameters: dict[str, Any], attachments: list[str], progress: ProgressListener
+        self,
+        kind: str,
+        prompt: str,
+        model: str | None,
+        parameters: dict[str, Any],
+        attachments: list[str],
+        progress: ProgressListener,
     ) -> Generation:
         if not prompt.strip():
             raise InvalidRequestError("The prompt is empty", advice="Describe what to generate.")
@@ -68,17 +81,30 @@ class MediaService:
         return await self._via_chat(info, model, prompt, parameters, parts, progress)
 
     async def _wrong_kind(self, info: ModelInfo, kind: str) -> InvalidRequestError:
-        examples = [m.id for m in (await self.poe.models()).models if m.output_modalities == (kind,)][:5]
+        examples = [
+            m.id for m in (await self.poe.models()).models if m.output_modalities == (kind,)
+        ][:5]
         return InvalidRequestError(
             f"{info.id} makes {'+'.join(info.output_modalities)}, not {kind}",
             advice=f"Use a {kind} model, e.g. {', '.join(examples)} (list_models with output_modality={kind}).",
         )
 
     async def _via_chat(
-        self, info: ModelInfo | None, model: str, prompt: str, parameters: dict[str, Any], parts: list[dict[str, Any]], progress: ProgressListener
+        self,
+        info: ModelInfo | None,
+        model: str,
+        prompt: str,
+        parameters: dict[str, Any],
+        parts: list[dict[str, Any]],
+        progress: ProgressListener,
     ) -> Generation:
         content: Any = [{"type": "text", "text": prompt}, *parts] if parts else prompt
-        request = ChatRequest(model=model, messages=[{"role": "user", "content": content}], parameters=dict(parameters), stream=False)
+        request = ChatRequest(
+            model=model,
+            messages=[{"role": "user", "content": content}],
+            parameters=dict(parameters),
+            stream=False,
+        )
         started = time.monotonic()
 
         async def heartbeat() -> None:
@@ -92,12 +118,30 @@ class MediaService:
             completion = await self.poe.chat(request)
             group.cancel_scope.cancel()
         urls = list(dict.fromkeys(completion.media_urls + find_media_urls(completion.text)))
-        files, skipped = await save_all(self.poe.http, urls, self.poe.settings.origin, self.output_dir, self.poe.settings.timeout)
+        files, skipped = await save_all(
+            self.poe.http,
+            urls,
+            self.poe.settings.origin,
+            self.output_dir,
+            self.poe.settings.timeout,
+        )
         images = sum(f.kind == "image" for f in files)
-        return Generation(request.model, strip_links(completion.text, urls), files, skipped, completion.usage, _cost(info, completion.usage, images))
+        return Generation(
+            request.model,
+            strip_links(completion.text, urls),
+            files,
+            skipped,
+            completion.usage,
+            _cost(info, completion.usage, images),
+        )
 
     async def _video_job(
-        self, info: ModelInfo, prompt: str, parameters: dict[str, Any], parts: list[dict[str, Any]], progress: ProgressListener
+        self,
+        info: ModelInfo,
+        prompt: str,
+        parameters: dict[str, Any],
+        parts: list[dict[str, Any]],
+        progress: ProgressListener,
     ) -> Generation:
         info.check_parameters(parameters)
         body = dict(parameters)
@@ -112,11 +156,19 @@ class MediaService:
 
         job = await jobs.wait(job, report)
         file = await download_media(
-            self.poe.http, jobs.content_url(job), self.output_dir, timeout=self.poe.settings.timeout, headers=self.poe.auth_headers()
+            self.poe.http,
+            jobs.content_url(job),
+            self.output_dir,
+            timeout=self.poe.settings.timeout,
+            headers=self.poe.auth_headers(),
         )
         return Generation(info.id, "", [file], cost_usd=_cost(info, None, 0))
 
 
 def _cost(info: ModelInfo | None, usage: Usage | None, images: int) -> float | None:
     """Estimated USD from the catalog's pricing (per token, per request, per image); None when unpriced."""
-    return info.pricing.cost(usage, images=images) if info is not None and info.pricing is not None else None
+    return (
+        info.pricing.cost(usage, images=images)
+        if info is not None and info.pricing is not None
+        else None
+    )

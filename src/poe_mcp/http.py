@@ -42,10 +42,23 @@ class BearerAuth:
         if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self._expected):
-                body = json.dumps({"error": "unauthorized", "message": "Send Authorization: Bearer <POE_MCP_AUTH_TOKEN>."}).encode()
-                await send({"type": "http.response.start", "status": 401, "headers": [
-                    (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="poe-mcp"'), (b"content-length", str(len(body)).encode()),
-                ]})
+                body = json.dumps(
+                    {
+                        "error": "unauthorized",
+                        "message": "Send Authorization: Bearer <POE_MCP_AUTH_TOKEN>.",
+                    }
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b'Bearer realm="poe-mcp"'),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -59,7 +72,9 @@ def transport_security(settings: Settings) -> Any:
     if not is_loopback(settings.host) and settings.host not in ("0.0.0.0", "::"):
         hosts.append(f"{settings.host}:*")
     return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=list(LOOPBACK_ORIGINS) + list(settings.allowed_origins)
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=hosts,
+        allowed_origins=list(LOOPBACK_ORIGINS) + list(settings.allowed_origins),
     )
 
 
@@ -74,7 +89,12 @@ def build_http_app(settings: Settings) -> Any:
         return JSONResponse({"status": "ok", "version": __version__, "poe": poe})
 
     # json_response stays False: with it, progress notifications would be silently dropped.
-    app = server.streamable_http_app(stateless_http=True, json_response=False, transport_security=transport_security(settings), host=settings.host)
+    app = server.streamable_http_app(
+        stateless_http=True,
+        json_response=False,
+        transport_security=transport_security(settings),
+        host=settings.host,
+    )
     return BearerAuth(app, settings.auth_token) if settings.auth_token else app
 
 
@@ -91,4 +111,10 @@ def serve_http(settings: Settings) -> None:
 
     check_exposure(settings)
     log.info("Serving MCP over Streamable HTTP at http://%s:%d/mcp", settings.host, settings.port)
-    uvicorn.run(build_http_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(), lifespan="on")
+    uvicorn.run(
+        build_http_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -40,8 +40,15 @@ class AskResult(BaseModel):
     def of(cls, answer: Answer) -> AskResult:
         c = answer.completion
         return cls(
-            text=c.text, bot=answer.bot, session_id=answer.session_id, finish_reason=c.finish_reason, usage=UsageOut.of(c.usage),
-            cost_usd=c.cost_usd, reasoning=c.reasoning, error=_error(c), notes=c.notes,
+            text=c.text,
+            bot=answer.bot,
+            session_id=answer.session_id,
+            finish_reason=c.finish_reason,
+            usage=UsageOut.of(c.usage),
+            cost_usd=c.cost_usd,
+            reasoning=c.reasoning,
+            error=_error(c),
+            notes=c.notes,
         )
 
 
@@ -67,12 +74,24 @@ class ToolsResult(BaseModel):
     def of(cls, answer: Answer) -> ToolsResult:
         c = answer.completion
         calls = [
-            ToolCallOut(id=t.id, name=t.name, arguments=t.arguments, arguments_raw=None if t.arguments is not None else t.arguments_raw)
+            ToolCallOut(
+                id=t.id,
+                name=t.name,
+                arguments=t.arguments,
+                arguments_raw=None if t.arguments is not None else t.arguments_raw,
+            )
             for t in c.tool_calls
         ]
         return cls(
-            text=c.text, tool_calls=calls, finish_reason=c.finish_reason, session_id=answer.session_id, bot=answer.bot,
-            usage=UsageOut.of(c.usage), cost_usd=c.cost_usd, error=_error(c), notes=c.notes,
+            text=c.text,
+            tool_calls=calls,
+            finish_reason=c.finish_reason,
+            session_id=answer.session_id,
+            bot=answer.bot,
+            usage=UsageOut.of(c.usage),
+            cost_usd=c.cost_usd,
+            error=_error(c),
+            notes=c.notes,
         )
 
 
@@ -107,7 +126,16 @@ class MediaResult(BaseModel):
     @classmethod
     def of(cls, generation: Generation) -> MediaResult:
         return cls(
-            files=[FileOut(path=str(f.path), url=f.url, mime_type=f.mime_type, bytes=f.bytes, uri=MEDIA_URI + f.name) for f in generation.files],
+            files=[
+                FileOut(
+                    path=str(f.path),
+                    url=f.url,
+                    mime_type=f.mime_type,
+                    bytes=f.bytes,
+                    uri=MEDIA_URI + f.name,
+                )
+                for f in generation.files
+            ],
             model=generation.model,
             text=generation.text,
             usage=UsageOut.of(generation.usage),
@@ -160,7 +188,15 @@ class ModelDetail(ModelEntry):
             description=model.description,
             max_output_tokens=model.max_output_tokens,
             supported_endpoints=list(model.supported_endpoints),
-            parameter_schemas=[{"name": p.name, "schema": p.schema, "default": p.default, "description": p.description} for p in model.parameters],
+            parameter_schemas=[
+                {
+                    "name": p.name,
+                    "schema": p.schema,
+                    "default": p.default,
+                    "description": p.description,
+                }
+                for p in model.parameters
+            ],
         )
 
 
@@ -177,7 +213,9 @@ class HistoryEntry(BaseModel):
         """One `/usage/points_history` row, its microsecond time as ISO 8601."""
         when, cost = raw.get("creation_time"), raw.get("cost_points")
         return cls(
-            time=datetime.fromtimestamp(when / 1_000_000, timezone.utc).isoformat(timespec="seconds") if isinstance(when, (int, float)) else None,
+            time=datetime.fromtimestamp(when / 1_000_000, UTC).isoformat(timespec="seconds")
+            if isinstance(when, (int, float))
+            else None,
             bot_name=raw.get("bot_name"),
             query_id=raw.get("query_id"),
             usage_type=raw.get("usage_type"),

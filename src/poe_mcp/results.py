@@ -18,10 +18,14 @@ def redact(text: str, secrets: tuple[str | None, ...]) -> str:
 
 def error_result(error: PoeError, secrets: tuple[str | None, ...] = ()) -> CallToolResult:
     """`isError: true`, the text starting with Poe's error type and status, then what to do."""
-    return CallToolResult(content=[TextContent(type="text", text=redact(str(error), secrets))], is_error=True)
+    return CallToolResult(
+        content=[TextContent(type="text", text=redact(str(error), secrets))], is_error=True
+    )
 
 
-def structured_result(text: str, structured: dict[str, Any], *, extra: list[ContentBlock] | None = None) -> CallToolResult:
+def structured_result(
+    text: str, structured: dict[str, Any], *, extra: list[ContentBlock] | None = None
+) -> CallToolResult:
     """A result a model reads first as `text`, with the same facts as `structuredContent`."""
     content: list[ContentBlock] = [TextContent(type="text", text=text), *(extra or [])]
     return CallToolResult(content=content, structured_content=structured)

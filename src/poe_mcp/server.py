@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, cast
 
 import anyio
 import mcp.server.mcpserver.server as sdk_server
@@ -29,7 +30,7 @@ INSTRUCTIONS = (
 
 
 def state_of(ctx: Context) -> Core:
-    return ctx.request_context.lifespan_context
+    return cast(Core, ctx.request_context.lifespan_context)
 
 
 def _describe_validation(error: ValidationError) -> str:
@@ -42,7 +43,11 @@ def _describe_validation(error: ValidationError) -> str:
 
 def _noise(key: str, value: Any) -> bool:
     """Schema keywords that say nothing a client needs: generated titles, JSON Schema's own defaults."""
-    return (key == "title" and isinstance(value, str)) or (key == "default" and value is None) or (key == "additionalProperties" and value is True)
+    return (
+        (key == "title" and isinstance(value, str))
+        or (key == "default" and value is None)
+        or (key == "additionalProperties" and value is True)
+    )
 
 
 def compact_input_schema(schema: Any) -> Any:
@@ -77,7 +82,10 @@ def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
     properties = schema.get("properties")
     if not isinstance(properties, dict):
         return {"type": "object"}
-    return {"type": "object", "properties": {name: {"type": _json_type(field)} for name, field in properties.items()}}
+    return {
+        "type": "object",
+        "properties": {name: {"type": _json_type(field)} for name, field in properties.items()},
+    }
 
 
 class PoeMCPServer(MCPServer[Core]):
@@ -130,7 +138,9 @@ async def _warm_up(core: Core) -> None:
     await anyio.sleep(WARM_UP_DELAY)
     try:
         await core.poe.warm_up()
-    except Exception as error:  # a warm-up is an optimisation: the first call does the same work and reports
+    except (
+        Exception
+    ) as error:  # a warm-up is an optimisation: the first call does the same work and reports
         log.debug("Warm-up skipped: %s", error)
 
 
@@ -142,7 +152,10 @@ def build_server(settings: Settings) -> PoeMCPServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Core]) -> AsyncIterator[Core]:
-        async with open_core(settings, settings.transport) as core, anyio.create_task_group() as background:
+        async with (
+            open_core(settings, settings.transport) as core,
+            anyio.create_task_group() as background,
+        ):
             background.start_soon(_warm_up, core)
             server.state = core
             yield core

@@ -51,7 +51,9 @@ def read_prompt(prompt: str | None) -> str:
     piped = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     parts = [p for p in (prompt if prompt != "-" else None, piped.strip()) if p]
     if not parts:
-        raise UsageError('no prompt given: pass it as an argument or pipe it in (echo "hi" | poe-mcp ask BOT)')
+        raise UsageError(
+            'no prompt given: pass it as an argument or pipe it in (echo "hi" | poe-mcp ask BOT)'
+        )
     return "\n\n".join(parts)
 
 
@@ -90,17 +92,36 @@ async def ask(core: Core, args: argparse.Namespace) -> int:
 
 async def models(core: Core, args: argparse.Namespace) -> int:
     catalog = await core.poe.models()
-    found = catalog.filter(args.query, args.owner, args.input_modality, args.output_modality, True if args.tools else None)
+    found = catalog.filter(
+        args.query,
+        args.owner,
+        args.input_modality,
+        args.output_modality,
+        True if args.tools else None,
+    )
     entries = [ModelEntry.of(m) for m in found]
     if args.json:
         print_json({"models": [e.model_dump() for e in entries], "total": len(entries)})
         return 0
-    table = Table("id", "owner", "modalities", "context", "$ / 1M in", "$ / 1M out", box=None, header_style="bold")
+    table = Table(
+        "id",
+        "owner",
+        "modalities",
+        "context",
+        "$ / 1M in",
+        "$ / 1M out",
+        box=None,
+        header_style="bold",
+    )
     for e in entries:
         price = e.pricing or {}
         table.add_row(
-            e.id, e.owned_by, f"{'+'.join(e.input_modalities)} -> {'+'.join(e.output_modalities)}", str(e.context_length or ""),
-            _money(price.get("input_per_million")), _money(price.get("output_per_million")),
+            e.id,
+            e.owned_by,
+            f"{'+'.join(e.input_modalities)} -> {'+'.join(e.output_modalities)}",
+            str(e.context_length or ""),
+            _money(price.get("input_per_million")),
+            _money(price.get("output_per_million")),
         )
     out.print(table)
     err.print(f"[dim]{len(entries)} models[/dim]")
@@ -137,7 +158,14 @@ async def generate(core: Core, args: argparse.Namespace) -> int:
     if status is not None:
         status.start()
     try:
-        generation = await core.media.generate(args.kind, read_prompt(args.prompt), args.model, parse_options(args.option or []), args.attach or [], progress)
+        generation = await core.media.generate(
+            args.kind,
+            read_prompt(args.prompt),
+            args.model,
+            parse_options(args.option or []),
+            args.attach or [],
+            progress,
+        )
     finally:
         if status is not None:
             status.stop()
@@ -161,7 +189,9 @@ async def sessions(core: Core, args: argparse.Namespace) -> int:
         if args.json:
             print_json([vars(s) for s in found])
             return 0
-        table = Table("id", "model", "turns", "last used", "first prompt", box=None, header_style="bold")
+        table = Table(
+            "id", "model", "turns", "last used", "first prompt", box=None, header_style="bold"
+        )
         for s in found:
             table.add_row(s.id, s.model or "", str(s.turns), s.last_used, s.preview)
         out.print(table)
@@ -186,7 +216,11 @@ async def sessions(core: Core, args: argparse.Namespace) -> int:
 def _content_text(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, list):
-        content = " ".join(p.get("text") or f"[{p.get('ref') or p.get('type')}]" for p in content if isinstance(p, dict))
+        content = " ".join(
+            p.get("text") or f"[{p.get('ref') or p.get('type')}]"
+            for p in content
+            if isinstance(p, dict)
+        )
     calls = ", ".join(c["function"]["name"] for c in message.get("tool_calls") or ())
     return f"{content or ''}{' [calls ' + calls + ']' if calls else ''}"
 
@@ -209,5 +243,7 @@ def config(args: argparse.Namespace) -> int:
     err.print(f"{'replaced' if old else 'added'} the 'poe' server in {path}:")
     print_json(after[key]["poe"])
     if args.client != "vscode":
-        err.print(f"Now put your key in place of {clients.KEY_PLACEHOLDER} (from https://poe.com/api_key).")
+        err.print(
+            f"Now put your key in place of {clients.KEY_PLACEHOLDER} (from https://poe.com/api_key)."
+        )
     return 0

@@ -47,7 +47,11 @@ class RedisBudget:
 
     async def acquire(self) -> None:
         while True:
-            wait = float(await self._script(keys=[PREFIX + "budget"], args=[self.window, self.rpm, uuid.uuid4().hex]))
+            wait = float(
+                await self._script(
+                    keys=[PREFIX + "budget"], args=[self.window, self.rpm, uuid.uuid4().hex]
+                )
+            )
             if wait <= 0:
                 return
             await asyncio.sleep(min(wait, self.window) + 0.01)
@@ -58,8 +62,11 @@ class RedisStore:
         try:
             import redis.asyncio as redis
         except ImportError:
-            raise RuntimeError("POE_MCP_STORE=redis:// needs the redis extra: pip install 'poe-mcp[redis]'") from None
-        self.redis = redis.from_url(url, decode_responses=True)
+            raise RuntimeError(
+                "POE_MCP_STORE=redis:// needs the redis extra: pip install 'poe-mcp[redis]'"
+            ) from None
+        # redis-py types each command as sync-or-async; on this client every one is awaitable.
+        self.redis: Any = redis.from_url(url, decode_responses=True)
         self._started = time.time()
 
     def request_budget(self, rpm: int) -> RedisBudget:
@@ -72,28 +79,48 @@ class RedisStore:
     async def load(self, session_id: str) -> Conversation:
         messages_key, meta_key = self._keys(session_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            messages, (model, tools) = await pipe.lrange(messages_key, 0, -1).hmget(meta_key, "model", "tools").execute()
-        return Conversation(session_id, model, [json.loads(m) for m in messages], json.loads(tools) if tools else None)
+            messages, (model, tools) = (
+                await pipe.lrange(messages_key, 0, -1).hmget(meta_key, "model", "tools").execute()
+            )
+        return Conversation(
+            session_id,
+            model,
+            [json.loads(m) for m in messages],
+            json.loads(tools) if tools else None,
+        )
 
-    async def append(self, session_id: str, model: str, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None) -> None:
+    async def append(
+        self,
+        session_id: str,
+        model: str,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]] | None = None,
+    ) -> None:
         messages_key, meta_key = self._keys(session_id)
         now = time.time()
         meta = {"model": model, "last_used": now, **({"tools": json.dumps(tools)} if tools else {})}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.rpush(messages_key, *(json.dumps(m) for m in messages))
-            pipe.hsetnx(meta_key, "created_at", now)
+            pipe.hsetnx(meta_key, "created_at", str(now))
             preview = _preview(messages)
             if preview:
                 pipe.hsetnx(meta_key, "preview", preview)
             pipe.hset(meta_key, mapping=meta)
-            pipe.hincrby(meta_key, "turns", sum(1 for m in messages if m.get("role") == "assistant"))
+            pipe.hincrby(
+                meta_key, "turns", sum(1 for m in messages if m.get("role") == "assistant")
+            )
             pipe.zadd(PREFIX + "sessions", {session_id: now})
             await pipe.execute()
 
     async def clear(self, session_id: str) -> bool:
         messages_key, meta_key = self._keys(session_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            _, _, removed = await pipe.delete(messages_key).delete(meta_key).zrem(PREFIX + "sessions", session_id).execute()
+            _, _, removed = (
+                await pipe.delete(messages_key)
+                .delete(meta_key)
+                .zrem(PREFIX + "sessions", session_id)
+                .execute()
+            )
         return bool(removed)
 
     async def list(self, limit: int) -> list[SessionSummary]:
@@ -103,16 +130,30 @@ class RedisStore:
                 pipe.hmget(self._keys(session_id)[1], "model", "turns", "last_used", "preview")
             rows = await pipe.execute()
         return [
-            SessionSummary(session_id, model, int(turns or 0), _iso(float(last_used or 0)), preview or "")
+            SessionSummary(
+                session_id, model, int(turns or 0), _iso(float(last_used or 0)), preview or ""
+            )
             for session_id, (model, turns, last_used, preview) in zip(ids, rows, strict=True)
         ]
 
-    async def record_usage(self, model: str, prompt_tokens: int, completion_tokens: int, cost_usd: float | None) -> None:
-        event = json.dumps({"id": uuid.uuid4().hex, "model": model, "prompt": prompt_tokens, "completion": completion_tokens, "cost": cost_usd or 0})
+    async def record_usage(
+        self, model: str, prompt_tokens: int, completion_tokens: int, cost_usd: float | None
+    ) -> None:
+        event = json.dumps(
+            {
+                "id": uuid.uuid4().hex,
+                "model": model,
+                "prompt": prompt_tokens,
+                "completion": completion_tokens,
+                "cost": cost_usd or 0,
+            }
+        )
         now = time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(PREFIX + "usage", {event: now})
-            pipe.zremrangebyscore(PREFIX + "usage", "-inf", now - 31 * 86400)  # keep a month, like Poe's own history
+            pipe.zremrangebyscore(
+                PREFIX + "usage", "-inf", now - 31 * 86400
+            )  # keep a month, like Poe's own history
             await pipe.execute()
 
     async def usage_totals(self) -> UsageTotals:
@@ -120,7 +161,16 @@ class RedisStore:
         totals = UsageTotals()
         for raw in await self.redis.zrangebyscore(PREFIX + "usage", self._started, "+inf"):
             event = json.loads(raw)
-            row = totals.by_model.setdefault(event["model"], {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost_usd": 0.0})
+            row = totals.by_model.setdefault(
+                event["model"],
+                {
+                    "calls": 0,
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "total_tokens": 0,
+                    "cost_usd": 0.0,
+                },
+            )
             row["calls"] += 1
             row["prompt_tokens"] += event["prompt"]
             row["completion_tokens"] += event["completion"]

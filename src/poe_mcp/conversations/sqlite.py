@@ -6,9 +6,10 @@ import json
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
@@ -44,7 +45,7 @@ def _m001_conversations(db: sqlite3.Connection) -> None:
             PRIMARY KEY (session_id, seq)
         );
         CREATE INDEX sessions_by_last_used ON sessions(last_used DESC);
-        """
+        """,
     )
 
 
@@ -60,7 +61,7 @@ def _m002_usage(db: sqlite3.Connection) -> None:
             cost_usd REAL
         );
         CREATE INDEX usage_by_time ON usage_events(at);
-        """
+        """,
     )
 
 
@@ -73,13 +74,17 @@ def _preview(messages: list[ChatMessage]) -> str:
         if message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, list):
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+                content = " ".join(
+                    p.get("text", "")
+                    for p in content
+                    if isinstance(p, dict) and p.get("type") == "text"
+                )
             return str(content or "")[:80]
     return ""
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
 class SQLiteStore:
@@ -119,26 +124,44 @@ class SQLiteStore:
 
     async def load(self, session_id: str) -> Conversation:
         def load() -> Conversation:
-            row = self._db.execute("SELECT model, tools FROM sessions WHERE id = ?", (session_id,)).fetchone()
-            rows = self._db.execute("SELECT message FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)).fetchall()
+            row = self._db.execute(
+                "SELECT model, tools FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+            rows = self._db.execute(
+                "SELECT message FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)
+            ).fetchall()
             model, tools = row if row else (None, None)
-            return Conversation(session_id, model, [json.loads(r[0]) for r in rows], json.loads(tools) if tools else None)
+            return Conversation(
+                session_id,
+                model,
+                [json.loads(r[0]) for r in rows],
+                json.loads(tools) if tools else None,
+            )
 
         return await self._run(load)
 
     async def append(
-        self, session_id: str, model: str, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None
+        self,
+        session_id: str,
+        model: str,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]] | None = None,
     ) -> None:
         def append() -> None:
             now = time.time()
-            self._db.execute("BEGIN IMMEDIATE")  # one turn, one transaction: all of it or none of it
+            self._db.execute(
+                "BEGIN IMMEDIATE"
+            )  # one turn, one transaction: all of it or none of it
             try:
                 self._db.execute(
                     "INSERT INTO sessions (id, model, preview, created_at, last_used) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT(id) DO NOTHING",
                     (session_id, model, _preview(messages), now, now),
                 )
-                start = self._db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE session_id = ?", (session_id,)).fetchone()[0]
+                start = self._db.execute(
+                    "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE session_id = ?",
+                    (session_id,),
+                ).fetchone()[0]
                 self._db.executemany(
                     "INSERT INTO messages (session_id, seq, message) VALUES (?, ?, ?)",
                     [(session_id, start + i, json.dumps(m)) for i, m in enumerate(messages)],
@@ -147,7 +170,14 @@ class SQLiteStore:
                 self._db.execute(
                     "UPDATE sessions SET model = ?, last_used = ?, turns = turns + ?, tools = COALESCE(?, tools), "
                     "preview = CASE WHEN preview = '' THEN ? ELSE preview END WHERE id = ?",
-                    (model, now, turns, json.dumps(tools) if tools else None, _preview(messages), session_id),
+                    (
+                        model,
+                        now,
+                        turns,
+                        json.dumps(tools) if tools else None,
+                        _preview(messages),
+                        session_id,
+                    ),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -160,7 +190,9 @@ class SQLiteStore:
         def clear() -> bool:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
-            found = self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+            found = (
+                self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+            )
             self._db.execute("COMMIT")
             return found
 
@@ -169,13 +201,16 @@ class SQLiteStore:
     async def list(self, limit: int) -> list[SessionSummary]:
         def list_() -> list[SessionSummary]:
             rows = self._db.execute(
-                "SELECT id, model, turns, last_used, preview FROM sessions ORDER BY last_used DESC LIMIT ?", (limit,)
+                "SELECT id, model, turns, last_used, preview FROM sessions ORDER BY last_used DESC LIMIT ?",
+                (limit,),
             ).fetchall()
             return [SessionSummary(r[0], r[1], r[2], _iso(r[3]), r[4]) for r in rows]
 
         return await self._run(list_)
 
-    async def record_usage(self, model: str, prompt_tokens: int, completion_tokens: int, cost_usd: float | None) -> None:
+    async def record_usage(
+        self, model: str, prompt_tokens: int, completion_tokens: int, cost_usd: float | None
+    ) -> None:
         def record() -> None:
             self._db.execute(
                 "INSERT INTO usage_events (at, model, prompt_tokens, completion_tokens, cost_usd) VALUES (?, ?, ?, ?, ?)",

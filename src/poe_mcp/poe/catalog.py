@@ -9,10 +9,11 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from .errors import InvalidRequestError, NotFoundError, PoeError
 from .types import Usage
@@ -46,14 +47,25 @@ class Pricing:
     def from_wire(cls, data: Any) -> Pricing | None:
         if not isinstance(data, dict):
             return None
-        pricing = cls(*(_decimal(data.get(k)) for k in ("prompt", "completion", "image", "request")))
-        return pricing if any(v is not None for v in (pricing.prompt, pricing.completion, pricing.image, pricing.request)) else None
+        pricing = cls(
+            *(_decimal(data.get(k)) for k in ("prompt", "completion", "image", "request"))
+        )
+        return (
+            pricing
+            if any(
+                v is not None
+                for v in (pricing.prompt, pricing.completion, pricing.image, pricing.request)
+            )
+            else None
+        )
 
     def cost(self, usage: Usage | None, images: int = 0) -> float | None:
         """Estimated USD for one call; None when nothing here prices what was used."""
         total, priced = Decimal(0), False
         if usage is not None and (self.prompt is not None or self.completion is not None):
-            total += (self.prompt or 0) * usage.prompt_tokens + (self.completion or 0) * usage.completion_tokens
+            total += (self.prompt or 0) * usage.prompt_tokens + (
+                self.completion or 0
+            ) * usage.completion_tokens
             priced = True
         if self.request is not None:
             total += self.request
@@ -116,7 +128,9 @@ class ModelInfo:
             supported_endpoints=tuple(data.get("supported_endpoints") or ()),
             pricing=Pricing.from_wire(data.get("pricing")),
             parameters=tuple(
-                ModelParameter(p["name"], p.get("schema") or {}, p.get("default_value"), p.get("description"))
+                ModelParameter(
+                    p["name"], p.get("schema") or {}, p.get("default_value"), p.get("description")
+                )
                 for p in data.get("parameters") or ()
                 if isinstance(p, dict) and p.get("name")
             ),
@@ -176,7 +190,9 @@ class Catalog:
     """An immutable snapshot of `/v1/models` with case-insensitive lookup by id or display name."""
 
     def __init__(self, entries: list[dict[str, Any]], fetched_at: float) -> None:
-        self.models = [ModelInfo.from_wire(e) for e in entries if isinstance(e, dict) and e.get("id")]
+        self.models = [
+            ModelInfo.from_wire(e) for e in entries if isinstance(e, dict) and e.get("id")
+        ]
         self.fetched_at = fetched_at
         self._by_name: dict[str, ModelInfo] = {}
         for model in self.models:
@@ -188,7 +204,9 @@ class Catalog:
         return self._by_name.get(name.strip().lower())
 
     def suggest(self, name: str, n: int = 3) -> list[str]:
-        names = {m.id.lower(): m.id for m in self.models} | {m.display_name.lower(): m.id for m in self.models}
+        names = {m.id.lower(): m.id for m in self.models} | {
+            m.display_name.lower(): m.id for m in self.models
+        }
         matches = difflib.get_close_matches(name.lower(), list(names), n=n * 2, cutoff=0.5)
         if not matches:
             matches = [k for k in names if name.lower() in k]
@@ -213,7 +231,13 @@ class Catalog:
 
         def matches(m: ModelInfo) -> bool:
             return (
-                (not q or any(q in text.lower() for text in (m.id, m.display_name, m.owned_by, m.description)))
+                (
+                    not q
+                    or any(
+                        q in text.lower()
+                        for text in (m.id, m.display_name, m.owned_by, m.description)
+                    )
+                )
                 and (not owned_by or m.owned_by.lower() == owned_by.lower())
                 and (not input_modality or input_modality.lower() in m.input_modalities)
                 and (not output_modality or output_modality.lower() in m.output_modalities)
@@ -224,7 +248,11 @@ class Catalog:
 
     def not_found(self, name: str) -> NotFoundError:
         suggestions = self.suggest(name)
-        hint = f"Did you mean: {', '.join(suggestions)}?" if suggestions else "See list_models for the available ids."
+        hint = (
+            f"Did you mean: {', '.join(suggestions)}?"
+            if suggestions
+            else "See list_models for the available ids."
+        )
         return NotFoundError(f"Model {name!r} is not in Poe's catalog", advice=hint)
 
 
@@ -254,7 +282,9 @@ class CatalogCache:
             except PoeError as error:
                 if self._catalog is None:
                     raise
-                log.warning("Serving the cached model catalog: refreshing it failed (%s)", error.type)
+                log.warning(
+                    "Serving the cached model catalog: refreshing it failed (%s)", error.type
+                )
                 return self._catalog
             self._catalog = Catalog(entries, time.time())
             self._write_disk(entries)

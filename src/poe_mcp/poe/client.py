@@ -41,7 +41,12 @@ class Backend(Protocol):
 class PoeClient:
     """Holds the HTTP pool, the catalog cache, the request budget and the backend; knows nothing of MCP."""
 
-    def __init__(self, settings: Settings, http: httpx2.AsyncClient | None = None, budget: Budget | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx2.AsyncClient | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.settings = settings
         self._http = http
         self.budget: Budget = budget or RequestBudget(settings.rpm)
@@ -87,7 +92,9 @@ class PoeClient:
     async def _fetch_models(self) -> list[dict[str, Any]]:
         # /v1/models is public; an empty "Bearer " header would get a 401, so send no auth at all. Without a
         # key it cannot count against the key's 500 per minute, so it takes nothing from the budget.
-        body = await self.retry.run(lambda: self.request_json("GET", f"{self.settings.base_url}/models", auth=False))
+        body = await self.retry.run(
+            lambda: self.request_json("GET", f"{self.settings.base_url}/models", auth=False)
+        )
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise UpstreamError("Poe's model list has no 'data' array")
@@ -99,7 +106,9 @@ class PoeClient:
         """GET one of Poe's account endpoints (`/usage/...`), which live at the API's origin."""
         self._require_key()
         url = f"{self.settings.origin}{path}"
-        return await self.retry.run(lambda: self.request_json("GET", url, params=params), self.budget)
+        return await self.retry.run(
+            lambda: self.request_json("GET", url, params=params), self.budget
+        )
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._require_key()}"}
@@ -120,7 +129,9 @@ class PoeClient:
         if response.status_code >= 400:
             raise classify(response.status_code, body, response.headers)
         if isinstance(body, str) and method != "DELETE":
-            raise UpstreamError(f"Poe answered {url.rsplit('/', 1)[-1]} with something that is not JSON")
+            raise UpstreamError(
+                f"Poe answered {url.rsplit('/', 1)[-1]} with something that is not JSON"
+            )
         return body
 
     def videos(self, poll_interval: float = 5.0) -> VideoJobs:
@@ -133,7 +144,11 @@ class PoeClient:
 
     def _require_key(self) -> str:
         if not self.settings.api_key:
-            raise AuthenticationError("No Poe API key is configured", status=401, advice="Set POE_API_KEY (create a key at https://poe.com/api_key); a running server must be restarted to see it.")
+            raise AuthenticationError(
+                "No Poe API key is configured",
+                status=401,
+                advice="Set POE_API_KEY (create a key at https://poe.com/api_key); a running server must be restarted to see it.",
+            )
         return self.settings.api_key
 
     @property
@@ -147,7 +162,9 @@ class PoeClient:
             else:
                 from .backends.openai import OpenAIBackend
 
-                self._backend = OpenAIBackend(key, self.settings.base_url, self.http, self.settings.timeout)
+                self._backend = OpenAIBackend(
+                    key, self.settings.base_url, self.http, self.settings.timeout
+                )
         return self._backend
 
     async def resolve_model(self, name: str) -> ModelInfo | None:

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import email.utils
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 class PoeError(Exception):
@@ -89,13 +90,17 @@ class NotFoundError(PoeError):
 
 
 class PoeTimeoutError(PoeError):
-    type, status, retryable = "timeout_error", 408, True
+    type, retryable = "timeout_error", True
+    status: int | None = 408
     advice = "The model did not answer in time: try again later or use a faster model."
 
 
 def local_timeout(seconds: float) -> PoeTimeoutError:
     """Our own timeout fired: not retried, since it already waited the whole POE_MCP_TIMEOUT."""
-    error = PoeTimeoutError(f"Poe did not answer within POE_MCP_TIMEOUT ({seconds:g} s)", advice="Try again, or raise POE_MCP_TIMEOUT.")
+    error = PoeTimeoutError(
+        f"Poe did not answer within POE_MCP_TIMEOUT ({seconds:g} s)",
+        advice="Try again, or raise POE_MCP_TIMEOUT.",
+    )
     error.status, error.retryable = None, False  # no HTTP status: Poe never answered
     return error
 
@@ -186,7 +191,10 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
         error = body.get("error", body)
         if isinstance(error, Mapping):
             kind, message = error.get("type"), error.get("message")
-            return (kind if isinstance(kind, str) else None, message if isinstance(message, str) else None)
+            return (
+                kind if isinstance(kind, str) else None,
+                message if isinstance(message, str) else None,
+            )
         if isinstance(error, str):
             return None, error
     if isinstance(body, str) and body.strip() and not body.lstrip().startswith("<"):

@@ -30,7 +30,13 @@ _MARKDOWN = re.compile(r"!\[[^\]]*\]\((\S+?)\)")
 _BARE = re.compile(r"https?://[^\s<>\"')\]]+")
 
 # Extensions for the MIME types Poe's media bots produce; mimetypes knows the rest.
-_EXTENSIONS = {"image/jpeg": ".jpg", "audio/mpeg": ".mp3", "video/mp4": ".mp4", "image/webp": ".webp", "audio/wav": ".wav"}
+_EXTENSIONS = {
+    "image/jpeg": ".jpg",
+    "audio/mpeg": ".mp3",
+    "video/mp4": ".mp4",
+    "image/webp": ".webp",
+    "audio/wav": ".wav",
+}
 
 
 @dataclass
@@ -78,7 +84,9 @@ def sniff_mime(data: bytes, name: str = "") -> str:
 
 def find_media_urls(text: str) -> list[str]:
     """Every media link in a reply, Markdown images and bare URLs, once each, in order."""
-    found = [m.group(1) for m in _MARKDOWN.finditer(text)] + [m.group(0).rstrip(".,;:!?") for m in _BARE.finditer(text)]
+    found = [m.group(1) for m in _MARKDOWN.finditer(text)] + [
+        m.group(0).rstrip(".,;:!?") for m in _BARE.finditer(text)
+    ]
     return list(dict.fromkeys(found))
 
 
@@ -119,16 +127,23 @@ async def download_media(
     partial = output_dir / f".{hashlib.sha256(url.encode()).hexdigest()[:16]}-{time.time_ns()}.part"
     size = 0
     try:
-        async with http.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=False) as response:
+        async with http.stream(
+            "GET", url, headers=headers, timeout=timeout, follow_redirects=False
+        ) as response:
             if response.status_code != 200:
-                raise UpstreamError(f"Downloading {url} gave HTTP {response.status_code}", advice="The link may have expired: generate again.")
+                raise UpstreamError(
+                    f"Downloading {url} gave HTTP {response.status_code}",
+                    advice="The link may have expired: generate again.",
+                )
             declared = response.headers.get("content-type", "").split(";")[0].strip().lower()
             head = b""
             async with await anyio.open_file(partial, "wb") as out:
                 async for chunk in response.aiter_bytes(CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise RequestTooLargeError(f"{url} is larger than {max_bytes // 1_000_000} MB", advice="Not saved.")
+                        raise RequestTooLargeError(
+                            f"{url} is larger than {max_bytes // 1_000_000} MB", advice="Not saved."
+                        )
                     if len(head) < 16:
                         head += chunk[:16]
                     await out.write(chunk)
@@ -143,7 +158,9 @@ async def download_media(
             await anyio.to_thread.run_sync(lambda: partial.unlink(missing_ok=True))
 
 
-async def save_all(http: httpx2.AsyncClient, urls: list[str], api_origin: str, output_dir: Path, timeout: float) -> tuple[list[MediaFile], list[SkippedUrl]]:
+async def save_all(
+    http: httpx2.AsyncClient, urls: list[str], api_origin: str, output_dir: Path, timeout: float
+) -> tuple[list[MediaFile], list[SkippedUrl]]:
     """Download every allowed link; list the others (and failed downloads) with the reason."""
     files: list[MediaFile] = []
     skipped: list[SkippedUrl] = []

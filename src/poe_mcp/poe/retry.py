@@ -7,8 +7,9 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from .errors import PoeError
 
@@ -83,7 +84,9 @@ class RetryPolicy:
                         error.advice = f"Poe asked to wait {wait:.0f} s, longer than this server waits in one call: try again then."
                     error.retries, error.waited = attempt, waited
                     raise
-                log.info("%s; retry %d of %d in %.2f s", error.type, attempt + 1, self.max_retries, wait)
+                log.info(
+                    "%s; retry %d of %d in %.2f s", error.type, attempt + 1, self.max_retries, wait
+                )
                 await sleep(wait)
                 waited += wait
         raise AssertionError("unreachable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from .errors import PoeConnectionError, PoeError
 from .types import Completion, TextListener, ToolCall, Usage
 
@@ -44,7 +45,9 @@ class StreamAssembler:
             self._reasoning.append(piece)
             self.received = True
 
-    def add_tool_call_delta(self, index: int, id: str | None, name: str | None, arguments: str | None) -> None:
+    def add_tool_call_delta(
+        self, index: int, id: str | None, name: str | None, arguments: str | None
+    ) -> None:
         """Join OpenAI-style tool-call deltas by `index`: id and name come once, arguments in pieces."""
         call = self._calls.setdefault(index, _PartialCall())
         self.received = True
@@ -89,7 +92,9 @@ class StreamAssembler:
             raise PoeConnectionError("The stream ended before the model sent anything")
         self.finish_reason = "tool_calls" if self._calls else "stop"
         completion = self._build()
-        completion.notes.append(f"Poe's stream ended without a finish_reason; the answer was taken as complete ({self.finish_reason})")
+        completion.notes.append(
+            f"Poe's stream ended without a finish_reason; the answer was taken as complete ({self.finish_reason})"
+        )
         return completion
 
     def broken(self, error: PoeError) -> Completion:
@@ -99,5 +104,7 @@ class StreamAssembler:
         completion = self._build()
         completion.finish_reason = "error"
         completion.error = error
-        error.advice = "The answer is incomplete: the text received so far is included. " + error.advice
+        error.advice = (
+            "The answer is incomplete: the text received so far is included. " + error.advice
+        )
         return completion

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from .errors import PoeError
 
@@ -40,7 +41,10 @@ class Usage:
     def from_wire(cls, data: Any) -> Usage | None:
         if not isinstance(data, dict):
             return None
-        prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
+        prompt, completion = (
+            int(data.get("prompt_tokens") or 0),
+            int(data.get("completion_tokens") or 0),
+        )
         return cls(prompt, completion, int(data.get("total_tokens") or prompt + completion))
 
 
@@ -60,7 +64,11 @@ class ToolCall:
         return value if isinstance(value, dict) else None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments_raw}}
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments_raw},
+        }
 
 
 @dataclass
@@ -76,8 +84,12 @@ class Completion:
     raw: dict[str, Any] | None = None
     error: PoeError | None = None
     cost_usd: float | None = None
-    media_urls: list[str] = field(default_factory=list)  # files the bot attached (bot protocol `file` events)
-    notes: list[str] = field(default_factory=list)  # inputs the backend could not honour, said rather than dropped
+    media_urls: list[str] = field(
+        default_factory=list
+    )  # files the bot attached (bot protocol `file` events)
+    notes: list[str] = field(
+        default_factory=list
+    )  # inputs the backend could not honour, said rather than dropped
 
     @property
     def complete(self) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -37,7 +38,13 @@ class VideoJob:
         error = data.get("error")
         if isinstance(error, dict):
             error = error.get("message") or str(error)
-        return cls(str(data.get("id")), str(data.get("status") or "queued"), float(data.get("progress") or 0), error, data)
+        return cls(
+            str(data.get("id")),
+            str(data.get("status") or "queued"),
+            float(data.get("progress") or 0),
+            error,
+            data,
+        )
 
 
 class VideoJobs:
@@ -48,7 +55,9 @@ class VideoJobs:
 
     async def create(self, model: str, prompt: str, parameters: dict[str, Any]) -> VideoJob:
         try:
-            created = await self._client.request_json("POST", self._base, json={"model": model, "prompt": prompt, **parameters})
+            created = await self._client.request_json(
+                "POST", self._base, json={"model": model, "prompt": prompt, **parameters}
+            )
         except PoeError as error:
             if error.status == 404:
                 raise VideosEndpointMissing() from None
@@ -69,7 +78,10 @@ class VideoJobs:
                 await self.cancel(job.id)
             raise
         if job.status == "failed":
-            raise UpstreamError(f"Poe's video job {job.id} failed: {job.error or 'no reason given'}", advice="Change the prompt or parameters and try again.")
+            raise UpstreamError(
+                f"Poe's video job {job.id} failed: {job.error or 'no reason given'}",
+                advice="Change the prompt or parameters and try again.",
+            )
         await listener(100.0, job.status)
         return job
 

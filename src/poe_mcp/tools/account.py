@@ -26,7 +26,10 @@ class ServerInfo(BaseModel):
 
 
 def register(mcp: PoeMCPServer) -> None:
-    @mcp.tool(title="Poe points balance and usage", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True))
+    @mcp.tool(
+        title="Poe points balance and usage",
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True),
+    )
     async def get_usage(
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
@@ -36,13 +39,23 @@ def register(mcp: PoeMCPServer) -> None:
         report = await state_of(ctx).usage_report(limit, starting_after)
         totals = report.server_totals
         lines = [f"Balance: {report.current_point_balance} points."]
-        lines += [f"{e.time}  {e.bot_name}  {e.cost_points} points  ({e.usage_type})" for e in report.history.data]
+        lines += [
+            f"{e.time}  {e.bot_name}  {e.cost_points} points  ({e.usage_type})"
+            for e in report.history.data
+        ]
         if report.history.next_starting_after:
-            lines.append(f"More: call again with starting_after={report.history.next_starting_after!r}.")
-        lines.append(f"This server since start: {totals.calls} calls, {totals.total_tokens} tokens, ~${totals.cost_usd:.4f}.")
+            lines.append(
+                f"More: call again with starting_after={report.history.next_starting_after!r}."
+            )
+        lines.append(
+            f"This server since start: {totals.calls} calls, {totals.total_tokens} tokens, ~${totals.cost_usd:.4f}."
+        )
         return structured_result("\n".join(lines), report.model_dump())
 
-    @mcp.tool(title="About this poe-mcp server", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    @mcp.tool(
+        title="About this poe-mcp server",
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
     async def get_server_info(ctx: Context) -> ServerInfo:
         """This server's version, backend, transport, base URL, default model and features."""
         state = state_of(ctx)
@@ -56,5 +69,10 @@ def register(mcp: PoeMCPServer) -> None:
             base_url=s.base_url,
             default_model=s.default_model,
             api_key_configured=bool(s.api_key),
-            features={"conversation_store": store, "streaming": True, "attachments": True, "http_auth": bool(s.auth_token)},
+            features={
+                "conversation_store": store,
+                "streaming": True,
+                "attachments": True,
+                "http_auth": bool(s.auth_token),
+            },
         )

@@ -85,7 +85,9 @@ class ProgressRelay:
             await self._ctx.report_progress(self._chars, None, message)
 
 
-def _answer_result(answer: Answer, structured: BaseModel, text: str, ctx: Context) -> CallToolResult:
+def _answer_result(
+    answer: Answer, structured: BaseModel, text: str, ctx: Context
+) -> CallToolResult:
     """The answer text first; a broken stream leads with its error and keeps the partial text."""
     error = answer.completion.error
     if error is None:
@@ -123,7 +125,23 @@ def register(mcp: PoeMCPServer) -> None:
         stream: Stream = True,
     ) -> Annotated[CallToolResult, AskResult]:
         """Ask any Poe model (Claude, GPT, Gemini, Grok, ...). Pass the returned session_id to continue the conversation."""
-        answer = await _ask(ctx, Ask(bot or "", prompt, session_id, system, attachments or [], temperature, max_tokens, top_p, stop, parameters or {}, thinking, stream))
+        answer = await _ask(
+            ctx,
+            Ask(
+                bot or "",
+                prompt,
+                session_id,
+                system,
+                attachments or [],
+                temperature,
+                max_tokens,
+                top_p,
+                stop,
+                parameters or {},
+                thinking,
+                stream,
+            ),
+        )
         return _answer_result(answer, AskResult.of(answer), answer.completion.text, ctx)
 
     @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
@@ -136,19 +154,32 @@ def register(mcp: PoeMCPServer) -> None:
         thinking: Thinking = None,
     ) -> Annotated[CallToolResult, AskResult]:
         """ask_poe with one attachment (for older clients)."""
-        return await ask_poe(prompt=prompt, ctx=ctx, bot=bot, session_id=session_id, attachments=[attachment_path], thinking=thinking)
+        return await ask_poe(
+            prompt=prompt,
+            ctx=ctx,
+            bot=bot,
+            session_id=session_id,
+            attachments=[attachment_path],
+            thinking=thinking,
+        )
 
     @mcp.tool(title="Function calling with a Poe model", annotations=CHAT)
     async def ask_poe_with_tools(
         ctx: Context,
-        tools: Annotated[list[dict[str, Any]] | None, Field(description="OpenAI function tools; needed on the first call")] = None,
+        tools: Annotated[
+            list[dict[str, Any]] | None,
+            Field(description="OpenAI function tools; needed on the first call"),
+        ] = None,
         prompt: Annotated[str | None, Field(description="Optional with tool_results")] = None,
         bot: Bot = None,
         session_id: SessionId = None,
         tool_results: Annotated[
-            list[dict[str, Any]] | None, Field(description="[{tool_call_id, content}] for every call of the last turn")
+            list[dict[str, Any]] | None,
+            Field(description="[{tool_call_id, content}] for every call of the last turn"),
         ] = None,
-        tool_choice: Annotated[str | None, Field(description="auto, none, required, or a function name")] = None,
+        tool_choice: Annotated[
+            str | None, Field(description="auto, none, required, or a function name")
+        ] = None,
         parallel_tool_calls: bool | None = None,
         system: System = None,
         temperature: Temperature = None,
@@ -160,16 +191,38 @@ def register(mcp: PoeMCPServer) -> None:
     ) -> Annotated[CallToolResult, ToolsResult]:
         """Function calling: returns tool_calls for you to run; send their tool_results with the same session_id to continue."""
         if session_id is None and not tools:
-            raise InvalidRequestError("tools is required to start a function-calling conversation", advice="Pass tools (OpenAI function definitions).")
+            raise InvalidRequestError(
+                "tools is required to start a function-calling conversation",
+                advice="Pass tools (OpenAI function definitions).",
+            )
         answer = await _ask(
             ctx,
-            Ask(bot or "", prompt, session_id, system, [], temperature, max_tokens, top_p, stop, parameters or {}, None, stream,
-                tools, tool_choice, parallel_tool_calls, tool_results),
+            Ask(
+                bot or "",
+                prompt,
+                session_id,
+                system,
+                [],
+                temperature,
+                max_tokens,
+                top_p,
+                stop,
+                parameters or {},
+                None,
+                stream,
+                tools,
+                tool_choice,
+                parallel_tool_calls,
+                tool_results,
+            ),
         )
         result = ToolsResult.of(answer)
         text, calls = result.text, result.tool_calls
         if calls:
-            listed = "\n".join(f"- {t.name}({json.dumps(t.arguments) if t.arguments is not None else t.arguments_raw}) id={t.id}" for t in calls)
+            listed = "\n".join(
+                f"- {t.name}({json.dumps(t.arguments) if t.arguments is not None else t.arguments_raw}) id={t.id}"
+                for t in calls
+            )
             text = (text + "\n\n" if text else "") + (
                 f"The model asks for these tool calls:\n{listed}\n"
                 f"Run them, then call ask_poe_with_tools again with session_id={answer.session_id!r} and tool_results."
@@ -179,7 +232,9 @@ def register(mcp: PoeMCPServer) -> None:
     @mcp.tool(title="Raw chat completion", annotations=CHAT)
     async def chat_completion(
         model: str,
-        messages: Annotated[list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages")],
+        messages: Annotated[
+            list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages")
+        ],
         ctx: Context,
         max_tokens: MaxTokens = None,
         max_completion_tokens: MaxTokens = None,
@@ -194,26 +249,55 @@ def register(mcp: PoeMCPServer) -> None:
     ) -> Annotated[CallToolResult, ChatCompletionOut]:
         """Raw OpenAI-compatible chat completion, for clients that keep their own history."""
         request = ChatRequest(
-            model=model, messages=messages, temperature=temperature, max_tokens=max_tokens, max_completion_tokens=max_completion_tokens,
-            top_p=top_p, stop=stop, tools=tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls, parameters=parameters or {},
+            model=model,
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            max_completion_tokens=max_completion_tokens,
+            top_p=top_p,
+            stop=stop,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            parameters=parameters or {},
         )
         completion = await state_of(ctx).chat.complete(request)
         return structured_result(completion.text, completion.raw or {})
 
-    @mcp.tool(title="List stored conversations", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
-    async def list_sessions(ctx: Context, limit: Annotated[int, Field(ge=1, le=200)] = 20) -> Annotated[CallToolResult, SessionsResult]:
+    @mcp.tool(
+        title="List stored conversations",
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
+    async def list_sessions(
+        ctx: Context, limit: Annotated[int, Field(ge=1, le=200)] = 20
+    ) -> Annotated[CallToolResult, SessionsResult]:
         """Stored conversations, newest first."""
         sessions = [SessionOut(**vars(s)) for s in await state_of(ctx).store.list(limit)]
-        lines = [f"{s.id}  {s.model or '?'}  {s.turns} turns  {s.last_used}  {s.preview!r}" for s in sessions]
-        return structured_result("\n".join(lines) or "No stored conversations.", SessionsResult(sessions=sessions).model_dump())
+        lines = [
+            f"{s.id}  {s.model or '?'}  {s.turns} turns  {s.last_used}  {s.preview!r}"
+            for s in sessions
+        ]
+        return structured_result(
+            "\n".join(lines) or "No stored conversations.",
+            SessionsResult(sessions=sessions).model_dump(),
+        )
 
     @mcp.tool(
         title="Delete a stored conversation",
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False),
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
     )
-    async def clear_session(session_id: Annotated[str, Field(min_length=1, max_length=200)], ctx: Context) -> Annotated[CallToolResult, ClearResult]:
+    async def clear_session(
+        session_id: Annotated[str, Field(min_length=1, max_length=200)], ctx: Context
+    ) -> Annotated[CallToolResult, ClearResult]:
         """Delete a stored conversation."""
         cleared = await state_of(ctx).store.clear(session_id)
-        text = f"Session {session_id} cleared." if cleared else f"No stored session {session_id}; nothing to clear."
-        return structured_result(text, ClearResult(session_id=session_id, cleared=cleared).model_dump())
-
+        text = (
+            f"Session {session_id} cleared."
+            if cleared
+            else f"No stored session {session_id}; nothing to clear."
+        )
+        return structured_result(
+            text, ClearResult(session_id=session_id, cleared=cleared).model_dump()
+        )

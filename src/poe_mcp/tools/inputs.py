@@ -13,7 +13,9 @@ Bot = Annotated[str | None, Field(description="Model name (default: server's)")]
 Prompt = Annotated[str, Field(min_length=1)]
 SessionId = Annotated[str | None, Field(max_length=200, description="Conversation to continue")]
 System = Annotated[str | None, Field(description="System message")]
-Attachments = Annotated[list[str] | None, Field(description="Files in allowed dirs, https: or data: URLs")]
+Attachments = Annotated[
+    list[str] | None, Field(description="Files in allowed dirs, https: or data: URLs")
+]
 Temperature = Annotated[float | None, Field(ge=0, le=2)]
 MaxTokens = Annotated[int | None, Field(ge=1)]
 TopP = Annotated[float | None, Field(ge=0, le=1)]

@@ -32,7 +32,9 @@ from .inputs import Attachments, Parameters, Prompt
 
 log = logging.getLogger("poe_mcp.tools.media")
 
-GENERATOR = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+GENERATOR = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
 INLINE_LIMIT = 1_000_000  # larger files travel as a link (images also as a preview)
 PREVIEW_EDGE = 768
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -75,13 +77,33 @@ async def blocks_for(file: MediaFile) -> list[ContentBlock]:
     blocks: list[ContentBlock] = []
     if file.kind == "image":
         data = await anyio.to_thread.run_sync(file.path.read_bytes)
-        inline = (data, file.mime_type) if file.bytes <= INLINE_LIMIT else await anyio.to_thread.run_sync(preview, data)
+        inline = (
+            (data, file.mime_type)
+            if file.bytes <= INLINE_LIMIT
+            else await anyio.to_thread.run_sync(preview, data)
+        )
         if inline:
-            blocks.append(ImageContent(type="image", data=base64.b64encode(inline[0]).decode(), mime_type=inline[1]))
+            blocks.append(
+                ImageContent(
+                    type="image", data=base64.b64encode(inline[0]).decode(), mime_type=inline[1]
+                )
+            )
     elif file.kind == "audio" and file.bytes <= INLINE_LIMIT:
         data = await anyio.to_thread.run_sync(file.path.read_bytes)
-        blocks.append(AudioContent(type="audio", data=base64.b64encode(data).decode(), mime_type=file.mime_type))
-    blocks.append(ResourceLink(type="resource_link", uri=MEDIA_URI + file.name, name=file.name, mime_type=file.mime_type, size=file.bytes))
+        blocks.append(
+            AudioContent(
+                type="audio", data=base64.b64encode(data).decode(), mime_type=file.mime_type
+            )
+        )
+    blocks.append(
+        ResourceLink(
+            type="resource_link",
+            uri=MEDIA_URI + file.name,
+            name=file.name,
+            mime_type=file.mime_type,
+            size=file.bytes,
+        )
+    )
     return blocks
 
 
@@ -99,7 +121,9 @@ async def media_result(generation: Generation) -> CallToolResult:
     blocks: list[ContentBlock] = []
     for file in generation.files:
         blocks += await blocks_for(file)
-    return structured_result(summary(generation), MediaResult.of(generation).model_dump(), extra=blocks)
+    return structured_result(
+        summary(generation), MediaResult.of(generation).model_dump(), extra=blocks
+    )
 
 
 def media_path(output_dir: Path, name: str) -> Path:
@@ -111,27 +135,55 @@ def media_path(output_dir: Path, name: str) -> Path:
 
 
 def register(mcp: PoeMCPServer) -> None:
-    async def generate(ctx: Context, kind: str, prompt: str, model: str | None, parameters: dict[str, Any] | None, attachments: list[str] | None) -> CallToolResult:
+    async def generate(
+        ctx: Context,
+        kind: str,
+        prompt: str,
+        model: str | None,
+        parameters: dict[str, Any] | None,
+        attachments: list[str] | None,
+    ) -> CallToolResult:
         state = state_of(ctx)
-        generation = await state.media.generate(kind, prompt, model, parameters or {}, attachments or [], RisingProgress(ctx))
+        generation = await state.media.generate(
+            kind, prompt, model, parameters or {}, attachments or [], RisingProgress(ctx)
+        )
         return await media_result(generation)
 
     @mcp.tool(title="Generate an image", annotations=GENERATOR)
-    async def generate_image(prompt: Prompt, ctx: Context, model: Model = None, parameters: Parameters = None, attachments: Attachments = None) -> Annotated[CallToolResult, MediaResult]:
+    async def generate_image(
+        prompt: Prompt,
+        ctx: Context,
+        model: Model = None,
+        parameters: Parameters = None,
+        attachments: Attachments = None,
+    ) -> Annotated[CallToolResult, MediaResult]:
         """Make an image with a Poe image model (default GPT-Image-1); returns it and a saved file."""
         return await generate(ctx, "image", prompt, model, parameters, attachments)
 
     @mcp.tool(title="Generate audio", annotations=GENERATOR)
-    async def generate_audio(prompt: Prompt, ctx: Context, model: Model = None, parameters: Parameters = None) -> Annotated[CallToolResult, MediaResult]:
+    async def generate_audio(
+        prompt: Prompt, ctx: Context, model: Model = None, parameters: Parameters = None
+    ) -> Annotated[CallToolResult, MediaResult]:
         """Speech or sound with a Poe audio model (default ElevenLabs-v2.5-Turbo); saved to a file."""
         return await generate(ctx, "audio", prompt, model, parameters, None)
 
     @mcp.tool(title="Generate a video", annotations=GENERATOR)
-    async def generate_video(prompt: Prompt, ctx: Context, model: Model = None, parameters: Parameters = None, attachments: Attachments = None) -> Annotated[CallToolResult, MediaResult]:
+    async def generate_video(
+        prompt: Prompt,
+        ctx: Context,
+        model: Model = None,
+        parameters: Parameters = None,
+        attachments: Attachments = None,
+    ) -> Annotated[CallToolResult, MediaResult]:
         """Make a video with a Poe video model (default Veo-3); takes minutes; saved to a file."""
         return await generate(ctx, "video", prompt, model, parameters, attachments)
 
-    @mcp.resource(MEDIA_URI + "{name}", name="media", title="Generated media", mime_type="application/octet-stream")
+    @mcp.resource(
+        MEDIA_URI + "{name}",
+        name="media",
+        title="Generated media",
+        mime_type="application/octet-stream",
+    )
     async def media_resource(name: str) -> bytes:
         path = media_path(mcp.state.settings.output_dir, name)
         return await anyio.to_thread.run_sync(path.read_bytes)

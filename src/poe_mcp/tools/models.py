@@ -6,7 +6,13 @@ import json
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, Completion, CompletionArgument, ResourceTemplateReference, ToolAnnotations
+from mcp.types import (
+    CallToolResult,
+    Completion,
+    CompletionArgument,
+    ResourceTemplateReference,
+    ToolAnnotations,
+)
 from pydantic import Field
 
 from ..outputs import ModelDetail, ModelEntry, ModelsResult
@@ -21,7 +27,9 @@ CATALOG = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 def _line(m: ModelEntry) -> str:
     price = ""
     if m.pricing and m.pricing.get("input_per_million") is not None:
-        price = f"  ${m.pricing['input_per_million']}/${m.pricing['output_per_million']} per 1M tokens"
+        price = (
+            f"  ${m.pricing['input_per_million']}/${m.pricing['output_per_million']} per 1M tokens"
+        )
     elif m.pricing and m.pricing.get("per_request") is not None:
         price = f"  ${m.pricing['per_request']} per request"
     tools = "  tools" if m.supports_tools else ""
@@ -29,18 +37,30 @@ def _line(m: ModelEntry) -> str:
 
 
 def register(mcp: PoeMCPServer) -> None:
-    async def models_result(ctx: Context, query, owned_by, input_modality, output_modality, supports_tools, limit) -> CallToolResult:  # type: ignore[no-untyped-def]
+    async def models_result(
+        ctx: Context, query, owned_by, input_modality, output_modality, supports_tools, limit
+    ) -> CallToolResult:
         catalog = await state_of(ctx).poe.models()
         found = catalog.filter(query, owned_by, input_modality, output_modality, supports_tools)
         shown = [ModelEntry.of(m) for m in found[:limit]]
-        more = f"\n(showing {len(shown)} of {len(found)}; narrow with query or raise limit)" if len(found) > len(shown) else ""
-        text = "\n".join(_line(m) for m in shown) + more if shown else "No model matches those filters."
+        more = (
+            f"\n(showing {len(shown)} of {len(found)}; narrow with query or raise limit)"
+            if len(found) > len(shown)
+            else ""
+        )
+        text = (
+            "\n".join(_line(m) for m in shown) + more
+            if shown
+            else "No model matches those filters."
+        )
         return structured_result(text, ModelsResult(models=shown, total=len(found)).model_dump())
 
     @mcp.tool(title="List Poe models", annotations=CATALOG)
     async def list_models(
         ctx: Context,
-        query: Annotated[str | None, Field(description="Substring of id, name, owner, description")] = None,
+        query: Annotated[
+            str | None, Field(description="Substring of id, name, owner, description")
+        ] = None,
         owned_by: Annotated[str | None, Field(description="e.g. OpenAI, Anthropic")] = None,
         input_modality: Modality = None,
         output_modality: Modality = None,
@@ -48,7 +68,9 @@ def register(mcp: PoeMCPServer) -> None:
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> Annotated[CallToolResult, ModelsResult]:
         """Find Poe models by name, provider, modality or tool support, with context size and price."""
-        return await models_result(ctx, query, owned_by, input_modality, output_modality, supports_tools, limit)
+        return await models_result(
+            ctx, query, owned_by, input_modality, output_modality, supports_tools, limit
+        )
 
     @mcp.tool(title="List Poe models (compatibility)", annotations=CATALOG)
     async def list_available_models(
@@ -58,25 +80,43 @@ def register(mcp: PoeMCPServer) -> None:
         return await models_result(ctx, query, None, None, None, None, limit)
 
     @mcp.tool(title="Describe one Poe model", annotations=CATALOG)
-    async def get_model_info(model: Annotated[str, Field(min_length=1)], ctx: Context) -> Annotated[CallToolResult, ModelDetail]:
+    async def get_model_info(
+        model: Annotated[str, Field(min_length=1)], ctx: Context
+    ) -> Annotated[CallToolResult, ModelDetail]:
         """One model in full: modalities, context, pricing, custom parameters with schemas."""
         info = ModelDetail.of(await state_of(ctx).poe.model_info(model))
-        params = "\n".join(f"- {p['name']}: {json.dumps(p['schema'])}" + (f" — {p['description']}" if p["description"] else "") for p in info.parameter_schemas)
+        params = "\n".join(
+            f"- {p['name']}: {json.dumps(p['schema'])}"
+            + (f" — {p['description']}" if p["description"] else "")
+            for p in info.parameter_schemas
+        )
         text = f"{_line(info)}\ncontext: {info.context_length}, max output: {info.max_output_tokens}\n{info.description}"
-        return structured_result(text + (f"\nparameters:\n{params}" if params else ""), info.model_dump())
+        return structured_result(
+            text + (f"\nparameters:\n{params}" if params else ""), info.model_dump()
+        )
 
-    @mcp.resource("poe://models", name="models", title="Poe model catalog", mime_type="application/json")
+    @mcp.resource(
+        "poe://models", name="models", title="Poe model catalog", mime_type="application/json"
+    )
     async def models_resource() -> str:
         catalog = await mcp.state.poe.models()
         return json.dumps([ModelEntry.of(m).model_dump() for m in catalog.models])
 
     @mcp.completion()
-    async def complete_model_id(ref: Any, argument: CompletionArgument, context: Any) -> Completion | None:
+    async def complete_model_id(
+        ref: Any, argument: CompletionArgument, context: Any
+    ) -> Completion | None:
         """Model ids for `poe://models/{model_id}`, completed from the catalog as the user types."""
-        if not (isinstance(ref, ResourceTemplateReference) and ref.uri == MODEL_URI and argument.name == "model_id"):
+        if not (
+            isinstance(ref, ResourceTemplateReference)
+            and ref.uri == MODEL_URI
+            and argument.name == "model_id"
+        ):
             return None
         prefix = argument.value.lower()
-        found = [m.id for m in (await mcp.state.poe.models()).models if m.id.lower().startswith(prefix)]
+        found = [
+            m.id for m in (await mcp.state.poe.models()).models if m.id.lower().startswith(prefix)
+        ]
         return Completion(values=found[:100], total=len(found), has_more=len(found) > 100)
 
     @mcp.resource(MODEL_URI, name="model", title="One Poe model", mime_type="application/json")

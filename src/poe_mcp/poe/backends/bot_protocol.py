@@ -31,7 +31,12 @@ from ..types import ChatMessage, ChatRequest, Completion, TextListener
 
 log = logging.getLogger("poe_mcp.bot_protocol")
 
-ROLES = {"system": "system", "user": "user", "assistant": "bot", "tool": "tool"}  # the protocol says "bot", not "assistant"
+ROLES = {
+    "system": "system",
+    "user": "user",
+    "assistant": "bot",
+    "tool": "tool",
+}  # the protocol says "bot", not "assistant"
 # The query fields of the protocol; anything else a caller set is reported back as not honoured.
 UNSUPPORTED = ("max_tokens", "max_completion_tokens", "top_p", "tool_choice", "parallel_tool_calls")
 ERROR_TYPES: dict[str, type[PoeError]] = {
@@ -77,9 +82,13 @@ class BotProtocolBackend:
         self._key = api_key
         self._base_url = f"{origin}/bot/"
         # api.poe.com's uploads go to Poe's upload host; any other origin (a proxy, a test) serves them itself.
-        self._upload_url = DEFAULT_UPLOAD_URL if origin == "https://api.poe.com" else f"{origin}/poe_api/"
+        self._upload_url = (
+            DEFAULT_UPLOAD_URL if origin == "https://api.poe.com" else f"{origin}/poe_api/"
+        )
         self._timeout = timeout
-        self._http = httpx.AsyncClient(timeout=timeout, event_hooks={"response": [_raise_for_status]})
+        self._http = httpx.AsyncClient(
+            timeout=timeout, event_hooks={"response": [_raise_for_status]}
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -111,10 +120,15 @@ class BotProtocolBackend:
                 await self._absorb(assembler, message, media)
         except Exception as exc:
             return assembler.broken(self._translate(exc))
-        assembler.finish("tool_calls" if assembler.has_tool_calls else "stop")  # `done` arrived: the answer is whole
+        assembler.finish(
+            "tool_calls" if assembler.has_tool_calls else "stop"
+        )  # `done` arrived: the answer is whole
         completion = assembler.completion()
         completion.media_urls = media
-        completion.notes = [f"{name} is not supported by the bot protocol and was not sent" for name in unsupported_inputs(request)]
+        completion.notes = [
+            f"{name} is not supported by the bot protocol and was not sent"
+            for name in unsupported_inputs(request)
+        ]
         return completion
 
     @staticmethod
@@ -123,14 +137,24 @@ class BotProtocolBackend:
             media.append(message.attachment.url)
             return
         data = getattr(message, "data", None)
-        if isinstance(data, dict) and data.get("choices"):  # OpenAI-style chunks in `json` events: tool calls
+        if isinstance(data, dict) and data.get(
+            "choices"
+        ):  # OpenAI-style chunks in `json` events: tool calls
             delta = data["choices"][0].get("delta") or {}
             for call in delta.get("tool_calls") or ():
                 function = call.get("function") or {}
-                assembler.add_tool_call_delta(call.get("index", 0), call.get("id"), function.get("name"), function.get("arguments"))
+                assembler.add_tool_call_delta(
+                    call.get("index", 0),
+                    call.get("id"),
+                    function.get("name"),
+                    function.get("arguments"),
+                )
             await assembler.add_text(delta.get("content"))
             return
-        if getattr(message, "is_suggested_reply", False) or message.__class__.__name__ == "MetaMessage":
+        if (
+            getattr(message, "is_suggested_reply", False)
+            or message.__class__.__name__ == "MetaMessage"
+        ):
             return
         if message.is_replace_response:
             assembler.replace_text(message.text)
@@ -150,7 +174,12 @@ class BotProtocolBackend:
             tool_calls = [fp.ToolCallDefinition(**call) for call in asked["tool_calls"]]
             names = {c["id"]: c["function"]["name"] for c in asked["tool_calls"]}
             tool_results = [
-                fp.ToolResultDefinition(role="tool", tool_call_id=m["tool_call_id"], name=names.get(m["tool_call_id"], ""), content=m["content"])
+                fp.ToolResultDefinition(
+                    role="tool",
+                    tool_call_id=m["tool_call_id"],
+                    name=names.get(m["tool_call_id"], ""),
+                    content=m["content"],
+                )
                 for m in trailing
             ]
         else:
@@ -158,10 +187,18 @@ class BotProtocolBackend:
         query = [await self._message(m) for m in messages]
         if query and request.parameters:
             query[-1] = query[-1].model_copy(update={"parameters": dict(request.parameters)})
-        fields: dict[str, Any] = {"temperature": request.temperature, "stop_sequences": request.stop}
+        fields: dict[str, Any] = {
+            "temperature": request.temperature,
+            "stop_sequences": request.stop,
+        }
         return (
             fp.QueryRequest(
-                query=query, user_id="", conversation_id="", message_id="", version="1.2", type="query",
+                query=query,
+                user_id="",
+                conversation_id="",
+                message_id="",
+                version="1.2",
+                type="query",
                 **{k: v for k, v in fields.items() if v is not None},
             ),
             tool_calls,
@@ -181,8 +218,14 @@ class BotProtocolBackend:
                     attachments.append(await self._upload(part))
             content = "\n".join(texts)
         if message.get("tool_calls"):  # an earlier round's calls, kept readable in the history
-            content = (content or "") + "\n" + json.dumps([c["function"] for c in message["tool_calls"]])
-        return fp.ProtocolMessage(role=ROLES.get(message.get("role", "user"), "user"), content=content or "", attachments=attachments)
+            content = (
+                (content or "") + "\n" + json.dumps([c["function"] for c in message["tool_calls"]])
+            )
+        return fp.ProtocolMessage(
+            role=ROLES.get(message.get("role", "user"), "user"),
+            content=content or "",
+            attachments=attachments,
+        )
 
     async def _upload(self, part: dict[str, Any]) -> Any:
         """A data-URL part goes through Poe's upload API (the key in `Authorization`, without Bearer)."""
@@ -192,8 +235,18 @@ class BotProtocolBackend:
             url, name = part["file"]["file_data"], part["file"].get("filename") or "file"
         header, _, payload = url.partition(",")
         # No shared session here: upload_file closes the client it is given when it is done.
-        source: dict[str, Any] = {"file": base64.b64decode(payload), "file_name": name} if header.startswith("data:") else {"file_url": url}
-        return await self._fp.upload_file(**source, api_key=self._key, on_error=self._on_error, num_tries=1, base_url=self._upload_url)
+        source: dict[str, Any] = (
+            {"file": base64.b64decode(payload), "file_name": name}
+            if header.startswith("data:")
+            else {"file_url": url}
+        )
+        return await self._fp.upload_file(
+            **source,
+            api_key=self._key,
+            on_error=self._on_error,
+            num_tries=1,
+            base_url=self._upload_url,
+        )
 
     def _translate(self, exc: Exception) -> PoeError:
         """The one place where fastapi_poe's and httpx's exceptions become Poe's error types."""
@@ -204,7 +257,9 @@ class BotProtocolBackend:
             if isinstance(seen, httpx.TimeoutException):
                 return local_timeout(self._timeout)
             if isinstance(seen, httpx.TransportError):
-                return PoeConnectionError(f"Could not reach Poe's bot protocol ({type(seen).__name__})")
+                return PoeConnectionError(
+                    f"Could not reach Poe's bot protocol ({type(seen).__name__})"
+                )
             seen = seen.__cause__
         fp = self._fp
         if isinstance(exc, (fp.BotError, fp.BotErrorNoRetry)):
@@ -223,7 +278,9 @@ def bot_error(raw: str, retryable: bool) -> PoeError:
     if not isinstance(data, dict):
         data = {"text": raw}
     text = str(data.get("text") or data.get("raw_response") or "the bot reported an error")
-    cls = ERROR_TYPES.get(str(data.get("error_type")), ProviderError if not retryable else UpstreamError)
+    cls = ERROR_TYPES.get(
+        str(data.get("error_type")), ProviderError if not retryable else UpstreamError
+    )
     error = cls(f"The bot failed: {text}")
     error.retryable = retryable and cls.retryable
     return error

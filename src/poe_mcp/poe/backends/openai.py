@@ -20,8 +20,21 @@ from ..types import ChatRequest, Completion, TextListener, ToolCall, Usage
 
 def request_body(request: ChatRequest, stream: bool, include_usage: bool = True) -> dict[str, Any]:
     """The chat-completions body for a request; custom parameters go top-level (what `extra_body` does)."""
-    body: dict[str, Any] = {"model": request.model, "messages": request.messages, **request.parameters}
-    for name in ("temperature", "max_tokens", "max_completion_tokens", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls"):
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": request.messages,
+        **request.parameters,
+    }
+    for name in (
+        "temperature",
+        "max_tokens",
+        "max_completion_tokens",
+        "top_p",
+        "stop",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+    ):
         value = getattr(request, name)
         if value is not None:
             body[name] = value
@@ -40,19 +53,27 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, api_key: str, base_url: str, http: httpx2.AsyncClient, timeout: float) -> None:
+    def __init__(
+        self, api_key: str, base_url: str, http: httpx2.AsyncClient, timeout: float
+    ) -> None:
         import openai
 
         self._openai = openai
         self._timeout = timeout
-        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, http_client=http, max_retries=0, timeout=timeout)
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url, http_client=http, max_retries=0, timeout=timeout
+        )
         # Models that answered 400 `Unknown parameter: stream_options` (Poe does for some): asked without it since.
         self._refuse_stream_options: set[str] = set()
 
     async def complete(self, request: ChatRequest) -> Completion:
         try:
             # The raw body, not the SDK's model: callers get exactly what Poe sent, extra fields included.
-            response = await self._client.post("/chat/completions", body=request_body(request, stream=False), cast_to=httpx2.Response)
+            response = await self._client.post(
+                "/chat/completions",
+                body=request_body(request, stream=False),
+                cast_to=httpx2.Response,
+            )
             raw = response.json()
         except Exception as exc:
             raise self._translate(exc) from None
@@ -75,14 +96,18 @@ class OpenAIBackend:
                 await stream.close()
         completion = assembler.completion()
         if completion.usage is None:
-            completion.notes.append("Poe sent no token usage for this stream, so no cost was estimated")
+            completion.notes.append(
+                "Poe sent no token usage for this stream, so no cost was estimated"
+            )
         return completion
 
     async def _open_stream(self, request: ChatRequest) -> Any:
         """Start the stream, asking for usage unless this model refuses `stream_options`; if it does, once more without."""
         include_usage = request.model.lower() not in self._refuse_stream_options
         try:
-            return await self._post_stream(request_body(request, stream=True, include_usage=include_usage))
+            return await self._post_stream(
+                request_body(request, stream=True, include_usage=include_usage)
+            )
         except self._openai.BadRequestError as exc:
             if not include_usage or "stream_options" not in str(exc):
                 raise
@@ -90,7 +115,13 @@ class OpenAIBackend:
             return await self._post_stream(request_body(request, stream=True, include_usage=False))
 
     async def _post_stream(self, body: dict[str, Any]) -> Any:
-        return await self._client.post("/chat/completions", body=body, cast_to=object, stream=True, stream_cls=self._openai.AsyncStream[object])
+        return await self._client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=object,
+            stream=True,
+            stream_cls=self._openai.AsyncStream[object],
+        )
 
     @staticmethod
     async def _absorb(assembler: StreamAssembler, chunk: dict[str, Any]) -> None:
@@ -101,7 +132,12 @@ class OpenAIBackend:
             assembler.add_reasoning(delta.get("reasoning_content"))
             for call in delta.get("tool_calls") or ():
                 function = call.get("function") or {}
-                assembler.add_tool_call_delta(call.get("index", 0), call.get("id"), function.get("name"), function.get("arguments"))
+                assembler.add_tool_call_delta(
+                    call.get("index", 0),
+                    call.get("id"),
+                    function.get("name"),
+                    function.get("arguments"),
+                )
             await assembler.add_text(delta.get("content"))
             assembler.finish(choice.get("finish_reason"))
 
@@ -120,7 +156,9 @@ class OpenAIBackend:
         if isinstance(exc, openai.APIError) and getattr(exc, "body", None) is not None:
             return classify(502, {"error": exc.body})  # an error event inside a stream
         if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
-            return PoeConnectionError(f"Could not reach Poe ({type(exc.__cause__ or exc).__name__})")
+            return PoeConnectionError(
+                f"Could not reach Poe ({type(exc.__cause__ or exc).__name__})"
+            )
         if isinstance(exc, (ValueError, openai.APIResponseValidationError)):
             return UpstreamError("Poe sent a response that is not valid chat-completion JSON")
         raise exc
@@ -130,10 +168,16 @@ def completion_from_wire(raw: dict[str, Any], model: str) -> Completion:
     """A chat.completion object as Poe sends it (see the recorded traffic) into a Completion."""
     choices = raw.get("choices") or []
     if not choices:
-        raise UpstreamError("Poe answered with no choices", advice="Try again, or use another model.")
+        raise UpstreamError(
+            "Poe answered with no choices", advice="Try again, or use another model."
+        )
     message = choices[0].get("message") or {}
     calls = [
-        ToolCall(str(c.get("id") or f"call_{i}"), str((c.get("function") or {}).get("name") or ""), _arguments(c))
+        ToolCall(
+            str(c.get("id") or f"call_{i}"),
+            str((c.get("function") or {}).get("name") or ""),
+            _arguments(c),
+        )
         for i, c in enumerate(message.get("tool_calls") or ())
     ]
     return Completion(
