@@ -219,3 +219,33 @@ async def test_every_paid_tool_reports_poes_error_type(
     assert result.content[0].text.startswith(f"{kind} ({status}): scripted failure."), (
         result.content[0].text
     )
+
+
+async def test_a_bug_in_a_tool_is_one_line_of_internal_error_and_the_next_call_works(
+    settings: Any, fake: FakePoe, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from conftest import SECRET_KEY
+
+    from poe_mcp.chat import ChatService
+
+    real_ask = ChatService.ask
+    calls = 0
+
+    async def ask_with_a_bug(self: ChatService, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # a fault of ours, whose message happens to hold the key
+            raise KeyError(f"bad state near {SECRET_KEY}")
+        return await real_ask(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChatService, "ask", ask_with_a_bug)
+    async with connect(settings) as client:
+        broken = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi"})
+        after = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi"})
+    text = broken.content[0].text
+    assert broken.is_error and text.startswith(
+        "internal_error: ask_poe failed unexpectedly (KeyError)."
+    )
+    assert "Traceback" not in text and SECRET_KEY not in text and "\n" not in text
+    assert not after.is_error and after.content[0].text == "Echo: hi"
+    assert any("KeyError" in (r.exc_text or "") for r in caplog.records), "the traceback is logged"

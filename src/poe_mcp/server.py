@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from . import __version__
 from .config import Settings
 from .core import Core, open_core
-from .poe.errors import InvalidRequestError, PoeError, poe_error_in
+from .poe.errors import InternalError, InvalidRequestError, PoeError, poe_error_in
 from .results import error_result
 
 log = logging.getLogger("poe_mcp.server")
@@ -114,21 +114,27 @@ class PoeMCPServer(MCPServer[Core]):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         """The one error boundary of every tool: a PoeError, bare, chained or inside an ExceptionGroup, becomes
-        the `isError` result `type (status): message. advice`; anything else stays the SDK's generic error."""
+        the `isError` result `type (status): message. advice`; any other exception is a bug of ours, which
+        becomes a one-line `internal_error` (its traceback goes to the log, never to the client)."""
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
-                error: PoeError | None = InvalidRequestError(
+                error: PoeError = InvalidRequestError(
                     f"Invalid arguments for {name}: {_describe_validation(exc.__cause__)}",
                     advice="Fix the arguments (see the tool's input schema) and call again; nothing was sent to Poe.",
                 )
+            elif exc.__cause__ is None:
+                raise  # the SDK's own refusal (an unknown tool): its text already says what is wrong
             else:
-                error = poe_error_in(exc.__cause__)
-            if error is None:
-                raise
+                error = poe_error_in(exc.__cause__) or self._internal_error(name, exc.__cause__)
             log.info("%s failed: %s", name, error.type)
             return error_result(error, self.state.secrets)
+
+    @staticmethod
+    def _internal_error(name: str, cause: BaseException) -> InternalError:
+        log.error("%s failed unexpectedly", name, exc_info=cause)
+        return InternalError(f"{name} failed unexpectedly ({type(cause).__name__})")
 
 
 WARM_UP_DELAY = 0.3  # let the client's initialize and tools/list go first

@@ -135,6 +135,16 @@ class PoeConnectionError(PoeError):
     advice = "Check the network and POE_BASE_URL, then try again."
 
 
+class InternalError(PoeError):
+    """A bug in poe-mcp, not a failure of Poe: the caller gets one line, the log gets the traceback."""
+
+    type = "internal_error"
+    advice = (
+        "This is a fault in poe-mcp, not in your request: try again, and if it repeats, report it "
+        "with the server's log (stderr)."
+    )
+
+
 BY_STATUS: dict[int, type[PoeError]] = {
     400: InvalidRequestError,
     401: AuthenticationError,
