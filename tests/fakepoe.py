@@ -130,6 +130,9 @@ class FakePoe:
         ]
         self._queue: list[Reply] = []
         self.model_failures: list[Reply] = []  # replies for /v1/models, apart from the chat queue
+        # Poe failing as a whole: every API request (not the CDN) answers (status, type) until cleared
+        self.outage: tuple[int, str] | None = None
+        self.stall = 0.0  # seconds every API request waits before any answer, like a Poe that hangs
         self._lock = threading.Lock()
         catalog = json.loads((FIXTURES / "models.json").read_text())
         self.models = catalog["data"] + TEST_MODELS
@@ -555,7 +558,25 @@ class FakePoe:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def app(self) -> Starlette:
+    def app(self) -> Any:
+        return self._with_outages(self._routes())
+
+    def _with_outages(self, app: Starlette) -> Any:
+        async def gate(scope: Any, receive: Any, send: Any) -> None:
+            if self.stall and scope["type"] == "http" and not scope["path"].startswith("/cdn/"):
+                await asyncio.sleep(self.stall)
+            if self.outage and scope["type"] == "http" and not scope["path"].startswith("/cdn/"):
+                status, kind = self.outage
+                self.requests.append(
+                    {"method": scope["method"], "path": scope["path"], "json": None}
+                )
+                await self._error(status, kind, "scripted outage")(scope, receive, send)
+                return
+            await app(scope, receive, send)
+
+        return gate
+
+    def _routes(self) -> Starlette:
         return Starlette(
             routes=[
                 Route("/v1/models", self.models_endpoint),

@@ -162,11 +162,48 @@ def test_config_write_merges_into_the_clients_file(run: Any, tmp_path: Path) -> 
     assert printed["mcpServers"]["poe"]["env"]["POE_API_KEY"] == "YOUR_POE_API_KEY"
 
 
-def test_generate_reports_a_poe_error_in_one_line(run: Any, fake: FakePoe, tmp_path: Path) -> None:
-    fake.error(402, "insufficient_credits", "out of points")
-    result = run("generate", "image", "a cat", "--out", str(tmp_path / "out"))
-    assert result.returncode == 1 and result.stdout == ""
+CLI_CALLS = {
+    "ask": ("ask", "gpt-4-turbo", "hi"),
+    "generate": ("generate", "image", "a cat"),
+    "usage": ("usage",),
+    "models": ("models",),
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (401, "authentication_error"),
+        (402, "insufficient_credits"),
+        (429, "rate_limit_error"),
+        (503, "upstream_error"),
+    ],
+)
+def test_every_command_reports_poes_error_in_one_line(
+    run: Any, fake: FakePoe, status: int, kind: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake.outage = (status, kind)
+    with ThreadPoolExecutor(len(CLI_CALLS)) as pool:
+        results = dict(
+            zip(
+                CLI_CALLS,
+                pool.map(lambda argv: run(*argv, POE_MCP_MAX_RETRIES="0"), CLI_CALLS.values()),
+                strict=True,
+            )
+        )
+    for command, result in results.items():
+        assert result.returncode == 1, (command, result.stderr)
+        assert result.stderr.startswith(f"poe-mcp: {kind} ({status}): "), (command, result.stderr)
+        assert result.stderr.count("\n") == 1 and result.stdout == "", (command, result.stderr)
+
+
+def test_a_local_refusal_exits_2_and_sends_nothing(run: Any, fake: FakePoe) -> None:
+    result = run("ask", "gpt-4-turbo", "hi", "--attach", "/etc/hostname")
+    assert result.returncode == 2, result.stderr
     assert (
-        result.stderr.startswith("poe-mcp: insufficient_credits (402): out of points.")
-        and "Traceback" not in result.stderr
+        result.stderr.startswith("poe-mcp: invalid_request_error")
+        and result.stderr.count("\n") == 1
     )
+    assert fake.model_calls() == []

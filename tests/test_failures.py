@@ -205,22 +205,6 @@ PAID_CALLS = [
 ]
 
 
-@pytest.mark.parametrize(("tool", "arguments"), PAID_CALLS, ids=[name for name, _ in PAID_CALLS])
-@pytest.mark.parametrize(
-    ("status", "kind"), [(401, "authentication_error"), (402, "insufficient_credits")]
-)
-async def test_every_paid_tool_reports_poes_error_type(
-    settings: Any, fake: FakePoe, tool: str, arguments: dict[str, Any], status: int, kind: str
-) -> None:
-    fake.error(status, kind, "scripted failure")
-    async with connect(settings) as client:
-        result = await client.call_tool(tool, arguments)
-    assert result.is_error
-    assert result.content[0].text.startswith(f"{kind} ({status}): scripted failure."), (
-        result.content[0].text
-    )
-
-
 async def test_a_bug_in_a_tool_is_one_line_of_internal_error_and_the_next_call_works(
     settings: Any, fake: FakePoe, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -249,3 +233,61 @@ async def test_a_bug_in_a_tool_is_one_line_of_internal_error_and_the_next_call_w
     assert "Traceback" not in text and SECRET_KEY not in text and "\n" not in text
     assert not after.is_error and after.content[0].text == "Echo: hi"
     assert any("KeyError" in (r.exc_text or "") for r in caplog.records), "the traceback is logged"
+
+
+# Poe's whole status table, as each tool reports it once the (disabled) retries are spent.
+STATUS_TABLE = [*NOT_RETRIED, *RETRIED]
+EVERY_TOOL_THAT_CALLS_POE = [
+    *PAID_CALLS,
+    (
+        "ask_with_attachment",
+        {"bot": "gpt-4-turbo", "prompt": "hi", "attachment_path": "data:text/plain;base64,aGk="},
+    ),
+    ("generate_video", {"prompt": "a wave", "model": "veo-3.1-lite"}),  # the /v1/videos path
+    ("generate_video", {"prompt": "a wave", "model": "kling-v3"}),  # the chat path
+    ("get_usage", {}),
+    ("list_models", {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    EVERY_TOOL_THAT_CALLS_POE,
+    ids=[f"{name}-{arguments.get('model', '')}" for name, arguments in EVERY_TOOL_THAT_CALLS_POE],
+)
+async def test_every_tool_reports_the_whole_status_table(
+    settings: Any, fake: FakePoe, tool: str, arguments: dict[str, Any]
+) -> None:
+    from dataclasses import replace
+
+    async with connect(replace(settings, max_retries=0), video_poll_interval=0.05) as client:
+        for status, kind in STATUS_TABLE:
+            fake.outage = (status, kind)
+            result = await client.call_tool(tool, arguments)
+            assert result.is_error, (status, result.content)
+            assert result.content[0].text.startswith(f"{kind} ({status}): "), (
+                status,
+                result.content[0].text,
+            )
+        fake.outage = None
+        assert not (await client.call_tool(tool, arguments)).is_error, "and the server serves on"
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    EVERY_TOOL_THAT_CALLS_POE,
+    ids=[f"{name}-{arguments.get('model', '')}" for name, arguments in EVERY_TOOL_THAT_CALLS_POE],
+)
+async def test_every_tool_reports_a_refused_connection_and_a_timeout(
+    settings: Any, fake: FakePoe, tool: str, arguments: dict[str, Any]
+) -> None:
+    from dataclasses import replace
+
+    closed = replace(settings, max_retries=0, base_url="http://127.0.0.1:9/v1")
+    async with connect(closed) as client:
+        refused = await client.call_tool(tool, arguments)
+    assert refused.is_error and refused.content[0].text.startswith("connection_error: ")
+    fake.stall = 1  # longer than the timeout; short, since the fake's teardown waits it out
+    async with connect(replace(settings, max_retries=0, timeout=0.3)) as client:
+        late = await client.call_tool(tool, arguments)
+    assert late.is_error and late.content[0].text.startswith("timeout_error"), late.content[0].text

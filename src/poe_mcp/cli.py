@@ -159,7 +159,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 
     from . import terminal
     from .core import open_core
-    from .poe.errors import poe_error_in
+    from .poe.errors import poe_error_in, refused_locally
     from .results import redact
 
     async def run() -> int:
@@ -177,7 +177,8 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
         poe_error = poe_error_in(exc)
         if poe_error is None:
             raise
-        fail(EXIT_POE_ERROR, redact(str(poe_error), (settings.api_key,)))
+        code = EXIT_USAGE if refused_locally(poe_error) else EXIT_POE_ERROR
+        fail(code, redact(str(poe_error), (settings.api_key,)))
     return EXIT_OK
 
 

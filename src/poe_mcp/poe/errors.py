@@ -32,6 +32,9 @@ class PoeError(Exception):
     type = "poe_error"
     status: int | None = None
     retryable = False
+    from_poe = (
+        False  # Poe's own answer (see classify); otherwise raised here, mostly before sending
+    )
     advice = "Try again later."
 
     def __init__(
@@ -221,9 +224,16 @@ def classify(status: int, body: Any = None, headers: Mapping[str, str] | None = 
         cls = BY_TYPE[kind]  # for 5xx "the body's type wins when it names one"
     if cls is None:
         cls = UpstreamError if status >= 500 else InvalidRequestError
-    return cls(
+    error = cls(
         message or f"Poe answered HTTP {status}",
         status=status,
         retry_after=parse_retry_after(headers.get("retry-after")),
         request_id=headers.get("x-request-id"),
     )
+    error.from_poe = True
+    return error
+
+
+def refused_locally(error: PoeError) -> bool:
+    """A request poe-mcp itself refused (bad input, a file outside the sandbox): nothing reached Poe."""
+    return isinstance(error, InvalidRequestError) and not error.from_poe
