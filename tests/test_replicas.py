@@ -56,7 +56,7 @@ async def test_turn_two_on_another_replica_sends_the_whole_history(
     assert listed.structured_content["sessions"][0]["turns"] == 2
 
 
-async def test_concurrent_appends_from_two_replicas_lose_nothing(
+async def test_concurrent_turns_from_two_replicas_keep_one_valid_history(
     fake: FakePoe, tmp_path: Path, redis_url: str
 ) -> None:
     fake.latency = 0.2
@@ -65,13 +65,15 @@ async def test_concurrent_appends_from_two_replicas_lose_nothing(
         http_replica(fake, tmp_path, "b", POE_MCP_STORE=redis_url) as b,
     ):
         async with connect_http(a) as client_a, connect_http(b) as client_b:
+            answers: dict[str, dict] = {}
 
             async def one(i: int) -> None:
                 client = client_a if i % 2 else client_b
                 result = await client.call_tool(
                     "ask_poe", {"bot": "gpt-4-turbo", "prompt": f"msg {i}", "session_id": "shared"}
                 )
-                assert not result.is_error
+                assert not result.is_error and result.content[0].text == f"Echo: msg {i}"
+                answers[f"msg {i}"] = result.structured_content
 
             async with anyio.create_task_group() as group:
                 for i in range(20):
@@ -81,13 +83,14 @@ async def test_concurrent_appends_from_two_replicas_lose_nothing(
                 "ask_poe", {"bot": "gpt-4-turbo", "prompt": "final", "session_id": "shared"}
             )
             listed = await client_b.call_tool("list_sessions", {})
+    stored = [p for p, a in answers.items() if not any("not stored" in n for n in a["notes"])]
+    assert 1 <= len(stored) < 20, "turns built on the same history: one lands, the others are told"
     history = fake.chat_requests()[-1]["json"]["messages"]
-    prompts = [m["content"] for m in history if m["role"] == "user"]
-    assert sorted(prompts) == sorted([f"msg {i}" for i in range(20)] + ["final"])
-    assert [m["role"] for m in history] == ["user", "assistant"] * 20 + ["user"], (
+    assert [m["content"] for m in history if m["role"] == "user"] == [*stored, "final"]
+    assert [m["role"] for m in history] == ["user", "assistant"] * len(stored) + ["user"], (
         "whole turns, never interleaved"
     )
-    assert listed.structured_content["sessions"][0]["turns"] == 21
+    assert listed.structured_content["sessions"][0]["turns"] == len(stored) + 1
 
 
 async def test_media_saved_by_one_replica_is_readable_from_another(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from .attachments import AttachmentError, AttachmentRules, load_attachment
-from .conversations import ConversationStore
+from .conversations import ConflictError, ConversationStore
 from .poe.client import PoeClient
 from .poe.errors import InvalidRequestError
 from .poe.types import ChatMessage, ChatRequest, Completion, TextListener
+
+log = logging.getLogger(__name__)
 
 # Stored user messages keep attachments by reference, not their bytes; they are loaded again on resend.
 ATTACHMENT_PART = "poe_mcp_attachment"
@@ -151,13 +154,40 @@ class ChatService:
                 if ask.system is None or _system_of(history) == ask.system
                 else [{"role": "system", "content": ask.system}]
             )
-            await self.store.append(
+            await self._store_turn(
+                completion,
                 session_id,
                 request.model,
                 system_change + new + [completion.assistant_message()],
                 request.tools,
+                built_on=len(history),
             )
         return Answer(completion, session_id, request.model)
+
+    async def _store_turn(
+        self,
+        completion: Completion,
+        session_id: str,
+        model: str,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]] | None,
+        *,
+        built_on: int,
+    ) -> None:
+        """Store the answered turn; if that fails the paid answer is still returned, with a note."""
+        try:
+            await self.store.append(session_id, model, messages, tools, built_on=built_on)
+        except ConflictError as error:
+            completion.notes.append(
+                f"This turn was not stored: {error.message}. The answer is returned, but session "
+                f"{session_id} does not include it; send the turn again to add it."
+            )
+        except Exception as error:
+            log.exception("Storing a turn of session %s failed", session_id)
+            completion.notes.append(
+                f"This turn was not stored ({type(error).__name__}: the conversation store failed); "
+                f"the answer is returned, but session {session_id} does not include it."
+            )
 
     async def complete(
         self, request: ChatRequest, listener: TextListener | None = None
@@ -165,12 +195,19 @@ class ChatService:
         """One call to Poe, counted in this server's usage totals."""
         completion = await self.poe.chat(request, listener)
         usage = completion.usage
-        await self.store.record_usage(
-            request.model,
-            usage.prompt_tokens if usage else 0,
-            usage.completion_tokens if usage else 0,
-            completion.cost_usd,
-        )
+        try:
+            await self.store.record_usage(
+                request.model,
+                usage.prompt_tokens if usage else 0,
+                usage.completion_tokens if usage else 0,
+                completion.cost_usd,
+            )
+        except Exception as error:  # the answer is paid for: losing a usage row must not lose it
+            log.exception("Recording usage for %s failed", request.model)
+            completion.notes.append(
+                f"This call is missing from get_usage's server totals ({type(error).__name__}: "
+                "the store failed)."
+            )
         return completion
 
     def _new_messages(self, ask: Ask, history: list[ChatMessage]) -> list[ChatMessage]:

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ..poe.errors import PoeError
 from ..poe.types import ChatMessage
+
+
+class ConflictError(PoeError):
+    """Another turn of the session was stored while this one was being answered."""
+
+    type = "conflict_error"
+    advice = "Load the session again (or start a new one) and send the turn once more."
 
 
 @dataclass
@@ -46,7 +55,12 @@ class ConversationStore(Protocol):
         model: str,
         messages: list[ChatMessage],
         tools: list[dict[str, Any]] | None = None,
-    ) -> None: ...
+        *,
+        built_on: int | None = None,
+    ) -> None:
+        """Store one turn. `built_on` is the number of stored messages the turn was built from: when
+        another turn landed since, ConflictError and nothing is stored (a history must stay valid)."""
+        ...
 
     async def clear(self, session_id: str) -> bool: ...
 
@@ -59,6 +73,25 @@ class ConversationStore(Protocol):
     async def usage_totals(self) -> UsageTotals: ...
 
     async def aclose(self) -> None: ...
+
+
+def preview_of(messages: list[ChatMessage]) -> str:
+    """The first user text of a turn, as `list_sessions` shows it."""
+    for message in messages:
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(
+                    p.get("text", "")
+                    for p in content
+                    if isinstance(p, dict) and p.get("type") == "text"
+                )
+            return str(content or "")[:80]
+    return ""
+
+
+def iso_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
 def open_store(location: str) -> ConversationStore:

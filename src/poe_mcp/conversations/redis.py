@@ -15,8 +15,7 @@ from typing import Any
 
 from ..poe.retry import BUDGET_WINDOW
 from ..poe.types import ChatMessage
-from . import Conversation, SessionSummary, UsageTotals
-from .sqlite import _iso, _preview
+from . import ConflictError, Conversation, SessionSummary, UsageTotals, iso_time, preview_of
 
 PREFIX = "poe-mcp:"
 
@@ -67,6 +66,7 @@ class RedisStore:
             ) from None
         # redis-py types each command as sync-or-async; on this client every one is awaitable.
         self.redis: Any = redis.from_url(url, decode_responses=True)
+        self._watch_error = redis.WatchError
         self._started = time.time()
 
     def request_budget(self, rpm: int) -> RedisBudget:
@@ -95,14 +95,23 @@ class RedisStore:
         model: str,
         messages: list[ChatMessage],
         tools: list[dict[str, Any]] | None = None,
+        *,
+        built_on: int | None = None,
     ) -> None:
         messages_key, meta_key = self._keys(session_id)
         now = time.time()
         meta = {"model": model, "last_used": now, **({"tools": json.dumps(tools)} if tools else {})}
         async with self.redis.pipeline(transaction=True) as pipe:
+            if built_on is not None:
+                # WATCH makes EXEC fail if another replica appends between this check and the write.
+                await pipe.watch(messages_key)
+                stored = await pipe.llen(messages_key)
+                if stored != built_on:
+                    raise self._conflict(session_id, stored, built_on)
+                pipe.multi()
             pipe.rpush(messages_key, *(json.dumps(m) for m in messages))
             pipe.hsetnx(meta_key, "created_at", str(now))
-            preview = _preview(messages)
+            preview = preview_of(messages)
             if preview:
                 pipe.hsetnx(meta_key, "preview", preview)
             pipe.hset(meta_key, mapping=meta)
@@ -110,7 +119,21 @@ class RedisStore:
                 meta_key, "turns", sum(1 for m in messages if m.get("role") == "assistant")
             )
             pipe.zadd(PREFIX + "sessions", {session_id: now})
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except self._watch_error as exc:
+                raise self._conflict(session_id, None, built_on) from exc
+
+    @staticmethod
+    def _conflict(session_id: str, stored: int | None, built_on: int | None) -> ConflictError:
+        return ConflictError(
+            f"Session {session_id!r} changed while this turn was answered"
+            + (
+                f" ({stored} stored messages, the turn was built on {built_on})"
+                if stored is not None
+                else ""
+            )
+        )
 
     async def clear(self, session_id: str) -> bool:
         messages_key, meta_key = self._keys(session_id)
@@ -131,7 +154,7 @@ class RedisStore:
             rows = await pipe.execute()
         return [
             SessionSummary(
-                session_id, model, int(turns or 0), _iso(float(last_used or 0)), preview or ""
+                session_id, model, int(turns or 0), iso_time(float(last_used or 0)), preview or ""
             )
             for session_id, (model, turns, last_used, preview) in zip(ids, rows, strict=True)
         ]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
 
 from ..poe.types import ChatMessage
-from . import Conversation, SessionSummary, UsageTotals
+from . import ConflictError, Conversation, SessionSummary, UsageTotals, iso_time, preview_of
 
 T = TypeVar("T")
 
@@ -69,29 +70,14 @@ def _m002_usage(db: sqlite3.Connection) -> None:
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_conversations, _m002_usage]
 
 
-def _preview(messages: list[ChatMessage]) -> str:
-    for message in messages:
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                content = " ".join(
-                    p.get("text", "")
-                    for p in content
-                    if isinstance(p, dict) and p.get("type") == "text"
-                )
-            return str(content or "")[:80]
-    return ""
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
-
-
 class SQLiteStore:
     """SQLite behind a lock, driven from worker threads so the event loop never waits on disk."""
 
     def __init__(self, path: str) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Conversations are private: the file is made 0600 before SQLite opens it, and SQLite gives its
+        # -wal and -shm files the database file's own permissions.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         self._started = time.time()
@@ -102,18 +88,25 @@ class SQLiteStore:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any failure: each write is all there or not at all."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def _migrate(self) -> None:
-        with self._lock:
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    migration(self._db)
-                    self._db.execute(f"PRAGMA user_version = {number}")
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+        # The version is read inside the write lock: several processes opening one new file at once
+        # then migrate it once, in turn, instead of racing to create the same tables.
+        with self._lock, self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for migration in MIGRATIONS[version:]:
+                migration(db)
+            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         def locked() -> T:
@@ -146,28 +139,32 @@ class SQLiteStore:
         model: str,
         messages: list[ChatMessage],
         tools: list[dict[str, Any]] | None = None,
+        *,
+        built_on: int | None = None,
     ) -> None:
         def append() -> None:
             now = time.time()
-            self._db.execute(
-                "BEGIN IMMEDIATE"
-            )  # one turn, one transaction: all of it or none of it
-            try:
-                self._db.execute(
-                    "INSERT INTO sessions (id, model, preview, created_at, last_used) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT(id) DO NOTHING",
-                    (session_id, model, _preview(messages), now, now),
-                )
-                start = self._db.execute(
+            with self._transaction() as db:  # one turn, one transaction: all of it or none of it
+                start = db.execute(
                     "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE session_id = ?",
                     (session_id,),
                 ).fetchone()[0]
-                self._db.executemany(
+                if built_on is not None and start != built_on:
+                    raise ConflictError(
+                        f"Session {session_id!r} changed while this turn was answered "
+                        f"({start} stored messages, the turn was built on {built_on})"
+                    )
+                db.execute(
+                    "INSERT INTO sessions (id, model, preview, created_at, last_used) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(id) DO NOTHING",
+                    (session_id, model, preview_of(messages), now, now),
+                )
+                db.executemany(
                     "INSERT INTO messages (session_id, seq, message) VALUES (?, ?, ?)",
                     [(session_id, start + i, json.dumps(m)) for i, m in enumerate(messages)],
                 )
                 turns = sum(1 for m in messages if m.get("role") == "assistant")
-                self._db.execute(
+                db.execute(
                     "UPDATE sessions SET model = ?, last_used = ?, turns = turns + ?, tools = COALESCE(?, tools), "
                     "preview = CASE WHEN preview = '' THEN ? ELSE preview END WHERE id = ?",
                     (
@@ -175,26 +172,18 @@ class SQLiteStore:
                         now,
                         turns,
                         json.dumps(tools) if tools else None,
-                        _preview(messages),
+                        preview_of(messages),
                         session_id,
                     ),
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
 
         await self._run(append)
 
     async def clear(self, session_id: str) -> bool:
         def clear() -> bool:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
-            found = (
-                self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
-            )
-            self._db.execute("COMMIT")
-            return found
+            with self._transaction() as db:
+                db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+                return db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
 
         return await self._run(clear)
 
@@ -204,7 +193,7 @@ class SQLiteStore:
                 "SELECT id, model, turns, last_used, preview FROM sessions ORDER BY last_used DESC LIMIT ?",
                 (limit,),
             ).fetchall()
-            return [SessionSummary(r[0], r[1], r[2], _iso(r[3]), r[4]) for r in rows]
+            return [SessionSummary(r[0], r[1], r[2], iso_time(r[3]), r[4]) for r in rows]
 
         return await self._run(list_)
 
