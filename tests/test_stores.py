@@ -206,3 +206,30 @@ async def test_redis_gone_after_poe_answered_still_returns_the_answer(
     (result,) = results
     assert not result.is_error and result.content[0].text == "Echo: paid"
     assert any("not stored" in note for note in result.structured_content["notes"])
+
+
+async def test_a_held_history_sees_what_another_process_wrote(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    here, there = open_store(path), open_store(path)  # two connections, as two server processes
+    try:
+        await here.append("s", "m", turn("one"))
+        assert len((await here.load("s")).messages) == 2  # now held in memory
+        await there.append("s", "m", turn("two"), built_on=2)
+        assert [m["content"] for m in (await here.load("s")).messages][-1] == "Echo: two"
+        await there.clear("s")
+        assert (await here.load("s")).messages == []
+        await there.append("s", "m", turn("again"))
+        assert [m["content"] for m in (await here.load("s")).messages] == ["again", "Echo: again"]
+        await here.append("s", "m", turn("mine"), built_on=2)
+        assert len((await there.load("s")).messages) == 4
+    finally:
+        await here.aclose()
+        await there.aclose()
+
+
+async def test_a_loaded_history_is_the_callers_own_copy(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "s.db"))
+    await store.append("s", "m", turn("one"))
+    (await store.load("s")).messages.append({"role": "user", "content": "not stored"})
+    assert len((await store.load("s")).messages) == 2
+    await store.aclose()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .attachments import AttachmentError, AttachmentRules, load_attachment
-from .conversations import ConflictError, ConversationStore
+from .conversations import ConflictError, ConversationStore, UsageEvent
 from .poe.client import PoeClient
 from .poe.errors import InvalidRequestError
 from .poe.types import ChatMessage, ChatRequest, Completion, TextListener
@@ -145,10 +145,10 @@ class ChatService:
             parameters=parameters,
             stream=ask.stream,
         )
-        completion = await self.complete(request, listener)
-        if (
-            completion.complete
-        ):  # a failed or broken call leaves the stored conversation exactly as it was
+        completion = await self.poe.chat(request, listener)
+        if not completion.complete:  # a broken call leaves the stored conversation as it was
+            await self._record_usage(request.model, completion)
+        else:
             system_change = (
                 []
                 if ask.system is None or _system_of(history) == ask.system
@@ -174,9 +174,14 @@ class ChatService:
         *,
         built_on: int,
     ) -> None:
-        """Store the answered turn; if that fails the paid answer is still returned, with a note."""
+        """Store the answered turn with its usage, in one write; if that fails the paid answer is still
+        returned, with a note."""
+        usage = _usage_event(model, completion)
         try:
-            await self.store.append(session_id, model, messages, tools, built_on=built_on)
+            await self.store.append(
+                session_id, model, messages, tools, built_on=built_on, usage=usage
+            )
+            return
         except ConflictError as error:
             completion.notes.append(
                 f"This turn was not stored: {error.message}. The answer is returned, but session "
@@ -188,27 +193,30 @@ class ChatService:
                 f"This turn was not stored ({type(error).__name__}: the conversation store failed); "
                 f"the answer is returned, but session {session_id} does not include it."
             )
+        await self._record_usage(
+            model, completion
+        )  # the call was paid for even if the turn was not kept
 
     async def complete(
         self, request: ChatRequest, listener: TextListener | None = None
     ) -> Completion:
         """One call to Poe, counted in this server's usage totals."""
         completion = await self.poe.chat(request, listener)
-        usage = completion.usage
+        await self._record_usage(request.model, completion)
+        return completion
+
+    async def _record_usage(self, model: str, completion: Completion) -> None:
+        usage = _usage_event(model, completion)
         try:
             await self.store.record_usage(
-                request.model,
-                usage.prompt_tokens if usage else 0,
-                usage.completion_tokens if usage else 0,
-                completion.cost_usd,
+                usage.model, usage.prompt_tokens, usage.completion_tokens, usage.cost_usd
             )
         except Exception as error:  # the answer is paid for: losing a usage row must not lose it
-            log.exception("Recording usage for %s failed", request.model)
+            log.exception("Recording usage for %s failed", model)
             completion.notes.append(
                 f"This call is missing from get_usage's server totals ({type(error).__name__}: "
                 "the store failed)."
             )
-        return completion
 
     def _new_messages(self, ask: Ask, history: list[ChatMessage]) -> list[ChatMessage]:
         pending = pending_tool_calls(history)
@@ -286,6 +294,16 @@ class ChatService:
         if switch:
             for name, value in switch.items():
                 parameters.setdefault(name, value)
+
+
+def _usage_event(model: str, completion: Completion) -> UsageEvent:
+    usage = completion.usage
+    return UsageEvent(
+        model,
+        usage.prompt_tokens if usage else 0,
+        usage.completion_tokens if usage else 0,
+        completion.cost_usd,
+    )
 
 
 def _system_of(history: list[ChatMessage]) -> str | None:

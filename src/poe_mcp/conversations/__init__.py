@@ -34,6 +34,16 @@ class SessionSummary:
     preview: str
 
 
+@dataclass(frozen=True)
+class UsageEvent:
+    """One call's usage, as the server totals count it."""
+
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+
+
 @dataclass
 class UsageTotals:
     calls: int = 0
@@ -42,6 +52,29 @@ class UsageTotals:
     total_tokens: int = 0
     cost_usd: float = 0.0
     by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, model: str, calls: int, prompt: int, completion: int, cost: float) -> None:
+        """Count `calls` more calls of `model` (both stores aggregate through this)."""
+        row = self.by_model.setdefault(
+            model,
+            {
+                "calls": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+                "cost_usd": 0.0,
+            },
+        )
+        row["calls"] += calls
+        row["prompt_tokens"] += prompt
+        row["completion_tokens"] += completion
+        row["total_tokens"] += prompt + completion
+        row["cost_usd"] = round(row["cost_usd"] + cost, 8)
+        self.calls += calls
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.total_tokens += prompt + completion
+        self.cost_usd = round(self.cost_usd + cost, 8)
 
 
 class ConversationStore(Protocol):
@@ -57,9 +90,11 @@ class ConversationStore(Protocol):
         tools: list[dict[str, Any]] | None = None,
         *,
         built_on: int | None = None,
+        usage: UsageEvent | None = None,
     ) -> None:
-        """Store one turn. `built_on` is the number of stored messages the turn was built from: when
-        another turn landed since, ConflictError and nothing is stored (a history must stay valid)."""
+        """Store one turn, and its call's `usage` in the same write. `built_on` is the number of stored
+        messages the turn was built from: when another turn landed since, ConflictError and nothing is
+        stored (a history must stay valid)."""
         ...
 
     async def clear(self, session_id: str) -> bool: ...

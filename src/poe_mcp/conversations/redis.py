@@ -15,7 +15,15 @@ from typing import Any
 
 from ..poe.retry import BUDGET_WINDOW
 from ..poe.types import ChatMessage
-from . import ConflictError, Conversation, SessionSummary, UsageTotals, iso_time, preview_of
+from . import (
+    ConflictError,
+    Conversation,
+    SessionSummary,
+    UsageEvent,
+    UsageTotals,
+    iso_time,
+    preview_of,
+)
 
 PREFIX = "poe-mcp:"
 
@@ -97,6 +105,7 @@ class RedisStore:
         tools: list[dict[str, Any]] | None = None,
         *,
         built_on: int | None = None,
+        usage: UsageEvent | None = None,
     ) -> None:
         messages_key, meta_key = self._keys(session_id)
         now = time.time()
@@ -119,6 +128,8 @@ class RedisStore:
                 meta_key, "turns", sum(1 for m in messages if m.get("role") == "assistant")
             )
             pipe.zadd(PREFIX + "sessions", {session_id: now})
+            if usage is not None:
+                self._queue_usage(pipe, usage)
             try:
                 await pipe.execute()
             except self._watch_error as exc:
@@ -162,49 +173,30 @@ class RedisStore:
     async def record_usage(
         self, model: str, prompt_tokens: int, completion_tokens: int, cost_usd: float | None
     ) -> None:
-        event = json.dumps(
-            {
-                "id": uuid.uuid4().hex,
-                "model": model,
-                "prompt": prompt_tokens,
-                "completion": completion_tokens,
-                "cost": cost_usd or 0,
-            }
-        )
-        now = time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(PREFIX + "usage", {event: now})
-            pipe.zremrangebyscore(
-                PREFIX + "usage", "-inf", now - 31 * 86400
-            )  # keep a month, like Poe's own history
+            self._queue_usage(pipe, UsageEvent(model, prompt_tokens, completion_tokens, cost_usd))
             await pipe.execute()
+
+    @staticmethod
+    def _queue_usage(pipe: Any, usage: UsageEvent) -> None:
+        now = time.time()
+        event = {
+            "id": uuid.uuid4().hex,
+            "model": usage.model,
+            "prompt": usage.prompt_tokens,
+            "completion": usage.completion_tokens,
+            "cost": usage.cost_usd or 0,
+        }
+        pipe.zadd(PREFIX + "usage", {json.dumps(event): now})
+        # keep a month, like Poe's own history
+        pipe.zremrangebyscore(PREFIX + "usage", "-inf", now - 31 * 86400)
 
     async def usage_totals(self) -> UsageTotals:
         """Totals of every replica's calls since this process started."""
         totals = UsageTotals()
         for raw in await self.redis.zrangebyscore(PREFIX + "usage", self._started, "+inf"):
             event = json.loads(raw)
-            row = totals.by_model.setdefault(
-                event["model"],
-                {
-                    "calls": 0,
-                    "prompt_tokens": 0,
-                    "completion_tokens": 0,
-                    "total_tokens": 0,
-                    "cost_usd": 0.0,
-                },
-            )
-            row["calls"] += 1
-            row["prompt_tokens"] += event["prompt"]
-            row["completion_tokens"] += event["completion"]
-            row["total_tokens"] += event["prompt"] + event["completion"]
-            row["cost_usd"] = round(row["cost_usd"] + event["cost"], 8)
-        for row in totals.by_model.values():
-            totals.calls += row["calls"]
-            totals.prompt_tokens += row["prompt_tokens"]
-            totals.completion_tokens += row["completion_tokens"]
-            totals.cost_usd = round(totals.cost_usd + row["cost_usd"], 8)
-        totals.total_tokens = totals.prompt_tokens + totals.completion_tokens
+            totals.add(event["model"], 1, event["prompt"], event["completion"], event["cost"])
         return totals
 
     async def aclose(self) -> None:

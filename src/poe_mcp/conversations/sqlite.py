@@ -7,15 +7,25 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
 
 from ..poe.types import ChatMessage
-from . import ConflictError, Conversation, SessionSummary, UsageTotals, iso_time, preview_of
+from . import (
+    ConflictError,
+    Conversation,
+    SessionSummary,
+    UsageEvent,
+    UsageTotals,
+    iso_time,
+    preview_of,
+)
 
 T = TypeVar("T")
 
@@ -70,6 +80,19 @@ def _m002_usage(db: sqlite3.Connection) -> None:
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_conversations, _m002_usage]
 
 
+# Decoded histories kept in memory, most recently used first: a turn then costs no decode of its history.
+CACHED_SESSIONS = 64
+
+
+@dataclass
+class _CachedSession:
+    created_at: float
+    model: str | None
+    tools: list[dict[str, Any]] | None
+    messages: list[ChatMessage]
+    data_version: int  # PRAGMA data_version when last read: another connection's commit changes it
+
+
 class SQLiteStore:
     """SQLite behind a lock, driven from worker threads so the event loop never waits on disk."""
 
@@ -81,6 +104,7 @@ class SQLiteStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         self._started = time.time()
+        self._cache: OrderedDict[str, _CachedSession] = OrderedDict()
         self._db.execute("PRAGMA journal_mode=WAL")
         # In WAL mode NORMAL still makes every transaction atomic (no half turn after a crash); it only
         # skips the fsync per commit, which costs milliseconds on every call.
@@ -116,22 +140,58 @@ class SQLiteStore:
         return await anyio.to_thread.run_sync(locked)
 
     async def load(self, session_id: str) -> Conversation:
-        def load() -> Conversation:
-            row = self._db.execute(
-                "SELECT model, tools FROM sessions WHERE id = ?", (session_id,)
-            ).fetchone()
-            rows = self._db.execute(
-                "SELECT message FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)
-            ).fetchall()
-            model, tools = row if row else (None, None)
-            return Conversation(
-                session_id,
-                model,
-                [json.loads(r[0]) for r in rows],
-                json.loads(tools) if tools else None,
-            )
+        # A history this process already holds, unchanged by any other connection, is answered on the
+        # event loop without a thread hop (one PRAGMA, which in WAL mode never waits for a writer). If a
+        # worker holds the lock, or the history must be read, the read goes to a thread.
+        if self._lock.acquire(blocking=False):
+            try:
+                cached = self._current(session_id)
+            finally:
+                self._lock.release()
+            if cached is not None:
+                return cached
+        return await self._run(self._load, session_id)
 
-        return await self._run(load)
+    def _data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def _current(self, session_id: str) -> Conversation | None:
+        cached = self._cache.get(session_id)
+        if cached is None or cached.data_version != self._data_version():
+            return None
+        self._cache.move_to_end(session_id)
+        return Conversation(session_id, cached.model, list(cached.messages), cached.tools)
+
+    def _load(self, session_id: str) -> Conversation:
+        """The stored history, reading only the messages this process has not decoded yet."""
+        version = self._data_version()
+        row = self._db.execute(
+            "SELECT model, tools, created_at FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        if row is None:
+            self._cache.pop(session_id, None)
+            return Conversation(session_id)
+        model, tools_json, created_at = row
+        cached = self._cache.get(session_id)
+        if (
+            cached is None or cached.created_at != created_at
+        ):  # new to us, or cleared and begun again
+            cached = _CachedSession(created_at, model, None, [], version)
+        rows = self._db.execute(
+            "SELECT message FROM messages WHERE session_id = ? AND seq >= ? ORDER BY seq",
+            (session_id, len(cached.messages)),
+        ).fetchall()
+        cached.messages.extend(json.loads(r[0]) for r in rows)
+        cached.model, cached.data_version = model, version
+        cached.tools = json.loads(tools_json) if tools_json else None
+        self._remember(session_id, cached)
+        return Conversation(session_id, model, list(cached.messages), cached.tools)
+
+    def _remember(self, session_id: str, cached: _CachedSession) -> None:
+        self._cache[session_id] = cached
+        self._cache.move_to_end(session_id)
+        while len(self._cache) > CACHED_SESSIONS:
+            self._cache.popitem(last=False)
 
     async def append(
         self,
@@ -141,7 +201,10 @@ class SQLiteStore:
         tools: list[dict[str, Any]] | None = None,
         *,
         built_on: int | None = None,
+        usage: UsageEvent | None = None,
     ) -> None:
+        encoded = [json.dumps(m) for m in messages]
+
         def append() -> None:
             now = time.time()
             with self._transaction() as db:  # one turn, one transaction: all of it or none of it
@@ -161,7 +224,7 @@ class SQLiteStore:
                 )
                 db.executemany(
                     "INSERT INTO messages (session_id, seq, message) VALUES (?, ?, ?)",
-                    [(session_id, start + i, json.dumps(m)) for i, m in enumerate(messages)],
+                    [(session_id, start + i, m) for i, m in enumerate(encoded)],
                 )
                 turns = sum(1 for m in messages if m.get("role") == "assistant")
                 db.execute(
@@ -176,11 +239,34 @@ class SQLiteStore:
                         session_id,
                     ),
                 )
+                if usage is not None:
+                    self._insert_usage(db, usage)
+            self._extend_cache(session_id, start, model, tools, encoded)
 
         await self._run(append)
 
+    def _extend_cache(
+        self,
+        session_id: str,
+        start: int,
+        model: str,
+        tools: list[dict[str, Any]] | None,
+        encoded: list[str],
+    ) -> None:
+        """Keep a held history current after our own write (which leaves data_version as it was)."""
+        cached = self._cache.get(session_id)
+        if cached is None:
+            return
+        if len(cached.messages) != start:  # it had missed another process's turn: read it afresh
+            del self._cache[session_id]
+            return
+        cached.messages.extend(json.loads(m) for m in encoded)  # our own copy, not the caller's
+        cached.model = model
+        cached.tools = tools or cached.tools
+
     async def clear(self, session_id: str) -> bool:
         def clear() -> bool:
+            self._cache.pop(session_id, None)
             with self._transaction() as db:
                 db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
                 return db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
@@ -200,13 +286,21 @@ class SQLiteStore:
     async def record_usage(
         self, model: str, prompt_tokens: int, completion_tokens: int, cost_usd: float | None
     ) -> None:
-        def record() -> None:
-            self._db.execute(
-                "INSERT INTO usage_events (at, model, prompt_tokens, completion_tokens, cost_usd) VALUES (?, ?, ?, ?, ?)",
-                (time.time(), model, prompt_tokens, completion_tokens, cost_usd),
-            )
+        event = UsageEvent(model, prompt_tokens, completion_tokens, cost_usd)
+        await self._run(self._insert_usage, self._db, event)
 
-        await self._run(record)
+    @staticmethod
+    def _insert_usage(db: sqlite3.Connection, usage: UsageEvent) -> None:
+        db.execute(
+            "INSERT INTO usage_events (at, model, prompt_tokens, completion_tokens, cost_usd) VALUES (?, ?, ?, ?, ?)",
+            (
+                time.time(),
+                usage.model,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cost_usd,
+            ),
+        )
 
     async def usage_totals(self) -> UsageTotals:
         def totals() -> UsageTotals:
@@ -217,18 +311,7 @@ class SQLiteStore:
             ).fetchall()
             result = UsageTotals()
             for model, calls, prompt, completion, cost in rows:
-                result.by_model[model] = {
-                    "calls": calls,
-                    "prompt_tokens": prompt,
-                    "completion_tokens": completion,
-                    "total_tokens": prompt + completion,
-                    "cost_usd": round(cost, 8),
-                }
-                result.calls += calls
-                result.prompt_tokens += prompt
-                result.completion_tokens += completion
-                result.cost_usd = round(result.cost_usd + cost, 8)
-            result.total_tokens = result.prompt_tokens + result.completion_tokens
+                result.add(model, calls, prompt, completion, cost)
             return result
 
         return await self._run(totals)
