@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -144,6 +145,10 @@ async def _warm_up(core: Core) -> None:
     await anyio.sleep(WARM_UP_DELAY)
     try:
         await core.poe.warm_up()
+        # What is alive now (modules, the SDK's schemas, the parsed catalog) lives as long as the
+        # process: freezing it keeps the collector's full passes from rescanning it. Without this a
+        # full pass over it cost ~100 ms, which was list_models' p95.
+        gc.freeze()
     except (
         Exception
     ) as error:  # a warm-up is an optimisation: the first call does the same work and reports
