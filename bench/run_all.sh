@@ -7,9 +7,9 @@ cd "$(dirname "$0")"
 python=${PYTHON:-../.venv/bin/python}
 declare -A smoke=(
   [tools_size]="" [cold_start]="--runs 1" [overhead]="--calls 2" [streaming]="--runs 1 --tokens 10"
-  [concurrency]="--calls 5 --runs 1" [memory]="--video-mb 1" [rate_budget]="--calls 10"
+  [concurrency]="--calls 5 --runs 1" [list_models]="--calls 3" [memory]="--video-mb 1" [rate_budget]="--calls 10"
 )
-for script in tools_size cold_start overhead streaming concurrency memory rate_budget; do
+for script in tools_size cold_start overhead list_models streaming concurrency memory rate_budget; do
   if [ "${1:-}" = "--smoke" ]; then
     # shellcheck disable=SC2086  # the sizes are several words on purpose
     "$python" "$script.py" ${smoke[$script]} >/dev/null
