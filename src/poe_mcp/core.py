@@ -61,7 +61,7 @@ async def open_core(settings: Settings, transport: str = "stdio") -> AsyncIterat
     # With a shared store the request budget is shared too: Poe's limit is per key, not per process.
     shared_budget = getattr(store, "request_budget", None)
     poe = PoeClient(settings, budget=shared_budget(settings.rpm) if shared_budget else None)
-    rules = AttachmentRules(settings.allowed_dirs, int(settings.max_attachment_mb * 1_000_000))
+    rules = AttachmentRules.of(settings)
     try:
         yield Core(
             settings,
