@@ -19,6 +19,7 @@ from . import __version__
 from .config import Settings
 from .core import Core, open_core
 from .poe.errors import InvalidRequestError, PoeError, poe_error_in
+from .redaction import redact_result
 from .results import error_result
 
 log = logging.getLogger("poe_mcp.server")
@@ -116,7 +117,10 @@ class PoeMCPServer(MCPServer[Core]):
         """The one error boundary of every tool: a PoeError, bare, chained or inside an ExceptionGroup, becomes
         the `isError` result `type (status): message. advice`; anything else stays the SDK's generic error."""
         try:
-            return await super().call_tool(name, arguments, context)
+            # Success results too: an echoing model sends back a key the caller pasted into a prompt.
+            return redact_result(
+                await super().call_tool(name, arguments, context), self.state.secrets
+            )
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
                 error: PoeError | None = InvalidRequestError(
