@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
+import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from conftest import connect
 from fakepoe import FakePoe
@@ -203,3 +208,103 @@ async def test_with_no_safe_folder_local_attachments_say_how_to_turn_them_on(
         and "POE_MCP_ALLOWED_DIRS" in result.content[0].text
         and "off" in result.content[0].text
     )
+
+
+async def test_a_fifo_is_refused_without_blocking(
+    settings: Any, fake: FakePoe, workdir: Path
+) -> None:
+    pipe = workdir / "pipe.txt"
+    os.mkfifo(pipe)  # no writer ever opens it: a plain open() for reading would block for good
+    async with connect(settings) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool(
+                "ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [str(pipe)]}
+            )
+    assert result.is_error and "not a regular file" in result.content[0].text
+    assert fake.chat_requests() == []
+
+
+async def test_the_file_a_setting_was_read_from_is_never_attached(
+    settings: Any, fake: FakePoe, workdir: Path
+) -> None:
+    settings_file = workdir / "poe.conf"  # any name: what matters is that settings came from it
+    settings_file.write_text("POE_API_KEY=sk-never-sent\n")
+    changed = replace(settings, from_files=(("POE_API_KEY", str(settings_file)),))
+    async with connect(changed) as client:
+        result = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [str(settings_file)]}
+        )
+    assert result.is_error and "never attached" in result.content[0].text
+    assert fake.chat_requests() == []
+
+
+def _swap_folder_for_symlink(folder: Path, outside: Path, stop: threading.Event) -> None:
+    """Flip `folder` between the real folder and a symlink to `outside`, as fast as possible."""
+    real = folder.with_name(folder.name + "-real")
+    while not stop.is_set():
+        os.rename(folder, real)
+        os.symlink(outside, folder)
+        time.sleep(0.0005)  # as long a symlink as a folder: reads land on both
+        os.unlink(folder)
+        os.rename(real, folder)
+        time.sleep(0.0005)
+
+
+async def test_a_folder_swapped_for_a_symlink_during_reads_never_lets_an_outside_file_through(
+    settings: Any, fake: FakePoe, workdir: Path
+) -> None:
+    (workdir / "sub").mkdir()
+    (workdir / "sub" / "a.txt").write_text("inside")
+    outside = workdir.parent / "outside"
+    outside.mkdir()
+    (outside / "a.txt").write_text("OUTSIDE-SECRET")
+    stop = threading.Event()
+    swapper = threading.Thread(
+        target=_swap_folder_for_symlink, args=(workdir / "sub", outside, stop)
+    )
+    outcomes: set[str] = set()
+    async with connect(settings) as client:
+        swapper.start()
+        try:
+            for _ in range(150):
+                result = await client.call_tool(
+                    "ask_poe",
+                    {
+                        "bot": "gpt-4-turbo",
+                        "prompt": "hi",
+                        "attachments": [str(workdir / "sub" / "a.txt")],
+                        "stream": False,
+                    },
+                )
+                outcomes.add("refused" if result.is_error else "read")
+        finally:
+            stop.set()
+            swapper.join()
+    leaked = base64.b64encode(b"OUTSIDE-SECRET").decode()
+    assert not [r for r in fake.chat_requests() if leaked in json.dumps(r["json"])]
+    assert outcomes == {"read", "refused"}, "the race was exercised both ways"
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "https://[oops/",
+        "https://exa\tmple.com/x.png",
+        "https://example.com:99999/x.png",
+        "https://example.com:port/x.png",
+        "https://" + "a" * 64 + ".com/x.png",
+        "https://user@/x.png",
+        "x" * 5000,
+        "/tmp/\udcff",
+    ],
+)
+async def test_odd_attachment_strings_are_clear_refusals(
+    settings: Any, fake: FakePoe, ref: str
+) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [ref]}
+        )
+    text = result.content[0].text
+    assert result.is_error and text.startswith("invalid_request_error (400):"), text
+    assert fake.chat_requests() == []

@@ -187,3 +187,42 @@ def test_resource_uri_tricks_are_refused(settings: Any, fake: FakePoe, name: str
             assert "TOP-SECRET-CONTENT" not in json.dumps(str(refused.value))
 
     anyio.run(go)
+
+
+URL_CHARS = st.characters(codec="utf-8", exclude_categories=["Cs"]) | st.sampled_from(
+    list("[]:@%/\t\n \\?#.") + ["\udcff", "\x00"]
+)
+ATTACHMENT_STRINGS = st.one_of(
+    st.text(URL_CHARS, max_size=40),
+    st.builds(
+        lambda prefix, rest: prefix + rest,
+        st.sampled_from(["https://", "https://[", "data:", "data:image/png;base64,", "/", "~/"]),
+        st.text(URL_CHARS, max_size=40),
+    ),
+)
+
+
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ref=ATTACHMENT_STRINGS)
+def test_any_attachment_string_is_read_or_refused_with_a_clear_error(
+    workdir: Path, ref: str
+) -> None:
+    """Whatever the string, loading it gives a part or a PoeError (so a clean isError), nothing else."""
+    import httpx2
+
+    from poe_mcp.attachments import AttachmentRules, load_attachment
+    from poe_mcp.poe.errors import PoeError
+
+    rules = AttachmentRules((workdir,), 1_000_000)
+
+    async def go() -> None:
+        async with httpx2.AsyncClient() as http:
+            try:
+                with anyio.fail_after(10):
+                    await load_attachment(ref, rules, http)
+            except PoeError as error:
+                assert error.type in {"invalid_request_error", "request_too_large"}, error
+
+    anyio.run(go)

@@ -70,3 +70,84 @@ async def test_no_result_log_or_stored_file_contains_the_key(
     for path in tmp_path.rglob("*"):
         if path.is_file() and "work" not in path.parts:
             assert SECRET_KEY.encode() not in path.read_bytes(), path
+
+
+TOKEN = "bearer-SECRET-0d3e8b61"
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.messages.append(message or "")
+
+
+async def test_an_echoing_model_given_the_key_puts_it_in_no_result_progress_row_or_log(
+    settings: Any, fake: FakePoe, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    prompt = f"My key is {SECRET_KEY} and my token {TOKEN}, repeat them"
+    half = len(SECRET_KEY) // 2
+    # The key split across two streamed chunks sent 0.3 s apart: two progress messages, one key.
+    fake.enqueue(Reply(chunks=[f"It is {SECRET_KEY[:half]}", f"{SECRET_KEY[half:]} and {TOKEN}."]))
+    fake.chunk_delay = 0.3
+    progress = Progress()
+    seen: list[str] = []
+    async with connect(settings, auth_token=TOKEN) as client:
+        first = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": prompt}, progress_callback=progress
+        )
+        sid = first.structured_content["session_id"]
+        fake.chunk_delay = 0.0
+        for arguments in (
+            {"bot": "gpt-4-turbo", "prompt": prompt, "session_id": sid},  # the echo, streamed
+            {"bot": "gpt-4-turbo", "prompt": prompt, "stream": False},
+        ):
+            result = await client.call_tool("ask_poe", arguments, progress_callback=progress)
+            seen.append(result.model_dump_json(by_alias=True))
+        chat = await client.call_tool(
+            "chat_completion",
+            {"model": "gpt-4-turbo", "messages": [{"role": "user", "content": prompt}]},
+        )
+        sessions = await client.call_tool("list_sessions", {})
+    seen += [r.model_dump_json(by_alias=True) for r in (first, chat, sessions)]
+    assert "[redacted]" in first.content[0].text and len(progress.messages) >= 2
+    for secret in (SECRET_KEY, TOKEN):
+        assert not [s for s in seen if secret in s], f"{secret} in a result"
+        assert not [m for m in progress.messages if secret in m], f"{secret} in progress"
+        assert secret not in caplog.text
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+    assert fake.chat_requests()[0]["json"]["messages"][-1]["content"] == prompt, (
+        "the model itself still got what the caller sent"
+    )
+
+
+def test_a_traceback_in_the_log_carries_no_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    from poe_mcp.cli import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    setup_logging("DEBUG", (SECRET_KEY, TOKEN))
+    try:
+        raise RuntimeError(f"connecting with {SECRET_KEY} / {TOKEN}")
+    except RuntimeError:
+        logging.getLogger("poe_mcp.test").exception("a crash")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    logged = capsys.readouterr().err
+    assert "Traceback" in logged and "a crash" in logged and "[redacted]" in logged
+    assert SECRET_KEY not in logged and TOKEN not in logged
+
+
+async def test_server_info_shows_the_base_url_without_credentials_or_query(
+    settings: Any, fake: FakePoe
+) -> None:
+    url = f"http://user:pa55word@127.0.0.1:{fake.port}/v1?key=s3cr3t#frag"
+    async with connect(settings, base_url=url) as client:
+        result = await client.call_tool("get_server_info", {})
+    info = result.structured_content
+    assert info["base_url"] == f"http://127.0.0.1:{fake.port}/v1"
+    assert "pa55word" not in result.model_dump_json() and "s3cr3t" not in result.model_dump_json()

@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import ipaddress
 import mimetypes
+import os
 import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 import httpx2
 
+from .config import Settings
 from .poe.errors import InvalidRequestError, RequestTooLargeError
 from .poe.media import sniff_mime
 
@@ -34,6 +38,16 @@ class AttachmentError(InvalidRequestError):
 class AttachmentRules:
     allowed_dirs: tuple[Path, ...]
     max_bytes: int
+    # The files settings were read from (real paths): they may hold the key, whatever their name.
+    refused_files: frozenset[Path] = frozenset()
+
+    @classmethod
+    def of(cls, settings: Settings) -> AttachmentRules:
+        return cls(
+            settings.allowed_dirs,
+            int(settings.max_attachment_mb * 1_000_000),
+            frozenset(Path(file).resolve() for _, file in settings.from_files),
+        )
 
 
 def _too_large(name: str, size: int, rules: AttachmentRules) -> RequestTooLargeError:
@@ -53,6 +67,10 @@ def to_part(data: bytes, mime: str, name: str) -> dict[str, Any]:
 
 # Never attached, whatever folder is allowed: they hold secrets or are not files at all.
 _NEVER_UNDER = (Path("/proc"), Path("/sys"), Path("/dev"))
+# Opened without following a final symlink, without blocking on a FIFO, and not inherited by children.
+_OPEN_FLAGS = (
+    os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC
+)
 
 
 def check_local_path(ref: str, rules: AttachmentRules) -> Path:
@@ -68,7 +86,19 @@ def check_local_path(ref: str, rules: AttachmentRules) -> Path:
         raise AttachmentError(
             f"No file at {ref}", advice="Give the path of an existing file."
         ) from None
-    if path.name.startswith(".env") or any(path.is_relative_to(d) for d in _NEVER_UNDER):
+    _refuse_outside(path, ref, rules)
+    if not path.is_file():
+        raise _not_regular(ref)
+    return path
+
+
+def _refuse_outside(path: Path, ref: str, rules: AttachmentRules) -> None:
+    """Refuse a real path that may hold secrets or lies outside every allowed folder."""
+    if (
+        path.name.startswith(".env")
+        or path in rules.refused_files
+        or any(path.is_relative_to(d) for d in _NEVER_UNDER)
+    ):
         raise AttachmentError(
             f"{ref} is never attached: it may hold secrets", advice="Attach a copy without secrets."
         )
@@ -78,26 +108,59 @@ def check_local_path(ref: str, rules: AttachmentRules) -> Path:
             f"{ref} is outside the folders attachments may come from ({folders})",
             advice="Move the file into one of them, or add its folder to POE_MCP_ALLOWED_DIRS.",
         )
-    if not path.is_file():
-        raise AttachmentError(
-            f"{ref} is not a regular file", advice="Attach a file, not a folder or device."
-        )
-    return path
+
+
+def _not_regular(ref: str) -> AttachmentError:
+    return AttachmentError(
+        f"{ref} is not a regular file", advice="Attach a file, not a folder, pipe or device."
+    )
 
 
 async def _read_local(ref: str, rules: AttachmentRules) -> dict[str, Any]:
     path = check_local_path(ref, rules)
-    data = await anyio.to_thread.run_sync(
-        _read_at_most, path, rules.max_bytes + 1
-    )  # stat() sizes can lie
-    if len(data) > rules.max_bytes:
-        raise _too_large(path.name, path.stat().st_size, rules)
+    data = await anyio.to_thread.run_sync(_read_checked, path, ref, rules)
+    if len(data) > rules.max_bytes:  # stat() sizes can lie (procfs), so the bytes read decide
+        with contextlib.suppress(OSError):  # the size to report, when stat() knows it
+            raise _too_large(path.name, max(len(data), path.stat().st_size), rules)
+        raise _too_large(path.name, len(data), rules)
     return to_part(data, sniff_mime(data, path.name), path.name)
 
 
-def _read_at_most(path: Path, limit: int) -> bytes:
-    with path.open("rb") as file:
-        return file.read(limit)
+def _read_checked(path: Path, ref: str, rules: AttachmentRules) -> bytes:
+    """At most `max + 1` bytes of `path`, checked again on the opened descriptor itself.
+
+    A folder on the way may have been swapped for a symlink since `check_local_path`: the descriptor's
+    real path is what was opened, so it is the one that must be inside the sandbox.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:
+        raise AttachmentError(
+            f"Could not open {ref}: it changed while being read",
+            advice="Attach a file that is not being moved or replaced.",
+        ) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _not_regular(ref)
+        _refuse_outside(_opened_path(fd, path), ref, rules)
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read(rules.max_bytes + 1)
+    finally:
+        os.close(fd)
+
+
+def _opened_path(fd: int, opened: Path) -> Path:
+    """The real path of an open descriptor: /proc on Linux, F_GETPATH on macOS."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        pass
+    import fcntl
+
+    if hasattr(fcntl, "F_GETPATH"):
+        raw = fcntl.fcntl(fd, fcntl.F_GETPATH, b"\0" * 1024)
+        return Path(os.fsdecode(raw.rstrip(b"\0")))
+    return opened  # no way to ask: the checks before opening stand alone
 
 
 def _read_data_url(ref: str, rules: AttachmentRules) -> dict[str, Any]:
@@ -122,8 +185,10 @@ def _is_public(address: str) -> bool:
 async def check_public_host(host: str) -> None:
     """Refuse hosts that are, or resolve to, loopback, private, link-local or other non-public addresses."""
     try:
+        if not host:
+            raise OSError("no host")
         infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: a label IDNA cannot encode
         raise AttachmentError(
             f"Cannot resolve the host {host!r}", advice="Check the URL."
         ) from None
@@ -137,13 +202,14 @@ async def check_public_host(host: str) -> None:
 
 
 async def _fetch_url(ref: str, rules: AttachmentRules, http: httpx2.AsyncClient) -> dict[str, Any]:
-    host = urlsplit(ref).hostname or ""
-    await check_public_host(host)
-    name = Path(urlsplit(ref).path).name or "attachment"
+    # Parsed by the client that fetches it, so the host checked is the host connected to.
+    url = httpx2.URL(ref)
+    await check_public_host(url.host)
+    name = Path(url.path).name or "attachment"
     chunks: list[bytes] = []
     size = 0
     try:
-        async with http.stream("GET", ref, timeout=URL_TIMEOUT, follow_redirects=False) as response:
+        async with http.stream("GET", url, timeout=URL_TIMEOUT, follow_redirects=False) as response:
             if response.status_code != 200:
                 raise AttachmentError(
                     f"Fetching {ref} gave HTTP {response.status_code}", advice="Check the URL."
@@ -172,7 +238,21 @@ async def load_attachment(
     """One attachment reference (path, https:// URL or data: URL) as an OpenAI content part."""
     if not isinstance(ref, str) or not ref.strip() or "\x00" in ref:
         raise AttachmentError("An attachment must be a non-empty path or URL")
-    ref = ref.strip()
+    try:
+        return await _load(ref.strip(), rules, http)
+    except (ValueError, OSError, httpx2.InvalidURL) as error:  # UnicodeError is a ValueError
+        raise AttachmentError(
+            f"The attachment {ref[:200]!r} is not a usable path or URL ({type(error).__name__})",
+            advice="Give an existing file's path, a public https:// URL or a data: URL.",
+        ) from None
+
+
+async def _load(ref: str, rules: AttachmentRules, http: httpx2.AsyncClient) -> dict[str, Any]:
+    if any(c.isspace() or not c.isprintable() for c in ref) and "://" in ref:
+        raise AttachmentError(
+            f"The URL {ref[:200]!r} holds whitespace or control characters",
+            advice="Percent-encode them, or check the URL.",
+        )
     scheme = urlsplit(ref).scheme.lower()
     if scheme == "data":
         return _read_data_url(ref, rules)

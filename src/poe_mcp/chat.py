@@ -266,7 +266,12 @@ class ChatService:
         expanded = []
         for message in messages:
             content = message.get("content")
-            if isinstance(content, list) and any(p.get("type") == ATTACHMENT_PART for p in content):
+            # Only the caller's own (user) turns hold references: nothing from Poe may name a file.
+            if (
+                message.get("role") == "user"
+                and isinstance(content, list)
+                and any(p.get("type") == ATTACHMENT_PART for p in content)
+            ):
                 parts = []
                 for part in content:
                     if part.get("type") != ATTACHMENT_PART:

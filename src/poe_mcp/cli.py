@@ -13,31 +13,20 @@ from pathlib import Path
 
 from . import __version__
 from .config import OPTIONS, Settings, SettingsError, load_settings
+from .redaction import RedactingFormatter
 
 EXIT_OK, EXIT_POE_ERROR, EXIT_USAGE = 0, 1, 2
 
 
-class RedactingFilter(logging.Filter):
-    """Belt and braces: no log line may carry a secret, whoever wrote it."""
-
-    def __init__(self, secrets: Sequence[str | None]) -> None:
-        super().__init__()
-        self._secrets = [s for s in secrets if s and len(s) >= 4]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            message = record.getMessage()
-            for secret in self._secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
-        return True
-
-
 def setup_logging(level: str, secrets: Sequence[str | None]) -> None:
-    """Logs go to stderr only: in stdio mode stdout belongs to the protocol."""
+    """Logs go to stderr only: in stdio mode stdout belongs to the protocol.
+
+    The formatter redacts the whole line, tracebacks included: no log line may carry a secret,
+    whoever wrote it."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(secrets))
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .attachments import AttachmentRules
 from .chat import ChatService
@@ -15,6 +15,7 @@ from .generate import MediaService
 from .outputs import History, HistoryEntry, ServerTotals, UsageReport
 from .poe.client import PoeClient
 from .poe.errors import UpstreamError
+from .redaction import RedactingStore
 
 
 @dataclass
@@ -57,11 +58,14 @@ class Core:
 @asynccontextmanager
 async def open_core(settings: Settings, transport: str = "stdio") -> AsyncIterator[Core]:
     """Everything a process needs to serve calls; closed (connections, store) on exit."""
-    store = open_store(settings.store)
+    store = cast(
+        ConversationStore,
+        RedactingStore(open_store(settings.store), (settings.api_key, settings.auth_token)),
+    )
     # With a shared store the request budget is shared too: Poe's limit is per key, not per process.
     shared_budget = getattr(store, "request_budget", None)
     poe = PoeClient(settings, budget=shared_budget(settings.rpm) if shared_budget else None)
-    rules = AttachmentRules(settings.allowed_dirs, int(settings.max_attachment_mb * 1_000_000))
+    rules = AttachmentRules.of(settings)
     try:
         yield Core(
             settings,

@@ -7,13 +7,9 @@ from typing import Any
 from mcp.types import CallToolResult, ContentBlock, TextContent
 
 from .poe.errors import PoeError
+from .redaction import redact
 
-
-def redact(text: str, secrets: tuple[str | None, ...]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return text
+__all__ = ["error_result", "redact", "structured_result"]
 
 
 def error_result(error: PoeError, secrets: tuple[str | None, ...] = ()) -> CallToolResult:

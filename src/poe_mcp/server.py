@@ -20,6 +20,7 @@ from . import __version__
 from .config import Settings
 from .core import Core, open_core
 from .poe.errors import InternalError, InvalidRequestError, PoeError, poe_error_in
+from .redaction import redact_result
 from .results import error_result
 
 log = logging.getLogger("poe_mcp.server")
@@ -118,7 +119,10 @@ class PoeMCPServer(MCPServer[Core]):
         the `isError` result `type (status): message. advice`; any other exception is a bug of ours, which
         becomes a one-line `internal_error` (its traceback goes to the log, never to the client)."""
         try:
-            return await super().call_tool(name, arguments, context)
+            # Success results too: an echoing model sends back a key the caller pasted into a prompt.
+            return redact_result(
+                await super().call_tool(name, arguments, context), self.state.secrets
+            )
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
                 error: PoeError = InvalidRequestError(

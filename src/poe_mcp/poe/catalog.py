@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidRequestError, NotFoundError, PoeError
+from .errors import InvalidRequestError, NotFoundError, PoeError, UpstreamError
 from .types import Usage
 
 log = logging.getLogger("poe_mcp.catalog")
@@ -87,6 +87,60 @@ class Pricing:
         }
 
 
+class MalformedEntry(ValueError):
+    """A catalog entry with a field of the wrong type: skipped, never trusted half-way."""
+
+
+def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedEntry(f"{key} is not an object")
+    return value
+
+
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedEntry(f"{key} is not a list")
+    return value
+
+
+def _strings(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    values = _list(data, key)
+    if not all(isinstance(v, str) for v in values):
+        raise MalformedEntry(f"{key} holds something other than strings")
+    return tuple(values)
+
+
+def _count(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedEntry(f"{value!r} is not a whole number")
+    return value
+
+
+def _named(parameter: Any) -> bool:
+    return isinstance(parameter, dict) and isinstance(parameter.get("name"), str)
+
+
+def _parameter(data: dict[str, Any]) -> ModelParameter:
+    schema = data.get("schema") or {}
+    if not isinstance(schema, dict):
+        raise MalformedEntry(f"parameter {data['name']!r} has a schema that is not an object")
+    description = data.get("description")
+    return ModelParameter(
+        data["name"],
+        schema,
+        data.get("default_value"),
+        description if isinstance(description, str) else None,
+    )
+
+
 @dataclass(frozen=True)
 class ModelParameter:
     name: str
@@ -112,28 +166,25 @@ class ModelInfo:
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> ModelInfo:
-        arch = data.get("architecture") or {}
-        window = data.get("context_window") or {}
-        meta = data.get("metadata") or {}
+        """One `/v1/models` entry; a field of the wrong type raises MalformedEntry (the entry is skipped)."""
+        if not isinstance(data.get("id"), str) or not data["id"]:
+            raise MalformedEntry("no string id")
+        arch = _object(data, "architecture")
+        window = _object(data, "context_window")
+        meta = _object(data, "metadata")
         return cls(
-            id=str(data["id"]),
+            id=data["id"],
             display_name=str(meta.get("display_name") or data["id"]),
             owned_by=str(data.get("owned_by") or ""),
             description=str(data.get("description") or ""),
-            input_modalities=tuple(arch.get("input_modalities") or ("text",)),
-            output_modalities=tuple(arch.get("output_modalities") or ("text",)),
-            context_length=window.get("context_length") or data.get("context_length"),
-            max_output_tokens=window.get("max_output_tokens"),
-            supports_tools="tools" in (data.get("supported_features") or ()),
-            supported_endpoints=tuple(data.get("supported_endpoints") or ()),
+            input_modalities=_strings(arch, "input_modalities") or ("text",),
+            output_modalities=_strings(arch, "output_modalities") or ("text",),
+            context_length=_count(window.get("context_length") or data.get("context_length")),
+            max_output_tokens=_count(window.get("max_output_tokens")),
+            supports_tools="tools" in _strings(data, "supported_features"),
+            supported_endpoints=_strings(data, "supported_endpoints"),
             pricing=Pricing.from_wire(data.get("pricing")),
-            parameters=tuple(
-                ModelParameter(
-                    p["name"], p.get("schema") or {}, p.get("default_value"), p.get("description")
-                )
-                for p in data.get("parameters") or ()
-                if isinstance(p, dict) and p.get("name")
-            ),
+            parameters=tuple(_parameter(p) for p in _list(data, "parameters") if _named(p)),
         )
 
     @property
@@ -172,28 +223,37 @@ class ModelInfo:
         return None
 
 
+# Schemas reported as not checked here: logged once each, not on every call.
+_unchecked: set[str] = set()
+
+
 def _check_schema(model: str, name: str, value: Any, schema: dict[str, Any]) -> None:
     import jsonschema  # deferred: only calls that carry custom parameters pay for it
 
+    from .schema_check import UnsafeSchema, describe, validation_errors
+
     try:
-        jsonschema.validate(value, schema)
-    except jsonschema.ValidationError as err:
+        error = validation_errors(value, schema)
+    except (UnsafeSchema, jsonschema.SchemaError) as reason:
+        if f"{model}.{name}" not in _unchecked:
+            _unchecked.add(f"{model}.{name}")
+            log.info("Not checking %s.%s here (Poe checks it): %s", model, name, reason)
+        return
+    if error is not None:
         raise InvalidRequestError(
-            f"{model} parameter {name!r} is invalid: {err.message}",
-            advice=f"Send a value matching {json.dumps(schema)[:200]}.",
-        ) from None
-    except jsonschema.SchemaError:
-        log.debug("Catalog schema of %s.%s is not valid JSON Schema; not checking it", model, name)
+            f"{model} parameter {name!r} is invalid: {error.message}",
+            advice=f"Send a value matching {describe(schema)}.",
+        )
 
 
 class Catalog:
     """An immutable snapshot of `/v1/models` with case-insensitive lookup by id or display name."""
 
-    def __init__(self, entries: list[dict[str, Any]], fetched_at: float) -> None:
-        self.models = [
-            ModelInfo.from_wire(e) for e in entries if isinstance(e, dict) and e.get("id")
-        ]
+    def __init__(self, entries: list[Any], fetched_at: float) -> None:
+        self.models = _usable_models(entries)
         self.fetched_at = fetched_at
+        # Set when this copy is served because a newer one could not be had: callers are told.
+        self.note: str | None = None
         self._by_name: dict[str, ModelInfo] = {}
         for model in self.models:
             self._by_name.setdefault(model.display_name.lower(), model)
@@ -256,6 +316,30 @@ class Catalog:
         return NotFoundError(f"Model {name!r} is not in Poe's catalog", advice=hint)
 
 
+# Entries already reported as skipped: the catalog is parsed on every refresh, the log says it once.
+_reported: set[str] = set()
+
+
+def _usable_models(entries: list[Any]) -> list[ModelInfo]:
+    """The entries that parse; the others are skipped and named in one log line."""
+    models, skipped = [], []
+    for entry in entries:
+        try:
+            if not isinstance(entry, dict):
+                raise MalformedEntry("not an object")
+            models.append(ModelInfo.from_wire(entry))
+        except (MalformedEntry, TypeError, ValueError, ArithmeticError) as error:
+            name = entry.get("id") if isinstance(entry, dict) else None
+            skipped.append(f"{name if isinstance(name, str) else repr(entry)[:60]} ({error})")
+    fresh = [s for s in skipped if s not in _reported]
+    if fresh:
+        _reported.update(fresh)
+        log.warning(
+            "Skipped %d malformed model catalog entries: %s", len(fresh), "; ".join(fresh)[:2000]
+        )
+    return models
+
+
 Fetch = Callable[[], Awaitable[list[dict[str, Any]]]]
 
 
@@ -279,16 +363,26 @@ class CatalogCache:
                 return self._catalog
             try:
                 entries = await self._fetch()
+                fresh = Catalog(entries, time.time())
+                if not fresh.models:
+                    raise UpstreamError("Poe's model list holds no usable entry")
             except PoeError as error:
                 if self._catalog is None:
                     raise
-                log.warning(
-                    "Serving the cached model catalog: refreshing it failed (%s)", error.type
-                )
-                return self._catalog
-            self._catalog = Catalog(entries, time.time())
+                return self._last_good(error)
+            self._catalog = fresh
             self._write_disk(entries)
             return self._catalog
+
+    def _last_good(self, error: PoeError) -> Catalog:
+        assert self._catalog is not None
+        log.warning("Serving the cached model catalog: refreshing it failed (%s)", error.message)
+        fetched = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self._catalog.fetched_at))
+        self._catalog.note = (
+            f"Poe's model list could not be refreshed ({error.message}); "
+            f"this is the last good copy, from {fetched}"
+        )
+        return self._catalog
 
     async def preload(self) -> None:
         """Read the disk copy ahead of the first lookup (parsing 360 models takes tens of milliseconds)."""

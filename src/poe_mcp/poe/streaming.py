@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import PoeConnectionError, PoeError
 from .types import Completion, TextListener, ToolCall, Usage
+
+
+def plain_text(content: Any) -> str:
+    """What Poe sent as message or delta `content`, as plain text: a string, or the text of OpenAI's
+    text parts. Anything else a reply holds (an image part, a part shaped like poe-mcp's own attachment
+    reference, a number) is dropped: a reply is data, and must never become an internal part type."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict)
+            and part.get("type") in ("text", "output_text")
+            and isinstance(part.get("text"), str)
+        )
+    return ""
 
 
 @dataclass
@@ -29,7 +47,8 @@ class StreamAssembler:
         # Once anything arrived (text, reasoning, a tool-call delta) the call is paid: it is never re-sent.
         self.received = False
 
-    async def add_text(self, piece: str | None) -> None:
+    async def add_text(self, content: Any) -> None:
+        piece = plain_text(content)
         if not piece:
             return
         self._text.append(piece)
@@ -40,7 +59,8 @@ class StreamAssembler:
     def replace_text(self, text: str) -> None:
         self._text = [text]
 
-    def add_reasoning(self, piece: str | None) -> None:
+    def add_reasoning(self, content: Any) -> None:
+        piece = plain_text(content)
         if piece:
             self._reasoning.append(piece)
             self.received = True

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..outputs import UsageReport
+from ..redaction import shown_url
 from ..results import structured_result
 from ..server import PoeMCPServer, state_of
 
@@ -66,7 +67,7 @@ def register(mcp: PoeMCPServer) -> None:
             version=__version__,
             backend=s.backend,
             transport=state.transport,
-            base_url=s.base_url,
+            base_url=shown_url(s.base_url),
             default_model=s.default_model,
             api_key_configured=bool(s.api_key),
             features={

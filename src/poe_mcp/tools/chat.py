@@ -14,6 +14,7 @@ from ..chat import Answer, Ask
 from ..outputs import AskResult, ToolsResult
 from ..poe.errors import InvalidRequestError
 from ..poe.types import ChatRequest
+from ..redaction import StreamRedactor
 from ..results import error_result, structured_result
 from ..server import PoeMCPServer, state_of
 from .inputs import (
@@ -71,16 +72,23 @@ class ProgressRelay:
         self._pending: list[str] = []
         self._chars = 0
         self._last = 0.0
+        self._redactor = StreamRedactor(state_of(ctx).secrets)  # an echoed key never shows
 
     async def __call__(self, piece: str) -> None:
-        self._pending.append(piece)
-        self._chars += len(piece)
+        self._pending.append(self._redactor.feed(piece))
         if time.monotonic() - self._last >= PROGRESS_INTERVAL:
             await self.flush()
 
+    async def finish(self) -> None:
+        """Send what is left, the text held back by the redactor included."""
+        self._pending.append(self._redactor.finish())
+        await self.flush()
+
     async def flush(self) -> None:
-        if self._pending:
-            message, self._pending = "".join(self._pending), []
+        message = "".join(self._pending)
+        if message:  # empty while the redactor holds back the start of the text
+            self._pending = []
+            self._chars += len(message)  # progress counts the characters shown
             self._last = time.monotonic()
             await self._ctx.report_progress(self._chars, None, message)
 
@@ -103,7 +111,7 @@ async def _ask(ctx: Context, ask: Ask) -> Answer:
     ask.bot = ask.bot or state.settings.default_model
     relay = ProgressRelay(ctx)
     answer = await state.chat.ask(ask, relay if ask.stream else None)
-    await relay.flush()
+    await relay.finish()
     return answer
 
 

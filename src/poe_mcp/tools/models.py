@@ -53,6 +53,8 @@ def register(mcp: PoeMCPServer) -> None:
             if shown
             else "No model matches those filters."
         )
+        if catalog.note:
+            text += f"\n({catalog.note})"
         return structured_result(text, ModelsResult(models=shown, total=len(found)).model_dump())
 
     @mcp.tool(title="List Poe models", annotations=CATALOG)

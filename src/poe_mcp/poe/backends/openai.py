@@ -14,7 +14,7 @@ from ..errors import (
     classify,
     local_timeout,
 )
-from ..streaming import StreamAssembler
+from ..streaming import StreamAssembler, plain_text
 from ..types import ChatRequest, Completion, TextListener, ToolCall, Usage
 
 
@@ -181,12 +181,12 @@ def completion_from_wire(raw: dict[str, Any], model: str) -> Completion:
         for i, c in enumerate(message.get("tool_calls") or ())
     ]
     return Completion(
-        text=message.get("content") or "",
+        text=plain_text(message.get("content")),
         model=str(raw.get("model") or model),
         finish_reason=choices[0].get("finish_reason"),
         usage=Usage.from_wire(raw.get("usage")),
         tool_calls=calls,
-        reasoning=message.get("reasoning_content") or None,
+        reasoning=plain_text(message.get("reasoning_content")) or None,
         raw=raw,
     )
 

@@ -1,0 +1,124 @@
+"""Keeping the key and the bearer token out of everything that leaves the process or lands on disk.
+
+A caller may paste the key into a prompt, and an echoing model sends it straight back: so results,
+progress messages, stored turns and log lines are redacted whatever wrote them, not only errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "[redacted]"
+Secrets = Sequence[str | None]
+
+
+def _usable(secrets: Secrets) -> list[str]:
+    # Shorter values would mask ordinary words; no real key or token is that short.
+    return [s for s in secrets if s and len(s) >= 4]
+
+
+def redact(text: str, secrets: Secrets) -> str:
+    for secret in _usable(secrets):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def redact_value(value: Any, secrets: Secrets) -> Any:
+    """Every string inside a JSON-like value, redacted (keys too); other values unchanged."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list):
+        return [redact_value(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {redact(str(k), secrets): redact_value(v, secrets) for k, v in value.items()}
+    return value
+
+
+def redact_result(result: Any, secrets: Secrets) -> Any:
+    """A tool result with every text block and its structured content redacted, in place."""
+    from mcp.types import TextContent  # here, so the command line's logging need not import MCP
+
+    if not _usable(secrets):
+        return result
+    for block in getattr(result, "content", None) or ():
+        if isinstance(block, TextContent):
+            block.text = redact(block.text, secrets)
+    structured = getattr(result, "structured_content", None)
+    if structured is not None and _mentions(structured, secrets):
+        result.structured_content = redact_value(structured, secrets)
+    return result
+
+
+def _mentions(value: Any, secrets: Secrets) -> bool:
+    dumped = json.dumps(value, default=str, ensure_ascii=False)
+    return any(secret in dumped for secret in _usable(secrets))
+
+
+class StreamRedactor:
+    """Redacts text that arrives in pieces: a secret may be split across two of them, so the tail that
+    could begin one is held back until the next piece (or the end) shows whether it does."""
+
+    def __init__(self, secrets: Secrets) -> None:
+        self._secrets = _usable(secrets)
+        self._hold = max((len(s) for s in self._secrets), default=1) - 1
+        self._tail = ""
+
+    def feed(self, piece: str) -> str:
+        """The part of the text so far that can be shown safely."""
+        if not self._secrets:
+            return piece
+        text = redact(self._tail + piece, self._secrets)
+        cut = max(0, len(text) - self._hold)
+        shown, self._tail = text[:cut], text[cut:]
+        return shown
+
+    def finish(self) -> str:
+        """What was held back, once no more text will come."""
+        rest, self._tail = redact(self._tail, self._secrets), ""
+        return rest
+
+
+def shown_url(url: str) -> str:
+    """A URL fit to show: scheme, host, port and path, never userinfo (credentials), query or fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+
+class RedactingFormatter(logging.Formatter):
+    """Redacts the whole formatted record: message, arguments, traceback and stack alike."""
+
+    def __init__(self, fmt: str, secrets: Secrets) -> None:
+        super().__init__(fmt)
+        self._secrets = _usable(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self._secrets)
+
+
+class RedactingStore:
+    """A ConversationStore whose stored turns never hold a secret (a prompt may carry the key)."""
+
+    def __init__(self, store: Any, secrets: Secrets) -> None:
+        self._store = store
+        self._secrets = tuple(secrets)
+
+    async def append(
+        self, session_id: str, model: str, messages: Any, *args: Any, **kw: Any
+    ) -> Any:
+        return await self._store.append(
+            session_id, model, redact_value(messages, self._secrets), *args, **kw
+        )
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the store's own
+        return getattr(self._store, name)
