@@ -56,7 +56,9 @@ async def test_tokens_are_required_and_checked(fake: FakePoe, tmp_path: Path) ->
 async def test_tools_work_and_progress_arrives_over_sse(
     fake: FakePoe, tmp_path: Path, mode: str
 ) -> None:
-    fake.enqueue(Reply(chunks=["one ", "two ", "three"]))
+    # pieces longer than the redactor's hold-back (a secret's length), so progress shows text early
+    chunks = ["one, counting slowly and clearly, ", "two, and still counting on, ", "three"]
+    fake.enqueue(Reply(chunks=chunks))
     fake.chunk_delay = 0.3
     events: list[Any] = []
 
@@ -71,7 +73,7 @@ async def test_tools_work_and_progress_arrives_over_sse(
             )
             info = await client.call_tool("get_server_info", {})
         health = httpx2.get(url.replace("/mcp", "/healthz")).json()
-    assert len(tools) >= 14 and result.content[0].text == "one two three"
+    assert len(tools) >= 14 and result.content[0].text == "".join(chunks)
     assert len(events) >= 2 and all(events)
     assert info.structured_content["transport"] == "http"
     assert health["poe"] == "ok"
