@@ -75,31 +75,24 @@ async def test_audio_comes_back_as_an_audio_block(settings: Any, fake: FakePoe) 
     assert result.structured_content["files"][0]["path"].endswith(".mp3")
 
 
-async def test_a_text_only_reply_is_an_honest_result(settings: Any, fake: FakePoe) -> None:
+async def test_a_reply_without_media_is_a_no_media_error(settings: Any, fake: FakePoe) -> None:
     fake.enqueue(Reply(body=recorded("Nano-Banana")["body"]))
     async with connect(settings) as client:
         result = await client.call_tool("generate_image", {"prompt": "hi", "model": "Nano-Banana"})
-    assert not result.is_error
-    assert (
-        result.structured_content["files"] == []
-        and result.structured_content["text"] == "Hello there!"
-    )
+    text = result.content[0].text
+    assert result.is_error and text.startswith("no_media_error: nano-banana returned no media")
+    assert '"Hello there!"' in text, "the bot's own words are quoted"
 
 
 async def test_links_outside_poe_are_not_downloaded(settings: Any, fake: FakePoe) -> None:
     fake.enqueue(Reply(text="![x](https://evil.example.com/x.png) and http://127.0.0.2:1/y.png"))
     async with connect(settings) as client:
         result = await client.call_tool("generate_image", {"prompt": "x"})
-    skipped = result.structured_content["skipped_urls"]
-    assert [s["url"] for s in skipped] == [
-        "https://evil.example.com/x.png",
-        "http://127.0.0.2:1/y.png",
-    ]
-    assert (
-        "not Poe's CDN" in skipped[0]["reason"]
-        and "Not downloaded: https://evil.example.com/x.png" in result.content[0].text
-    )
-    assert result.structured_content["files"] == []
+    text = result.content[0].text
+    assert result.is_error and text.startswith("no_media_error")
+    assert "not saved: https://evil.example.com/x.png (evil.example.com is not Poe's CDN" in text
+    assert "not saved: http://127.0.0.2:1/y.png (only https://" in text
+    assert fake.requests[-1]["path"] == "/v1/chat/completions", "nothing fetched from them"
 
 
 async def test_a_large_image_gets_a_preview(settings: Any, fake: FakePoe) -> None:
@@ -149,6 +142,10 @@ async def test_a_text_model_is_refused_with_examples(settings: Any, fake: FakePo
     assert fake.chat_requests() == []
 
 
+def created_videos(fake: FakePoe) -> list[dict[str, Any]]:
+    return [r["json"] for r in fake.requests if r["path"] == "/v1/videos"]
+
+
 async def test_a_video_job_reports_progress_and_saves_an_mp4(
     settings: Any, fake: FakePoe, mode: str
 ) -> None:
@@ -165,7 +162,8 @@ async def test_a_video_job_reports_progress_and_saves_an_mp4(
             progress_callback=on_progress,
         )
     assert not result.is_error, result.content[0].text
-    [saved] = result.structured_content["files"]
+    data = result.structured_content
+    [saved] = data["files"]
     assert (
         Path(saved["path"]).read_bytes() == MP4
         and saved["mime_type"] == "video/mp4"
@@ -175,8 +173,77 @@ async def test_a_video_job_reports_progress_and_saves_an_mp4(
     assert len(events) >= 3 and all(total == 100.0 for _, total, _ in events)
     values = [p for p, _, _ in events]
     assert values == sorted(values) and values[-1] == 100.0
-    created = next(r for r in fake.requests if r["path"] == "/v1/videos")
-    assert created["json"] == {"model": "veo-3", "prompt": "a wave", "aspect_ratio": "16:9"}
+    [job_id] = fake.videos
+    assert job_id in (events[0][2] or ""), "the job id goes out with the first notification"
+    assert (
+        data["job_id"] == job_id
+        and data["status"] == "completed"
+        and job_id in result.content[0].text
+    )
+    assert data["points"] == 4200 and "used 4200 points" in result.content[0].text
+    assert created_videos(fake) == [{"model": "veo-3", "prompt": "a wave", "size": "1280x720"}], (
+        "aspect_ratio 16:9 is sent as a landscape size"
+    )
+
+
+async def test_seconds_and_size_are_sent_as_poe_documents_them(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.video_steps = 1
+    async with connect(settings, video_poll_interval=0.05) as client:
+        result = await client.call_tool(
+            "generate_video", {"prompt": "a wave", "seconds": 8, "size": "1280x720"}
+        )
+        portrait = await client.call_tool(
+            "generate_video",
+            {"prompt": "a tower", "parameters": {"aspect_ratio": "9:16", "duration": "4"}},
+        )
+    assert not result.is_error and not portrait.is_error, result.content[0].text
+    assert created_videos(fake) == [
+        {"model": "veo-3", "prompt": "a wave", "seconds": "8", "size": "1280x720"},
+        {"model": "veo-3", "prompt": "a tower", "seconds": "4", "size": "720x1280"},
+    ]
+
+
+async def test_a_size_the_model_does_not_allow_is_refused_before_any_request(
+    settings: Any, fake: FakePoe
+) -> None:
+    async with connect(settings) as client:
+        bad_form = await client.call_tool("generate_video", {"prompt": "x", "size": "wide"})
+        not_listed = await client.call_tool(
+            "generate_video", {"prompt": "x", "model": "Sora-2", "size": "1920x1080"}
+        )
+        bad_seconds = await client.call_tool("generate_video", {"prompt": "x", "seconds": 5})
+    assert bad_form.is_error and "cannot make a video of size 'wide'" in bad_form.content[0].text
+    assert not_listed.is_error and "1280x720, 720x1280" in not_listed.content[0].text
+    assert bad_seconds.is_error and "Give seconds as a whole number: 4, 6, 8" in (
+        bad_seconds.content[0].text
+    )
+    assert created_videos(fake) == []
+
+
+async def test_sora_sizes_come_from_the_catalog(settings: Any, fake: FakePoe) -> None:
+    fake.video_steps = 1
+    async with connect(settings, video_poll_interval=0.05) as client:
+        result = await client.call_tool(
+            "generate_video",
+            {"prompt": "x", "model": "Sora-2-Pro", "parameters": {"aspect_ratio": "16:9"}},
+        )
+    assert not result.is_error, result.content[0].text
+    assert created_videos(fake)[0]["size"] == "1280x720"
+
+
+async def test_the_first_image_attachment_becomes_input_image(
+    settings: Any, fake: FakePoe, workdir: Path
+) -> None:
+    fake.video_steps = 1
+    (workdir / "frame.png").write_bytes(PNG)
+    async with connect(settings, video_poll_interval=0.05) as client:
+        result = await client.call_tool(
+            "generate_video", {"prompt": "animate", "attachments": [str(workdir / "frame.png")]}
+        )
+    assert not result.is_error, result.content[0].text
+    assert base64.b64decode(created_videos(fake)[0]["input_image"]) == PNG
 
 
 async def test_a_failed_video_job_reports_poes_error(settings: Any, fake: FakePoe) -> None:
@@ -199,7 +266,7 @@ async def test_videos_fall_back_to_chat_when_the_endpoint_is_missing(
     assert fake.chat_requests()[-1]["json"]["model"] == "veo-3"
 
 
-async def test_cancelling_a_video_stops_polling_and_cancels_the_job(
+async def test_cancelling_a_video_stops_polling_and_the_job_stays_fetchable(
     settings: Any, fake: FakePoe
 ) -> None:
     fake.video_steps = 1000
@@ -210,13 +277,83 @@ async def test_cancelling_a_video_stops_polling_and_cancels_the_job(
                 while not fake.videos or next(iter(fake.videos.values()))["polls"] < 2:
                     await anyio.sleep(0.02)
             group.cancel_scope.cancel()  # the client gives up while the job is being polled
-        [job] = fake.videos.values()
-        with anyio.fail_after(5):
-            while not job["deleted"]:
-                await anyio.sleep(0.05)
+        [(job_id, job)] = fake.videos.items()
         polls = job["polls"]
         await anyio.sleep(0.3)
-    assert job["polls"] == polls, "polling stopped"
+        assert job["polls"] == polls, "polling stopped"
+        fake.video_steps = polls + 1  # the job finishes upstream meanwhile
+        fetched = await client.call_tool("get_generation", {"job_id": job_id})
+    assert not fetched.is_error, fetched.content[0].text
+    assert Path(fetched.structured_content["files"][0]["path"]).read_bytes() == MP4
+    assert all(r["method"] in ("GET", "POST") for r in fake.requests), "Poe has no DELETE"
+
+
+async def test_a_long_job_answers_in_progress_and_is_fetched_later(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.video_steps = 1000
+    async with connect(settings, video_poll_interval=0.05) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("generate_video", {"prompt": "slow", "max_wait": 0.3})
+        data = result.structured_content
+        [job_id] = fake.videos
+        assert not result.is_error and data["status"] == "in_progress"
+        assert data["job_id"] == job_id and data["files"] == [] and data["progress"] == 0
+        assert data["next_call"] == f'get_generation(job_id="{job_id}")'
+        assert data["next_call"] in result.content[0].text
+        assert data["expires_at"], "Poe's expiry of the job is passed on"
+        still = await client.call_tool("get_generation", {"job_id": job_id, "max_wait": 0})
+        assert still.structured_content["status"] == "in_progress"
+        fake.video_steps = 0
+        done = await client.call_tool("get_generation", {"job_id": job_id})
+        again = await client.call_tool("get_generation", {"job_id": job_id})
+    assert (
+        done.structured_content["status"] == "completed"
+        and done.structured_content["next_call"] is None
+    )
+    [saved] = done.structured_content["files"]
+    assert Path(saved["path"]).read_bytes() == MP4 and saved["path"].endswith(".mp4")
+    assert again.structured_content["files"] == [saved], "a finished job is served from the store"
+    assert len([r for r in fake.requests if r["path"].endswith("/content")]) == 1
+
+
+async def test_a_job_id_survives_a_server_restart(settings: Any, fake: FakePoe) -> None:
+    fake.video_steps = 1000
+    async with connect(settings, video_poll_interval=0.05) as client:
+        result = await client.call_tool("generate_video", {"prompt": "a comet", "max_wait": 0})
+    job_id = result.structured_content["job_id"]
+    fake.video_steps = 0
+    async with connect(settings, video_poll_interval=0.05) as client:  # a new process, same store
+        done = await client.call_tool("get_generation", {"job_id": job_id})
+    assert done.structured_content["status"] == "completed"
+    assert done.structured_content["model"] == "veo-3"
+
+
+async def test_an_unknown_job_id_says_what_to_do(settings: Any, fake: FakePoe) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool("get_generation", {"job_id": "video_nope"})
+    assert result.is_error and "Poe has no video job 'video_nope'" in result.content[0].text
+
+
+async def test_odd_job_statuses_and_progress_are_tolerated(settings: Any, fake: FakePoe) -> None:
+    fake.video_steps = 1000
+    async with connect(settings, video_poll_interval=0.05) as client:
+        async with anyio.create_task_group() as group:
+
+            async def oddify() -> None:
+                while not fake.videos:
+                    await anyio.sleep(0.01)
+                job = next(iter(fake.videos.values()))
+                while True:
+                    job.update(status="rendering", progress="about half")
+                    await anyio.sleep(0.005)
+
+            group.start_soon(oddify)
+            result = await client.call_tool("generate_video", {"prompt": "x", "max_wait": 0.4})
+            group.cancel_scope.cancel()
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["status"] == "in_progress"
+    assert result.structured_content["job_id"] in result.content[0].text
 
 
 async def test_media_resources_refuse_names_that_leave_the_folder(

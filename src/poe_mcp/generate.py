@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,15 +12,18 @@ from typing import Any
 import anyio
 
 from .attachments import AttachmentRules, load_attachment
+from .conversations import ConversationStore, MediaJob
 from .poe.catalog import ModelInfo
 from .poe.client import PoeClient
-from .poe.errors import InvalidRequestError
+from .poe.errors import InvalidRequestError, NoMediaError, NotFoundError, PoeError
 from .poe.media import MediaFile, SkippedUrl, download_media, find_media_urls, save_all
 from .poe.types import ChatRequest, Usage
-from .poe.videos import VideosEndpointMissing
+from .poe.videos import DONE, FAILED, VideoJob, VideoJobs, VideosEndpointMissing, video_fields
 
 DEFAULT_MODELS = {"image": "GPT-Image-1", "audio": "ElevenLabs-v2.5-Turbo", "video": "Veo-3"}
 HEARTBEAT_SECONDS = 5.0  # well inside the 10 s a client may wait between progress notifications
+# Common MCP clients give up on a call after 60 s: a video job answers in_progress before that.
+DEFAULT_MAX_WAIT = 50.0
 
 # (progress, total, message): progress rises; total is None when the length of the work is unknown.
 ProgressListener = Callable[[float, float | None, str], Awaitable[None]]
@@ -34,6 +37,20 @@ class Generation:
     skipped: list[SkippedUrl] = field(default_factory=list)
     usage: Usage | None = None
     cost_usd: float | None = None
+    job_id: str | None = None
+    status: str = DONE  # or "in_progress": the job runs on at Poe, fetch it with get_generation
+    progress: float | None = None
+    points: float | None = None
+    expires_at: float | None = None
+
+    @property
+    def next_call(self) -> str | None:
+        """The exact call that picks this job up again, while it is not done."""
+        return (
+            f'get_generation(job_id="{self.job_id}")'
+            if self.job_id and self.status != DONE
+            else None
+        )
 
 
 def strip_links(text: str, urls: list[str]) -> str:
@@ -44,6 +61,23 @@ def strip_links(text: str, urls: list[str]) -> str:
     return text.strip()
 
 
+def no_media(model: str, text: str, skipped: list[SkippedUrl]) -> NoMediaError:
+    quoted = f' It answered: "{text[:500]}"' if text else " It answered with nothing."
+    links = "".join(f"; not saved: {s.url} ({s.reason})" for s in skipped)
+    return NoMediaError(f"{model} returned no media.{quoted}{links}")
+
+
+def _saved(files: list[MediaFile]) -> list[dict[str, Any]]:
+    return [
+        {"path": str(f.path), "url": f.url, "mime_type": f.mime_type, "bytes": f.bytes}
+        for f in files
+    ]
+
+
+def _files_of(job: MediaJob) -> list[MediaFile]:
+    return [MediaFile(Path(f["path"]), f["url"], f["mime_type"], f["bytes"]) for f in job.files]
+
+
 class MediaService:
     def __init__(
         self,
@@ -51,11 +85,13 @@ class MediaService:
         output_dir: Path,
         rules: AttachmentRules,
         video_poll_interval: float = 5.0,
+        store: ConversationStore | None = None,
     ) -> None:
         self.poe = poe
         self.output_dir = output_dir
         self.rules = rules
         self.video_poll_interval = video_poll_interval
+        self.store = store
 
     async def generate(
         self,
@@ -65,6 +101,10 @@ class MediaService:
         parameters: dict[str, Any],
         attachments: list[str],
         progress: ProgressListener,
+        *,
+        seconds: int | None = None,
+        size: str | None = None,
+        max_wait: float = DEFAULT_MAX_WAIT,
     ) -> Generation:
         if not prompt.strip():
             raise InvalidRequestError("The prompt is empty", advice="Describe what to generate.")
@@ -72,13 +112,21 @@ class MediaService:
         info = await self.poe.resolve_model(model)
         if info is not None and kind not in info.output_modalities:
             raise await self._wrong_kind(info, kind)
-        parts = [await load_attachment(ref, self.rules, self.poe.http) for ref in attachments]
         if kind == "video" and info is not None and "/v1/videos" in info.supported_endpoints:
+            fields = video_fields(info, parameters, seconds, size)  # refused before any request
+            parts = await self._load(attachments)
             try:
-                return await self._video_job(info, prompt, parameters, parts, progress)
+                return await self._video_job(info, prompt, fields, parts, progress, max_wait)
             except VideosEndpointMissing:
                 pass  # this Poe has no /v1/videos: chat completions serve the same bots
-        return await self._via_chat(info, model, prompt, parameters, parts, progress)
+        else:
+            parts = await self._load(attachments)
+        generation = await self._via_chat(info, model, prompt, parameters, parts, progress)
+        await self._count(generation)
+        return generation
+
+    async def _load(self, attachments: list[str]) -> list[dict[str, Any]]:
+        return [await load_attachment(ref, self.rules, self.poe.http) for ref in attachments]
 
     async def _wrong_kind(self, info: ModelInfo, kind: str) -> InvalidRequestError:
         examples = [
@@ -87,6 +135,18 @@ class MediaService:
         return InvalidRequestError(
             f"{info.id} makes {'+'.join(info.output_modalities)}, not {kind}",
             advice=f"Use a {kind} model, e.g. {', '.join(examples)} (list_models with output_modality={kind}).",
+        )
+
+    async def _count(self, generation: Generation) -> None:
+        """Every finished generation counts in get_usage's server totals, with its cost where priced."""
+        if self.store is None:
+            return
+        usage = generation.usage
+        await self.store.record_usage(
+            generation.model,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+            generation.cost_usd,
         )
 
     async def _via_chat(
@@ -125,44 +185,111 @@ class MediaService:
             self.output_dir,
             self.poe.settings.timeout,
         )
+        text = strip_links(completion.text, urls)
+        if not files:
+            raise no_media(request.model, text, skipped)
         images = sum(f.kind == "image" for f in files)
         return Generation(
             request.model,
-            strip_links(completion.text, urls),
+            text,
             files,
             skipped,
             completion.usage,
             _cost(info, completion.usage, images),
         )
 
+    def _jobs(self) -> VideoJobs:
+        return self.poe.videos(self.video_poll_interval)
+
     async def _video_job(
         self,
         info: ModelInfo,
         prompt: str,
-        parameters: dict[str, Any],
+        fields: dict[str, Any],
         parts: list[dict[str, Any]],
         progress: ProgressListener,
+        max_wait: float,
     ) -> Generation:
-        info.check_parameters(parameters)
-        body = dict(parameters)
+        body = dict(fields)
         image = next((p["image_url"]["url"] for p in parts if p["type"] == "image_url"), None)
         if image:
             body["input_image"] = image.split(",", 1)[1]  # the API takes bare base64
-        jobs = self.poe.videos(self.video_poll_interval)
+        jobs = self._jobs()
         job = await self.poe.retry.run(lambda: jobs.create(info.id, prompt, body), self.poe.budget)
+        record = MediaJob(job.id, info.id, prompt, job.status, created_at=time.time())
+        await self._remember(record, job)  # before any wait: a client that gives up loses nothing
+        return await self._follow(record, job, progress, max_wait)
 
+    async def fetch_job(
+        self, job_id: str, progress: ProgressListener, max_wait: float = DEFAULT_MAX_WAIT
+    ) -> Generation:
+        """A video job by id: its saved files once done, else its status after up to `max_wait` s."""
+        record = await self.store.load_job(job_id) if self.store is not None else None
+        if record is not None and record.status == DONE and record.files:
+            return self._generation(record, _files_of(record))
+        try:
+            job = await self._jobs().get(job_id)
+        except NotFoundError:
+            raise NotFoundError(
+                f"Poe has no video job {job_id!r}",
+                advice="Check the job_id (list_generations lists recent ones); Poe keeps a video only until it expires.",
+            ) from None
+        record = record or MediaJob(job_id, job.model, "", job.status, created_at=time.time())
+        return await self._follow(record, job, progress, max_wait)
+
+    async def _follow(
+        self, record: MediaJob, job: VideoJob, progress: ProgressListener, max_wait: float
+    ) -> Generation:
         async def report(percent: float, status: str) -> None:
-            await progress(percent, 100.0, f"{info.id}: {status} ({percent:.0f}%)")
+            await progress(
+                percent, 100.0, f"{record.model} job {job.id}: {status} ({percent:.0f}%)"
+            )
 
-        job = await jobs.wait(job, report)
+        try:
+            job = await self._jobs().wait(job, report, max_wait)
+        except PoeError:
+            record.status = FAILED
+            await self._remember(record, None)
+            raise
+        if not job.finished:
+            await self._remember(record, job)
+            return self._generation(record, [])
         file = await download_media(
             self.poe.http,
-            jobs.content_url(job),
+            self._jobs().content_url(job.id),
             self.output_dir,
             timeout=self.poe.settings.timeout,
             headers=self.poe.auth_headers(),
         )
-        return Generation(info.id, "", [file], cost_usd=_cost(info, None, 0))
+        record.files = _saved([file])
+        await self._remember(record, job)
+        generation = self._generation(record, [file])
+        await self._count(generation)
+        return generation
+
+    async def _remember(self, record: MediaJob, job: VideoJob | None) -> None:
+        if job is not None:
+            record.status, record.progress = job.status, job.progress
+            record.expires_at = job.expires_at or record.expires_at
+            record.points = job.points if job.points is not None else record.points
+        if self.store is not None:
+            await self.store.save_job(record)
+
+    @staticmethod
+    def _generation(record: MediaJob, files: list[MediaFile]) -> Generation:
+        return Generation(
+            record.model,
+            "",
+            files,
+            job_id=record.id,
+            status=record.status if record.status in (DONE, FAILED) else "in_progress",
+            progress=record.progress,
+            points=record.points,
+            expires_at=record.expires_at,
+        )
+
+    async def list_jobs(self, limit: int) -> Sequence[MediaJob]:
+        return await self.store.list_jobs(limit) if self.store is not None else []
 
 
 def _cost(info: ModelInfo | None, usage: Usage | None, images: int) -> float | None:

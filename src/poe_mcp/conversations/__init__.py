@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +36,21 @@ class UsageTotals:
     by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+@dataclass
+class MediaJob:
+    """A generation job Poe runs on its side (a video): enough to resume it from any replica, any time."""
+
+    id: str
+    model: str
+    prompt: str
+    status: str
+    progress: float = 0.0
+    expires_at: float | None = None
+    points: float | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)  # the saved files once completed
+    created_at: float = 0.0
+
+
 class ConversationStore(Protocol):
     """Where conversations and usage totals live; every write of a turn is all-or-nothing."""
 
@@ -57,6 +73,12 @@ class ConversationStore(Protocol):
     ) -> None: ...
 
     async def usage_totals(self) -> UsageTotals: ...
+
+    async def save_job(self, job: MediaJob) -> None: ...
+
+    async def load_job(self, job_id: str) -> MediaJob | None: ...
+
+    async def list_jobs(self, limit: int) -> Sequence[MediaJob]: ...
 
     async def aclose(self) -> None: ...
 

@@ -6,7 +6,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from ..poe.types import ChatMessage
-from . import Conversation, SessionSummary, UsageTotals
+from . import Conversation, MediaJob, SessionSummary, UsageTotals
 
 T = TypeVar("T")
 
@@ -65,8 +66,26 @@ def _m002_usage(db: sqlite3.Connection) -> None:
     )
 
 
+def _m003_media_jobs(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE media_jobs (
+            id TEXT PRIMARY KEY,
+            created_at REAL NOT NULL,
+            job TEXT NOT NULL
+        );
+        CREATE INDEX media_jobs_by_time ON media_jobs(created_at DESC);
+        """,
+    )
+
+
 # Append-only: a shipped migration is never edited; PRAGMA user_version counts those applied.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_conversations, _m002_usage]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_conversations,
+    _m002_usage,
+    _m003_media_jobs,
+]
 
 
 def _preview(messages: list[ChatMessage]) -> str:
@@ -243,6 +262,30 @@ class SQLiteStore:
             return result
 
         return await self._run(totals)
+
+    async def save_job(self, job: MediaJob) -> None:
+        await self._run(
+            self._db.execute,
+            "INSERT INTO media_jobs (id, created_at, job) VALUES (?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET job = excluded.job",
+            (job.id, job.created_at, json.dumps(asdict(job))),
+        )
+
+    async def load_job(self, job_id: str) -> MediaJob | None:
+        def load() -> MediaJob | None:
+            row = self._db.execute("SELECT job FROM media_jobs WHERE id = ?", (job_id,)).fetchone()
+            return MediaJob(**json.loads(row[0])) if row else None
+
+        return await self._run(load)
+
+    async def list_jobs(self, limit: int) -> Sequence[MediaJob]:
+        def list_() -> list[MediaJob]:
+            rows = self._db.execute(
+                "SELECT job FROM media_jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+            return [MediaJob(**json.loads(r[0])) for r in rows]
+
+        return await self._run(list_)
 
     async def aclose(self) -> None:
         await self._run(self._db.close)
