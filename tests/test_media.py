@@ -406,3 +406,17 @@ def test_links_are_found_and_deduplicated() -> None:
         recorded("ElevenLabs-v2.5-Turbo")["body"]["choices"][0]["message"]["content"]
     )[0].startswith("https://pfst.cf2.poecdn.net/base/audio/")
     assert find_media_urls("See https://x.poecdn.net/a.png.") == ["https://x.poecdn.net/a.png"]
+
+
+async def test_media_generations_count_in_the_server_totals(settings: Any, fake: FakePoe) -> None:
+    fake.video_steps = 1
+    fake.enqueue(Reply(text=fake.cdn_url("banana.png", PNG, "image/png")))
+    async with connect(settings, video_poll_interval=0.05) as client:
+        await client.call_tool("generate_image", {"prompt": "a banana", "model": "Nano-Banana"})
+        await client.call_tool("generate_video", {"prompt": "a wave"})
+        usage = await client.call_tool("get_usage", {})
+    totals = usage.structured_content["server_totals"]
+    assert totals["calls"] == 2
+    assert totals["by_model"]["nano-banana"]["calls"] == 1
+    assert totals["by_model"]["nano-banana"]["cost_usd"] > 0, "priced per image in the catalog"
+    assert totals["by_model"]["veo-3"]["calls"] == 1
