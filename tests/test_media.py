@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -420,3 +421,20 @@ async def test_media_generations_count_in_the_server_totals(settings: Any, fake:
     assert totals["by_model"]["nano-banana"]["calls"] == 1
     assert totals["by_model"]["nano-banana"]["cost_usd"] > 0, "priced per image in the catalog"
     assert totals["by_model"]["veo-3"]["calls"] == 1
+
+
+async def test_a_1_mb_hostile_reply_is_scanned_in_well_under_a_second(
+    settings: Any, fake: FakePoe
+) -> None:
+    url = fake.cdn_url("after.png", PNG, "image/png")
+    hostile = "![" * 100_000 + "![a](x" * 80_000 + "https://" * 40_000 + "![" + "]" * 100_000
+    assert len(hostile) > 1_000_000
+    started = time.perf_counter()
+    found = find_media_urls(hostile + f" ![img]({url})")
+    scanned = time.perf_counter() - started
+    assert url in found and scanned < 0.25, f"{scanned:.3f} s for {len(hostile)} chars"
+    fake.enqueue(Reply(text=hostile + f" ![img]({url})"))
+    async with connect(settings) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("generate_image", {"prompt": "x"})
+    assert not result.is_error and len(result.structured_content["files"]) == 1

@@ -136,9 +136,7 @@ async def test_a_video_job_started_on_one_replica_is_fetched_from_another(
         http_replica(fake, tmp_path, "b", POE_MCP_STORE=redis_url) as b,
     ):
         async with connect_http(a) as client:
-            started = await client.call_tool(
-                "generate_video", {"prompt": "a comet", "max_wait": 0}
-            )
+            started = await client.call_tool("generate_video", {"prompt": "a comet", "max_wait": 0})
         fake.video_steps = 0
         async with connect_http(b) as client:
             done = await client.call_tool(

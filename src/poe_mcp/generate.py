@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,14 @@ from .conversations import ConversationStore, MediaJob
 from .poe.catalog import ModelInfo
 from .poe.client import PoeClient
 from .poe.errors import InvalidRequestError, NoMediaError, NotFoundError, PoeError
-from .poe.media import MediaFile, SkippedUrl, download_media, find_media_urls, save_all
+from .poe.media import (
+    MARKDOWN_IMAGE,
+    MediaFile,
+    SkippedUrl,
+    download_media,
+    find_media_urls,
+    save_all,
+)
 from .poe.types import ChatRequest, Usage
 from .poe.videos import DONE, FAILED, VideoJob, VideoJobs, VideosEndpointMissing, video_fields
 
@@ -55,7 +61,7 @@ class Generation:
 
 def strip_links(text: str, urls: list[str]) -> str:
     """The bot's own words, without the media links it answered with."""
-    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)
+    text = MARKDOWN_IMAGE.sub("", text)
     for url in urls:
         text = text.replace(url, "")
     return text.strip()

@@ -26,7 +26,9 @@ CDN_SUFFIX = ".poecdn.net"
 GENERIC_TYPES = ("", "application/octet-stream", "binary/octet-stream")
 
 # Markdown images first, then any bare URL; a trailing bracket or full stop belongs to the prose.
-_MARKDOWN = re.compile(r"!\[[^\]]*\]\((\S+?)\)")
+# Linear on any reply: the alt text holds no bracket and the link no space or parenthesis, so a failed
+# match never rescans text a later match start will scan again ("![![![..." once froze the server).
+MARKDOWN_IMAGE = re.compile(r"!\[[^\[\]]*\]\(([^\s()]+)\)")
 _BARE = re.compile(r"https?://[^\s<>\"')\]]+")
 
 # Extensions for the MIME types Poe's media bots produce; mimetypes knows the rest.
@@ -84,7 +86,7 @@ def sniff_mime(data: bytes, name: str = "") -> str:
 
 def find_media_urls(text: str) -> list[str]:
     """Every media link in a reply, Markdown images and bare URLs, once each, in order."""
-    found = [m.group(1) for m in _MARKDOWN.finditer(text)] + [
+    found = [m.group(1) for m in MARKDOWN_IMAGE.finditer(text)] + [
         m.group(0).rstrip(".,;:!?") for m in _BARE.finditer(text)
     ]
     return list(dict.fromkeys(found))
