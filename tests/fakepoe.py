@@ -103,6 +103,7 @@ class FakePoe:
         self.videos: dict[str, dict[str, Any]] = {}
         self.video_steps = 3  # polls before a job completes
         self.video_bytes = 0  # when set, /content serves this many bytes instead of the small MP4
+        self.block_delay = 0.0  # seconds between 64 KB blocks of a generated download
         self.video_points = 4200  # the job's `usage` once completed
         self.videos_missing = False  # answer 404 on /v1/videos, like a Poe without the endpoint
         self.bot_queries: list[
@@ -462,16 +463,18 @@ class FakePoe:
         data, content_type = self.cdn[name]
         return self._bytes_response(data, content_type)
 
-    @staticmethod
-    def _bytes_response(data: bytes | int, content_type: str) -> Response:
-        """`data` itself, or that many zero bytes generated in 64 KB blocks (memory stays flat on both ends)."""
+    def _bytes_response(self, data: bytes | int, content_type: str) -> Response:
+        """`data` itself, or that many zero bytes generated in 64 KB blocks (memory stays flat on both ends),
+        `block_delay` seconds apart (a slow CDN)."""
         if isinstance(data, bytes):
             return Response(data, media_type=content_type)
+        delay = self.block_delay
 
         async def generate():  # type: ignore[no-untyped-def]
             block = b"\x00" * 65536
             for start in range(0, data, len(block)):
                 yield block[: min(len(block), data - start)]
+                await asyncio.sleep(delay)
 
         return StreamingResponse(
             generate(), media_type=content_type, headers={"content-length": str(data)}

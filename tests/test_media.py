@@ -438,3 +438,95 @@ async def test_a_1_mb_hostile_reply_is_scanned_in_well_under_a_second(
         with anyio.fail_after(10):
             result = await client.call_tool("generate_image", {"prompt": "x"})
     assert not result.is_error and len(result.structured_content["files"]) == 1
+
+
+def saved_files(settings: Any) -> list[Path]:
+    folder = settings.output_dir
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+async def test_a_download_over_the_size_cap_leaves_no_file_and_says_so(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.video_steps, fake.video_bytes = 1, 3_000_000
+    fake.enqueue(Reply(text=fake.cdn_url("huge.png", 3_000_000, "image/png")))
+    async with connect(settings, max_media_mb=2.0, video_poll_interval=0.05) as client:
+        image = await client.call_tool("generate_image", {"prompt": "huge"})
+        video = await client.call_tool("generate_video", {"prompt": "huge"})
+    assert image.is_error and "larger than POE_MCP_MAX_MEDIA_MB (2 MB); not saved" in (
+        image.content[0].text
+    )
+    assert video.is_error and video.content[0].text.startswith("request_too_large (413)")
+    assert "Raise POE_MCP_MAX_MEDIA_MB" in video.content[0].text
+    assert saved_files(settings) == []
+
+
+async def test_a_trickling_download_stops_at_the_overall_deadline(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.block_delay = 0.1  # each read is quick; the whole file would take 3 s
+    fake.enqueue(Reply(text=fake.cdn_url("slow.png", 30 * 65536, "image/png")))
+    async with connect(settings, timeout=1.0) as client:
+        started = time.monotonic()
+        result = await client.call_tool("generate_image", {"prompt": "slow"})
+    assert time.monotonic() - started < 2.5
+    assert result.is_error and "POE_MCP_TIMEOUT (1 s)" in result.content[0].text
+    assert saved_files(settings) == []
+
+
+def noise_png(edge: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.effect_noise((edge, edge), 80).convert("RGB").save(out, "PNG")
+    return out.getvalue()
+
+
+def encoded_size(result: Any) -> int:
+    return len(result.model_dump_json(by_alias=True, exclude_none=True).encode())
+
+
+async def test_thirty_images_fit_one_result_under_1_mib(settings: Any, fake: FakePoe) -> None:
+    picture = noise_png(200)  # ~120 KB each: 30 of them inline would be ~4.8 MB of base64
+    links = [fake.cdn_url(f"p{i}.png", picture, "image/png") for i in range(30)]
+    fake.enqueue(Reply(text="\n".join(f"![p{i}]({url})" for i, url in enumerate(links))))
+    async with connect(settings) as client:
+        result = await client.call_tool("generate_image", {"prompt": "thirty"})
+    assert not result.is_error, result.content[0].text
+    assert len(result.structured_content["files"]) == 30 and len(saved_files(settings)) == 30
+    kinds = [block.type for block in result.content]
+    assert kinds == ["text", "image"] + ["resource_link"] * 30, "one preview, a link for each"
+    assert encoded_size(result) < 1024 * 1024, f"{encoded_size(result)} bytes"
+
+
+async def test_an_image_whose_base64_would_not_fit_travels_as_a_preview(
+    settings: Any, fake: FakePoe
+) -> None:
+    picture = noise_png(580)
+    assert 760_000 < len(picture) < 1_000_000, len(picture)  # inlined whole before: 1.3 MB encoded
+    fake.enqueue(Reply(text=fake.cdn_url("big.png", picture, "image/png")))
+    async with connect(settings) as client:
+        result = await client.call_tool("generate_image", {"prompt": "big"})
+    assert result.content[1].type == "image" and result.content[1].mime_type == "image/jpeg"
+    assert encoded_size(result) < 1024 * 1024
+
+
+async def test_a_picture_too_large_to_decode_is_saved_without_a_preview(
+    settings: Any, fake: FakePoe
+) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    # A valid PNG header claiming 20000 x 20000 pixels (1.2 GB decoded) in a 2 MB file.
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+    bomb = PNG[:8] + header + chunk(b"IDAT", b"\x00" * 2_000_000) + chunk(b"IEND", b"")
+    fake.enqueue(Reply(text=fake.cdn_url("bomb.png", bomb, "image/png")))
+    async with connect(settings) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("generate_image", {"prompt": "bomb"})
+    assert not result.is_error and [b.type for b in result.content] == ["text", "resource_link"]
+    assert result.structured_content["files"][0]["bytes"] == len(bomb)

@@ -190,6 +190,7 @@ class MediaService:
             self.poe.settings.origin,
             self.output_dir,
             self.poe.settings.timeout,
+            self.max_bytes,
         )
         text = strip_links(completion.text, urls)
         if not files:
@@ -203,6 +204,10 @@ class MediaService:
             completion.usage,
             _cost(info, completion.usage, images),
         )
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.poe.settings.max_media_mb * 1_000_000)
 
     def _jobs(self) -> VideoJobs:
         return self.poe.videos(self.video_poll_interval)
@@ -266,6 +271,7 @@ class MediaService:
             self.output_dir,
             timeout=self.poe.settings.timeout,
             headers=self.poe.auth_headers(),
+            max_bytes=self.max_bytes,
         )
         record.files = _saved([file])
         await self._remember(record, job)
