@@ -530,3 +530,28 @@ async def test_a_picture_too_large_to_decode_is_saved_without_a_preview(
             result = await client.call_tool("generate_image", {"prompt": "bomb"})
     assert not result.is_error and [b.type for b in result.content] == ["text", "resource_link"]
     assert result.structured_content["files"][0]["bytes"] == len(bomb)
+
+
+async def test_list_generations_shows_recent_jobs_and_their_files(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.video_steps = 1000
+    async with connect(settings, video_poll_interval=0.05) as client:
+        running = await client.call_tool(
+            "generate_video", {"prompt": "a slow comet", "max_wait": 0}
+        )
+        fake.video_steps = 1
+        finished = await client.call_tool("generate_video", {"prompt": "a quick wave"})
+        listed = await client.call_tool("list_generations", {})
+    newest, oldest = listed.structured_content["generations"]
+    assert (
+        newest["job_id"] == finished.structured_content["job_id"]
+        and newest["status"] == "completed"
+    )
+    assert newest["files"][0]["uri"] == finished.structured_content["files"][0]["uri"]
+    assert (
+        oldest["job_id"] == running.structured_content["job_id"]
+        and oldest["prompt"] == "a slow comet"
+    )
+    assert oldest["status"] == "queued" and oldest["files"] == []
+    assert oldest["job_id"] in listed.content[0].text

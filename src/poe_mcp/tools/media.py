@@ -22,8 +22,9 @@ from mcp.types import (
     ResourceLink,
     ToolAnnotations,
 )
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from ..conversations import MediaJob
 from ..generate import DEFAULT_MAX_WAIT, Generation
 from ..outputs import MEDIA_URI, MediaResult
 from ..poe.media import MediaFile
@@ -47,6 +48,7 @@ PREVIEW_MAX_PIXELS = (
 FETCHER = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
+LISTER = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
@@ -60,6 +62,33 @@ MaxWait = Annotated[
         ge=0, le=3600, description="Seconds to wait before answering in_progress with the job_id"
     ),
 ]
+
+
+class GenerationEntry(BaseModel):
+    job_id: str
+    model: str
+    prompt: str
+    status: str
+    progress: float
+    points: float | None
+    files: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, job: MediaJob) -> GenerationEntry:
+        files = [{**f, "uri": MEDIA_URI + Path(f["path"]).name} for f in job.files]
+        return cls(
+            job_id=job.id,
+            model=job.model,
+            prompt=job.prompt,
+            status=job.status,
+            progress=job.progress,
+            points=job.points,
+            files=files,
+        )
+
+
+class GenerationsResult(BaseModel):
+    generations: list[GenerationEntry]
 
 
 class RisingProgress:
@@ -238,6 +267,19 @@ def register(mcp: PoeMCPServer) -> None:
         """A video job by job_id: its saved file once done, else status and progress (waits max_wait s)."""
         generation = await state_of(ctx).media.fetch_job(job_id, RisingProgress(ctx), max_wait)
         return await media_result(generation)
+
+    @mcp.tool(title="List generations", annotations=LISTER)
+    async def list_generations(
+        ctx: Context, limit: Annotated[int, Field(ge=1, le=100)] = 20
+    ) -> Annotated[CallToolResult, GenerationsResult]:
+        """Recent video jobs, newest first: job_id, status, and the saved files once done."""
+        jobs = await state_of(ctx).media.list_jobs(limit)
+        listed = GenerationsResult(generations=[GenerationEntry.of(job) for job in jobs])
+        lines = [
+            f"{j.job_id}  {j.model}  {j.status}  {j.prompt[:60]!r}  {len(j.files)} file(s)"
+            for j in listed.generations
+        ]
+        return structured_result("\n".join(lines) or "No generations yet.", listed.model_dump())
 
     @mcp.resource(
         MEDIA_URI + "{name}",
