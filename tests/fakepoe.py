@@ -105,6 +105,7 @@ class FakePoe:
         self.video_bytes = 0  # when set, /content serves this many bytes instead of the small MP4
         self.block_delay = 0.0  # seconds between 64 KB blocks of a generated download
         self.video_points = 4200  # the job's `usage` once completed
+        self.images_missing = False  # answer 404 on /v1/images
         self.videos_missing = False  # answer 404 on /v1/videos, like a Poe without the endpoint
         self.bot_queries: list[
             dict[str, Any]
@@ -480,6 +481,34 @@ class FakePoe:
             generate(), media_type=content_type, headers={"content-length": str(data)}
         )
 
+    async def images_create(self, request: Request) -> Response:
+        """`/v1/images`, the route the catalog gives gpt-image-1 and dall-e-3. Its shape is not in Poe's
+        public reference; other Poe clients POST {model, prompt} and read OpenAI's {data: [{url}|{b64_json}]}.
+        The next scripted reply's links become `data` (or its `body` is sent as-is)."""
+        body = await request.json()
+        self._record(request, body)
+        if not self._authorised(request):
+            return self._error(401, "authentication_error", "Invalid API key")
+        if self.images_missing:
+            return self._error(404, "not_found_error", "Not found")
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        reply = self._next() or Reply()
+        if reply.status >= 400:
+            return self._error(
+                reply.status, reply.error_type or "invalid_request_error", reply.text
+            )
+        if reply.body is not None:
+            return JSONResponse(reply.body)
+        links = list(dict.fromkeys(re.findall(r"https?://[^\s)\]]+", reply.text)))
+        return JSONResponse({"created": int(time.time()), "data": [{"url": u} for u in links]})
+
+    async def audio_missing(self, request: Request) -> Response:
+        # `/v1/audio` exists (the catalog routes elevenlabs-v3 there) but its shape is not public:
+        # the fake plays a Poe without it, which is what the fallback to chat completions handles.
+        self._record(request, None)
+        return self._error(404, "not_found_error", "Not found")
+
     async def videos_create(self, request: Request) -> Response:
         body = await request.json()
         self._record(request, body)
@@ -583,6 +612,8 @@ class FakePoe:
                 Route("/usage/current_balance", self.balance_endpoint),
                 Route("/usage/points_history", self.history_endpoint),
                 Route("/cdn/{name}", self.cdn_endpoint),
+                Route("/v1/images", self.images_create, methods=["POST"]),
+                Route("/v1/audio", self.audio_missing, methods=["POST"]),
                 Route("/v1/videos", self.videos_create, methods=["POST"]),
                 Route("/v1/videos/{id}", self.videos_get),  # Poe has no cancel or delete
                 Route("/v1/videos/{id}/content", self.videos_content),

@@ -54,8 +54,11 @@ async def test_an_image_round_trip(settings: Any, fake: FakePoe, mode: str) -> N
         base64.b64decode(resource.contents[0].blob) == PNG
         and resource.contents[0].mime_type == "image/png"
     )
-    sent = fake.chat_requests()[-1]["json"]
-    assert sent["stream"] is False and sent["aspect"] == "1:1" and sent["model"] == "gpt-image-1"
+    [sent] = [r["json"] for r in fake.requests if r["path"] == "/v1/images"]
+    assert sent == {"model": "gpt-image-1", "prompt": "a cat", "aspect": "1:1"}, (
+        "the catalog routes gpt-image-1 to /v1/images only"
+    )
+    assert fake.chat_requests() == []
     assert len([r for r in fake.requests if r["path"] == "/cdn/cat.png"]) == 1, (
         "the duplicated link is fetched once"
     )
@@ -93,7 +96,7 @@ async def test_links_outside_poe_are_not_downloaded(settings: Any, fake: FakePoe
     assert result.is_error and text.startswith("no_media_error")
     assert "not saved: https://evil.example.com/x.png (evil.example.com is not Poe's CDN" in text
     assert "not saved: http://127.0.0.2:1/y.png (only https://" in text
-    assert fake.requests[-1]["path"] == "/v1/chat/completions", "nothing fetched from them"
+    assert fake.requests[-1]["path"] == "/v1/images", "nothing fetched from them"
 
 
 async def test_a_large_image_gets_a_preview(settings: Any, fake: FakePoe) -> None:
@@ -555,3 +558,46 @@ async def test_list_generations_shows_recent_jobs_and_their_files(
     )
     assert oldest["status"] == "queued" and oldest["files"] == []
     assert oldest["job_id"] in listed.content[0].text
+
+
+async def test_inline_base64_from_the_images_endpoint_is_saved(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.enqueue(Reply(body={"created": 1, "data": [{"b64_json": base64.b64encode(PNG).decode()}]}))
+    async with connect(settings) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a cat", "model": "DALL-E-3"})
+    assert not result.is_error, result.content[0].text
+    [saved] = result.structured_content["files"]
+    assert Path(saved["path"]).read_bytes() == PNG and saved["mime_type"] == "image/png"
+    assert result.structured_content["cost_usd"] == 0.045, "dall-e-3 is priced per request"
+
+
+async def test_images_fall_back_to_chat_when_the_endpoint_is_missing(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.images_missing = True
+    fake.enqueue(Reply(text=fake.cdn_url("cat.png", PNG, "image/png")))
+    async with connect(settings) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a cat"})
+    assert not result.is_error, result.content[0].text
+    assert [r["path"] for r in fake.requests if r["path"].startswith("/v1/")][-2:] == [
+        "/v1/images",
+        "/v1/chat/completions",
+    ]
+    assert len(result.structured_content["files"]) == 1
+
+
+async def test_an_audio_only_endpoint_model_falls_back_to_chat_on_404(
+    settings: Any, fake: FakePoe
+) -> None:
+    mp3 = b"ID3\x04" + b"\x00" * 500
+    fake.enqueue(Reply(text=fake.cdn_url("v3.mp3", mp3, "audio/mpeg")))
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "generate_audio", {"prompt": "Say hi", "model": "ElevenLabs-v3"}
+        )
+    assert not result.is_error, result.content[0].text
+    audio_posts = [r for r in fake.requests if r["path"] == "/v1/audio"]
+    assert len(audio_posts) == 1, "the catalog routes elevenlabs-v3 to /v1/audio: tried first"
+    assert fake.chat_requests()[-1]["json"]["model"] == "elevenlabs-v3"
+    assert result.structured_content["files"][0]["mime_type"] == "audio/mpeg"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,13 @@ from .attachments import AttachmentRules, load_attachment
 from .conversations import ConversationStore, MediaJob
 from .poe.catalog import ModelInfo
 from .poe.client import PoeClient
-from .poe.errors import InvalidRequestError, NoMediaError, NotFoundError, PoeError
+from .poe.errors import (
+    InvalidRequestError,
+    NoMediaError,
+    NotFoundError,
+    PoeError,
+    UpstreamError,
+)
 from .poe.media import (
     MARKDOWN_IMAGE,
     MediaFile,
@@ -22,6 +31,7 @@ from .poe.media import (
     download_media,
     find_media_urls,
     save_all,
+    save_bytes,
 )
 from .poe.types import ChatRequest, Usage
 from .poe.videos import DONE, FAILED, VideoJob, VideoJobs, VideosEndpointMissing, video_fields
@@ -57,6 +67,42 @@ class Generation:
             if self.job_id and self.status != DONE
             else None
         )
+
+
+# Poe's dedicated media endpoints, used for models the catalog routes there and not to chat.
+DEDICATED_ENDPOINTS = {"image": "/v1/images", "audio": "/v1/audio"}
+CHAT_ENDPOINT = "/v1/chat/completions"
+
+
+def dedicated_endpoint(info: ModelInfo | None, kind: str) -> str | None:
+    endpoint = DEDICATED_ENDPOINTS.get(kind)
+    if info is None or endpoint is None:
+        return None
+    served = info.supported_endpoints
+    return endpoint if endpoint in served and CHAT_ENDPOINT not in served else None
+
+
+@asynccontextmanager
+async def heartbeats(model: str, progress: ProgressListener) -> AsyncIterator[None]:
+    """Progress every few seconds while the body runs: media bots say nothing for minutes, and a client
+    whose timeout resets on progress must not give up."""
+    started = time.monotonic()
+
+    async def beat() -> None:
+        while True:
+            elapsed = time.monotonic() - started
+            await progress(elapsed, None, f"{model} is generating ({elapsed:.0f} s)")
+            await anyio.sleep(HEARTBEAT_SECONDS)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(beat)
+            yield
+            group.cancel_scope.cancel()
+    except (
+        BaseExceptionGroup
+    ) as failed:  # only the body can fail: re-raise its own error, unwrapped
+        raise failed.exceptions[0]  # noqa: B904 - its own cause chain is kept
 
 
 def strip_links(text: str, urls: list[str]) -> str:
@@ -127,9 +173,29 @@ class MediaService:
                 pass  # this Poe has no /v1/videos: chat completions serve the same bots
         else:
             parts = await self._load(attachments)
-        generation = await self._via_chat(info, model, prompt, parameters, parts, progress)
+        generation = await self._dedicated(info, kind, prompt, parameters, parts, progress)
+        if generation is None:
+            generation = await self._via_chat(info, model, prompt, parameters, parts, progress)
         await self._count(generation)
         return generation
+
+    async def _dedicated(
+        self,
+        info: ModelInfo | None,
+        kind: str,
+        prompt: str,
+        parameters: dict[str, Any],
+        parts: list[dict[str, Any]],
+        progress: ProgressListener,
+    ) -> Generation | None:
+        """The generation from the catalog's own endpoint for this model, or None to use chat."""
+        endpoint = dedicated_endpoint(info, kind)
+        if info is None or endpoint is None or parts:  # attachments: only chat's shape is known
+            return None
+        try:
+            return await self._via_endpoint(info, endpoint, prompt, parameters, progress)
+        except NotFoundError:
+            return None  # this Poe lacks the endpoint: chat completions serve the same bots
 
     async def _load(self, attachments: list[str]) -> list[dict[str, Any]]:
         return [await load_attachment(ref, self.rules, self.poe.http) for ref in attachments]
@@ -171,27 +237,10 @@ class MediaService:
             parameters=dict(parameters),
             stream=False,
         )
-        started = time.monotonic()
-
-        async def heartbeat() -> None:
-            while True:  # media bots say nothing for minutes: keep the client's timeout from firing
-                elapsed = time.monotonic() - started
-                await progress(elapsed, None, f"{model} is generating ({elapsed:.0f} s)")
-                await anyio.sleep(HEARTBEAT_SECONDS)
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(heartbeat)
+        async with heartbeats(model, progress):
             completion = await self.poe.chat(request)
-            group.cancel_scope.cancel()
         urls = list(dict.fromkeys(completion.media_urls + find_media_urls(completion.text)))
-        files, skipped = await save_all(
-            self.poe.http,
-            urls,
-            self.poe.settings.origin,
-            self.output_dir,
-            self.poe.settings.timeout,
-            self.max_bytes,
-        )
+        files, skipped = await self._save(urls)
         text = strip_links(completion.text, urls)
         if not files:
             raise no_media(request.model, text, skipped)
@@ -204,6 +253,48 @@ class MediaService:
             completion.usage,
             _cost(info, completion.usage, images),
         )
+
+    async def _save(self, urls: list[str]) -> tuple[list[MediaFile], list[SkippedUrl]]:
+        settings = self.poe.settings
+        return await save_all(
+            self.poe.http, urls, settings.origin, self.output_dir, settings.timeout, self.max_bytes
+        )
+
+    async def _via_endpoint(
+        self,
+        info: ModelInfo,
+        endpoint: str,
+        prompt: str,
+        parameters: dict[str, Any],
+        progress: ProgressListener,
+    ) -> Generation:
+        """POST {model, prompt, parameters} to Poe's /v1/images or /v1/audio; the answer's `data` holds
+        links (`url`) or inline base64 (`b64_json`), as in the OpenAI shape other Poe clients read."""
+        info.check_parameters(parameters)
+        url = self.poe.settings.base_url + endpoint.removeprefix("/v1")
+        body = {"model": info.id, "prompt": prompt, **parameters}
+        async with heartbeats(info.id, progress):
+            answer = await self.poe.retry.run(
+                lambda: self.poe.request_json("POST", url, json=body), self.poe.budget
+            )
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"Poe answered {endpoint} in an unexpected shape")
+        items = [d for d in (answer.get("data") or []) if isinstance(d, dict)]
+        urls = [str(d["url"]) for d in items if d.get("url")]
+        files, skipped = await self._save(urls)
+        for item in items:
+            if isinstance(item.get("b64_json"), str):
+                try:
+                    data = base64.b64decode(item["b64_json"])
+                except binascii.Error:
+                    skipped.append(SkippedUrl(f"{endpoint} b64_json", "not valid base64"))
+                    continue
+                files.append(await save_bytes(data, self.output_dir, f"{endpoint}:{info.id}"))
+        text = str(next((d["revised_prompt"] for d in items if d.get("revised_prompt")), ""))
+        if not files:
+            raise no_media(info.id, text, skipped)
+        images = sum(f.kind == "image" for f in files)
+        return Generation(info.id, text, files, skipped, cost_usd=_cost(info, None, images))
 
     @property
     def max_bytes(self) -> int:

@@ -193,6 +193,24 @@ async def _stream_to(
     return mime, size
 
 
+async def save_bytes(data: bytes, output_dir: Path, source: str) -> MediaFile:
+    """Media that came inline (base64 in a JSON answer), written like a download: whole or not at all."""
+
+    def write() -> MediaFile:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        mime = sniff_mime(data[:16])
+        final = output_dir / unique_name(source, mime)
+        partial = final.with_name(f".{final.name}.part")
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, final)
+        finally:
+            partial.unlink(missing_ok=True)
+        return MediaFile(final, source, mime, len(data))
+
+    return await anyio.to_thread.run_sync(write)
+
+
 async def save_all(
     http: httpx2.AsyncClient,
     urls: list[str],
