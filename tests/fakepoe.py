@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import socket
 import threading
@@ -102,6 +103,9 @@ class FakePoe:
         self.videos: dict[str, dict[str, Any]] = {}
         self.video_steps = 3  # polls before a job completes
         self.video_bytes = 0  # when set, /content serves this many bytes instead of the small MP4
+        self.block_delay = 0.0  # seconds between 64 KB blocks of a generated download
+        self.video_points = 4200  # the job's `usage` once completed
+        self.images_missing = False  # answer 404 on /v1/images
         self.videos_missing = False  # answer 404 on /v1/videos, like a Poe without the endpoint
         self.bot_queries: list[
             dict[str, Any]
@@ -463,20 +467,50 @@ class FakePoe:
         data, content_type = self.cdn[name]
         return self._bytes_response(data, content_type)
 
-    @staticmethod
-    def _bytes_response(data: bytes | int, content_type: str) -> Response:
-        """`data` itself, or that many zero bytes generated in 64 KB blocks (memory stays flat on both ends)."""
+    def _bytes_response(self, data: bytes | int, content_type: str) -> Response:
+        """`data` itself, or that many zero bytes generated in 64 KB blocks (memory stays flat on both ends),
+        `block_delay` seconds apart (a slow CDN)."""
         if isinstance(data, bytes):
             return Response(data, media_type=content_type)
+        delay = self.block_delay
 
         async def generate():  # type: ignore[no-untyped-def]
             block = b"\x00" * 65536
             for start in range(0, data, len(block)):
                 yield block[: min(len(block), data - start)]
+                await asyncio.sleep(delay)
 
         return StreamingResponse(
             generate(), media_type=content_type, headers={"content-length": str(data)}
         )
+
+    async def images_create(self, request: Request) -> Response:
+        """`/v1/images`, the route the catalog gives gpt-image-1 and dall-e-3. Its shape is not in Poe's
+        public reference; other Poe clients POST {model, prompt} and read OpenAI's {data: [{url}|{b64_json}]}.
+        The next scripted reply's links become `data` (or its `body` is sent as-is)."""
+        body = await request.json()
+        self._record(request, body)
+        if not self._authorised(request):
+            return self._error(401, "authentication_error", "Invalid API key")
+        if self.images_missing:
+            return self._error(404, "not_found_error", "Not found")
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        reply = self._next() or Reply()
+        if reply.status >= 400:
+            return self._error(
+                reply.status, reply.error_type or "invalid_request_error", reply.text
+            )
+        if reply.body is not None:
+            return JSONResponse(reply.body)
+        links = list(dict.fromkeys(re.findall(r"https?://[^\s)\]]+", reply.text)))
+        return JSONResponse({"created": int(time.time()), "data": [{"url": u} for u in links]})
+
+    async def audio_missing(self, request: Request) -> Response:
+        # `/v1/audio` exists (the catalog routes elevenlabs-v3 there) but its shape is not public:
+        # the fake plays a Poe without it, which is what the fallback to chat completions handles.
+        self._record(request, None)
+        return self._error(404, "not_found_error", "Not found")
 
     async def videos_create(self, request: Request) -> Response:
         body = await request.json()
@@ -485,6 +519,9 @@ class FakePoe:
             return self._error(401, "authentication_error", "Invalid API key")
         if self.videos_missing:
             return self._error(404, "not_found_error", "Not found")
+        refusal = self._video_field_refusal(body)
+        if refusal:
+            return self._error(400, "invalid_request_error", refusal)
         reply = self._next()
         if reply is not None and reply.status >= 400:
             return self._error(
@@ -497,29 +534,41 @@ class FakePoe:
             "status": "queued",
             "progress": 0,
             "model": body["model"],
+            "seconds": str(body.get("seconds") or 4),
+            "size": body.get("size") or "720x1280",
+            "created_at": int(time.time()),
+            "expires_at": int(time.time()) + 3600,
+            "usage": None,  # points, filled when the job completes
             "polls": 0,
             "fail": reply.text if reply is not None and reply.error_type == "failed" else None,
-            "deleted": False,
         }
         return JSONResponse(self._video_view(ident))
 
+    @staticmethod
+    def _video_field_refusal(body: dict[str, Any]) -> str | None:
+        """Poe's createVideo: `seconds` a whole number of seconds, `size` as "WxH" (default 720x1280)."""
+        seconds = body.get("seconds")
+        if seconds is not None and not str(seconds).isdigit():
+            return f"seconds must be a whole number of seconds, not {seconds!r}"
+        size = body.get("size")
+        if size is not None and not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", str(size)):
+            return f"size must be WIDTHxHEIGHT such as 1280x720, not {size!r}"
+        return None
+
     def _video_view(self, ident: str) -> dict[str, Any]:
         job = self.videos[ident]
-        return {k: v for k, v in job.items() if k not in ("polls", "fail", "deleted")}
+        return {k: v for k, v in job.items() if k not in ("polls", "fail")}
 
     async def videos_get(self, request: Request) -> Response:
         self._record(request, None)
         job = self.videos.get(request.path_params["id"])
         if job is None:
             return self._error(404, "not_found_error", "No such video")
-        if request.method == "DELETE":
-            job["deleted"] = True
-            return JSONResponse({"id": job["id"], "deleted": True})
         job["polls"] += 1
         if job["fail"] and job["polls"] >= 2:
             job.update(status="failed", error={"message": job["fail"]})
         elif job["polls"] >= self.video_steps:
-            job.update(status="completed", progress=100)
+            job.update(status="completed", progress=100, usage={"points": self.video_points})
         else:
             job.update(status="in_progress", progress=int(100 * job["polls"] / self.video_steps))
         return JSONResponse(self._video_view(job["id"]))
@@ -584,8 +633,10 @@ class FakePoe:
                 Route("/usage/current_balance", self.balance_endpoint),
                 Route("/usage/points_history", self.history_endpoint),
                 Route("/cdn/{name}", self.cdn_endpoint),
+                Route("/v1/images", self.images_create, methods=["POST"]),
+                Route("/v1/audio", self.audio_missing, methods=["POST"]),
                 Route("/v1/videos", self.videos_create, methods=["POST"]),
-                Route("/v1/videos/{id}", self.videos_get, methods=["GET", "DELETE"]),
+                Route("/v1/videos/{id}", self.videos_get),  # Poe has no cancel or delete
                 Route("/v1/videos/{id}/content", self.videos_content),
                 Route(
                     "/poe_api/file_upload_3RD_PARTY_POST", self.upload_endpoint, methods=["POST"]

@@ -99,14 +99,15 @@ async def test_media_from_file_events(bot_settings: Any, fake: FakePoe) -> None:
     url = fake.cdn_url("made.png", PNG, "image/png")
     fake.enqueue(Reply(text="Here you go", files=[(url, "image/png", "made.png")]))
     async with connect(bot_settings) as client:
-        result = await client.call_tool(
-            "generate_image", {"prompt": "a cat", "parameters": {"aspect": "1:1"}}
+        result = await client.call_tool(  # a chat image bot: gpt-image-1 goes to /v1/images
+            "generate_image",
+            {"prompt": "a cat", "model": "Nano-Banana", "parameters": {"aspect_ratio": "1:1"}},
         )
     [saved] = result.structured_content["files"]
     assert Path(saved["path"]).read_bytes() == PNG and saved["url"] == url
     assert base64.b64decode(result.content[1].data) == PNG
     assert result.structured_content["text"] == "Here you go"
-    assert fake.bot_queries[-1]["query"][-1]["parameters"] == {"aspect": "1:1"}
+    assert fake.bot_queries[-1]["query"][-1]["parameters"] == {"aspect_ratio": "1:1"}
 
 
 @pytest.mark.parametrize(

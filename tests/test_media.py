@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,11 @@ async def test_an_image_round_trip(settings: Any, fake: FakePoe, mode: str) -> N
         base64.b64decode(resource.contents[0].blob) == PNG
         and resource.contents[0].mime_type == "image/png"
     )
-    sent = fake.chat_requests()[-1]["json"]
-    assert sent["stream"] is False and sent["aspect"] == "1:1" and sent["model"] == "gpt-image-1"
+    [sent] = [r["json"] for r in fake.requests if r["path"] == "/v1/images"]
+    assert sent == {"model": "gpt-image-1", "prompt": "a cat", "aspect": "1:1"}, (
+        "the catalog routes gpt-image-1 to /v1/images only"
+    )
+    assert fake.chat_requests() == []
     assert len([r for r in fake.requests if r["path"] == "/cdn/cat.png"]) == 1, (
         "the duplicated link is fetched once"
     )
@@ -75,31 +79,24 @@ async def test_audio_comes_back_as_an_audio_block(settings: Any, fake: FakePoe) 
     assert result.structured_content["files"][0]["path"].endswith(".mp3")
 
 
-async def test_a_text_only_reply_is_an_honest_result(settings: Any, fake: FakePoe) -> None:
+async def test_a_reply_without_media_is_a_no_media_error(settings: Any, fake: FakePoe) -> None:
     fake.enqueue(Reply(body=recorded("Nano-Banana")["body"]))
     async with connect(settings) as client:
         result = await client.call_tool("generate_image", {"prompt": "hi", "model": "Nano-Banana"})
-    assert not result.is_error
-    assert (
-        result.structured_content["files"] == []
-        and result.structured_content["text"] == "Hello there!"
-    )
+    text = result.content[0].text
+    assert result.is_error and text.startswith("no_media_error: nano-banana returned no media")
+    assert '"Hello there!"' in text, "the bot's own words are quoted"
 
 
 async def test_links_outside_poe_are_not_downloaded(settings: Any, fake: FakePoe) -> None:
     fake.enqueue(Reply(text="![x](https://evil.example.com/x.png) and http://127.0.0.2:1/y.png"))
     async with connect(settings) as client:
         result = await client.call_tool("generate_image", {"prompt": "x"})
-    skipped = result.structured_content["skipped_urls"]
-    assert [s["url"] for s in skipped] == [
-        "https://evil.example.com/x.png",
-        "http://127.0.0.2:1/y.png",
-    ]
-    assert (
-        "not Poe's CDN" in skipped[0]["reason"]
-        and "Not downloaded: https://evil.example.com/x.png" in result.content[0].text
-    )
-    assert result.structured_content["files"] == []
+    text = result.content[0].text
+    assert result.is_error and text.startswith("no_media_error")
+    assert "not saved: https://evil.example.com/x.png (evil.example.com is not Poe's CDN" in text
+    assert "not saved: http://127.0.0.2:1/y.png (only https://" in text
+    assert fake.requests[-1]["path"] == "/v1/images", "nothing fetched from them"
 
 
 async def test_a_large_image_gets_a_preview(settings: Any, fake: FakePoe) -> None:
@@ -149,6 +146,10 @@ async def test_a_text_model_is_refused_with_examples(settings: Any, fake: FakePo
     assert fake.chat_requests() == []
 
 
+def created_videos(fake: FakePoe) -> list[dict[str, Any]]:
+    return [r["json"] for r in fake.requests if r["path"] == "/v1/videos"]
+
+
 async def test_a_video_job_reports_progress_and_saves_an_mp4(
     settings: Any, fake: FakePoe, mode: str
 ) -> None:
@@ -165,7 +166,8 @@ async def test_a_video_job_reports_progress_and_saves_an_mp4(
             progress_callback=on_progress,
         )
     assert not result.is_error, result.content[0].text
-    [saved] = result.structured_content["files"]
+    data = result.structured_content
+    [saved] = data["files"]
     assert (
         Path(saved["path"]).read_bytes() == MP4
         and saved["mime_type"] == "video/mp4"
@@ -175,8 +177,77 @@ async def test_a_video_job_reports_progress_and_saves_an_mp4(
     assert len(events) >= 3 and all(total == 100.0 for _, total, _ in events)
     values = [p for p, _, _ in events]
     assert values == sorted(values) and values[-1] == 100.0
-    created = next(r for r in fake.requests if r["path"] == "/v1/videos")
-    assert created["json"] == {"model": "veo-3", "prompt": "a wave", "aspect_ratio": "16:9"}
+    [job_id] = fake.videos
+    assert job_id in (events[0][2] or ""), "the job id goes out with the first notification"
+    assert (
+        data["job_id"] == job_id
+        and data["status"] == "completed"
+        and job_id in result.content[0].text
+    )
+    assert data["points"] == 4200 and "used 4200 points" in result.content[0].text
+    assert created_videos(fake) == [{"model": "veo-3", "prompt": "a wave", "size": "1280x720"}], (
+        "aspect_ratio 16:9 is sent as a landscape size"
+    )
+
+
+async def test_seconds_and_size_are_sent_as_poe_documents_them(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.video_steps = 1
+    async with connect(settings, video_poll_interval=0.05) as client:
+        result = await client.call_tool(
+            "generate_video", {"prompt": "a wave", "seconds": 8, "size": "1280x720"}
+        )
+        portrait = await client.call_tool(
+            "generate_video",
+            {"prompt": "a tower", "parameters": {"aspect_ratio": "9:16", "duration": "4"}},
+        )
+    assert not result.is_error and not portrait.is_error, result.content[0].text
+    assert created_videos(fake) == [
+        {"model": "veo-3", "prompt": "a wave", "seconds": "8", "size": "1280x720"},
+        {"model": "veo-3", "prompt": "a tower", "seconds": "4", "size": "720x1280"},
+    ]
+
+
+async def test_a_size_the_model_does_not_allow_is_refused_before_any_request(
+    settings: Any, fake: FakePoe
+) -> None:
+    async with connect(settings) as client:
+        bad_form = await client.call_tool("generate_video", {"prompt": "x", "size": "wide"})
+        not_listed = await client.call_tool(
+            "generate_video", {"prompt": "x", "model": "Sora-2", "size": "1920x1080"}
+        )
+        bad_seconds = await client.call_tool("generate_video", {"prompt": "x", "seconds": 5})
+    assert bad_form.is_error and "cannot make a video of size 'wide'" in bad_form.content[0].text
+    assert not_listed.is_error and "1280x720, 720x1280" in not_listed.content[0].text
+    assert bad_seconds.is_error and "Give seconds as a whole number: 4, 6, 8" in (
+        bad_seconds.content[0].text
+    )
+    assert created_videos(fake) == []
+
+
+async def test_sora_sizes_come_from_the_catalog(settings: Any, fake: FakePoe) -> None:
+    fake.video_steps = 1
+    async with connect(settings, video_poll_interval=0.05) as client:
+        result = await client.call_tool(
+            "generate_video",
+            {"prompt": "x", "model": "Sora-2-Pro", "parameters": {"aspect_ratio": "16:9"}},
+        )
+    assert not result.is_error, result.content[0].text
+    assert created_videos(fake)[0]["size"] == "1280x720"
+
+
+async def test_the_first_image_attachment_becomes_input_image(
+    settings: Any, fake: FakePoe, workdir: Path
+) -> None:
+    fake.video_steps = 1
+    (workdir / "frame.png").write_bytes(PNG)
+    async with connect(settings, video_poll_interval=0.05) as client:
+        result = await client.call_tool(
+            "generate_video", {"prompt": "animate", "attachments": [str(workdir / "frame.png")]}
+        )
+    assert not result.is_error, result.content[0].text
+    assert base64.b64decode(created_videos(fake)[0]["input_image"]) == PNG
 
 
 async def test_a_failed_video_job_reports_poes_error(settings: Any, fake: FakePoe) -> None:
@@ -199,7 +270,7 @@ async def test_videos_fall_back_to_chat_when_the_endpoint_is_missing(
     assert fake.chat_requests()[-1]["json"]["model"] == "veo-3"
 
 
-async def test_cancelling_a_video_stops_polling_and_cancels_the_job(
+async def test_cancelling_a_video_stops_polling_and_the_job_stays_fetchable(
     settings: Any, fake: FakePoe
 ) -> None:
     fake.video_steps = 1000
@@ -210,13 +281,83 @@ async def test_cancelling_a_video_stops_polling_and_cancels_the_job(
                 while not fake.videos or next(iter(fake.videos.values()))["polls"] < 2:
                     await anyio.sleep(0.02)
             group.cancel_scope.cancel()  # the client gives up while the job is being polled
-        [job] = fake.videos.values()
-        with anyio.fail_after(5):
-            while not job["deleted"]:
-                await anyio.sleep(0.05)
+        [(job_id, job)] = fake.videos.items()
         polls = job["polls"]
         await anyio.sleep(0.3)
-    assert job["polls"] == polls, "polling stopped"
+        assert job["polls"] == polls, "polling stopped"
+        fake.video_steps = polls + 1  # the job finishes upstream meanwhile
+        fetched = await client.call_tool("get_generation", {"job_id": job_id})
+    assert not fetched.is_error, fetched.content[0].text
+    assert Path(fetched.structured_content["files"][0]["path"]).read_bytes() == MP4
+    assert all(r["method"] in ("GET", "POST") for r in fake.requests), "Poe has no DELETE"
+
+
+async def test_a_long_job_answers_in_progress_and_is_fetched_later(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.video_steps = 1000
+    async with connect(settings, video_poll_interval=0.05) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("generate_video", {"prompt": "slow", "max_wait": 0.3})
+        data = result.structured_content
+        [job_id] = fake.videos
+        assert not result.is_error and data["status"] == "in_progress"
+        assert data["job_id"] == job_id and data["files"] == [] and data["progress"] == 0
+        assert data["next_call"] == f'get_generation(job_id="{job_id}")'
+        assert data["next_call"] in result.content[0].text
+        assert data["expires_at"], "Poe's expiry of the job is passed on"
+        still = await client.call_tool("get_generation", {"job_id": job_id, "max_wait": 0})
+        assert still.structured_content["status"] == "in_progress"
+        fake.video_steps = 0
+        done = await client.call_tool("get_generation", {"job_id": job_id})
+        again = await client.call_tool("get_generation", {"job_id": job_id})
+    assert (
+        done.structured_content["status"] == "completed"
+        and done.structured_content["next_call"] is None
+    )
+    [saved] = done.structured_content["files"]
+    assert Path(saved["path"]).read_bytes() == MP4 and saved["path"].endswith(".mp4")
+    assert again.structured_content["files"] == [saved], "a finished job is served from the store"
+    assert len([r for r in fake.requests if r["path"].endswith("/content")]) == 1
+
+
+async def test_a_job_id_survives_a_server_restart(settings: Any, fake: FakePoe) -> None:
+    fake.video_steps = 1000
+    async with connect(settings, video_poll_interval=0.05) as client:
+        result = await client.call_tool("generate_video", {"prompt": "a comet", "max_wait": 0})
+    job_id = result.structured_content["job_id"]
+    fake.video_steps = 0
+    async with connect(settings, video_poll_interval=0.05) as client:  # a new process, same store
+        done = await client.call_tool("get_generation", {"job_id": job_id})
+    assert done.structured_content["status"] == "completed"
+    assert done.structured_content["model"] == "veo-3"
+
+
+async def test_an_unknown_job_id_says_what_to_do(settings: Any, fake: FakePoe) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool("get_generation", {"job_id": "video_nope"})
+    assert result.is_error and "Poe has no video job 'video_nope'" in result.content[0].text
+
+
+async def test_odd_job_statuses_and_progress_are_tolerated(settings: Any, fake: FakePoe) -> None:
+    fake.video_steps = 1000
+    async with connect(settings, video_poll_interval=0.05) as client:
+        async with anyio.create_task_group() as group:
+
+            async def oddify() -> None:
+                while not fake.videos:
+                    await anyio.sleep(0.01)
+                job = next(iter(fake.videos.values()))
+                while True:
+                    job.update(status="rendering", progress="about half")
+                    await anyio.sleep(0.005)
+
+            group.start_soon(oddify)
+            result = await client.call_tool("generate_video", {"prompt": "x", "max_wait": 0.4})
+            group.cancel_scope.cancel()
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["status"] == "in_progress"
+    assert result.structured_content["job_id"] in result.content[0].text
 
 
 async def test_media_resources_refuse_names_that_leave_the_folder(
@@ -269,3 +410,194 @@ def test_links_are_found_and_deduplicated() -> None:
         recorded("ElevenLabs-v2.5-Turbo")["body"]["choices"][0]["message"]["content"]
     )[0].startswith("https://pfst.cf2.poecdn.net/base/audio/")
     assert find_media_urls("See https://x.poecdn.net/a.png.") == ["https://x.poecdn.net/a.png"]
+
+
+async def test_media_generations_count_in_the_server_totals(settings: Any, fake: FakePoe) -> None:
+    fake.video_steps = 1
+    fake.enqueue(Reply(text=fake.cdn_url("banana.png", PNG, "image/png")))
+    async with connect(settings, video_poll_interval=0.05) as client:
+        await client.call_tool("generate_image", {"prompt": "a banana", "model": "Nano-Banana"})
+        await client.call_tool("generate_video", {"prompt": "a wave"})
+        usage = await client.call_tool("get_usage", {})
+    totals = usage.structured_content["server_totals"]
+    assert totals["calls"] == 2
+    assert totals["by_model"]["nano-banana"]["calls"] == 1
+    assert totals["by_model"]["nano-banana"]["cost_usd"] > 0, "priced per image in the catalog"
+    assert totals["by_model"]["veo-3"]["calls"] == 1
+
+
+async def test_a_1_mb_hostile_reply_is_scanned_in_well_under_a_second(
+    settings: Any, fake: FakePoe
+) -> None:
+    url = fake.cdn_url("after.png", PNG, "image/png")
+    hostile = "![" * 100_000 + "![a](x" * 80_000 + "https://" * 40_000 + "![" + "]" * 100_000
+    assert len(hostile) > 1_000_000
+    started = time.perf_counter()
+    found = find_media_urls(hostile + f" ![img]({url})")
+    scanned = time.perf_counter() - started
+    assert url in found and scanned < 0.25, f"{scanned:.3f} s for {len(hostile)} chars"
+    fake.enqueue(Reply(text=hostile + f" ![img]({url})"))
+    async with connect(settings) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("generate_image", {"prompt": "x"})
+    assert not result.is_error and len(result.structured_content["files"]) == 1
+
+
+def saved_files(settings: Any) -> list[Path]:
+    folder = settings.output_dir
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+async def test_a_download_over_the_size_cap_leaves_no_file_and_says_so(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.video_steps, fake.video_bytes = 1, 3_000_000
+    fake.enqueue(Reply(text=fake.cdn_url("huge.png", 3_000_000, "image/png")))
+    async with connect(settings, max_media_mb=2.0, video_poll_interval=0.05) as client:
+        image = await client.call_tool("generate_image", {"prompt": "huge"})
+        video = await client.call_tool("generate_video", {"prompt": "huge"})
+    assert image.is_error and "larger than POE_MCP_MAX_MEDIA_MB (2 MB); not saved" in (
+        image.content[0].text
+    )
+    assert video.is_error and video.content[0].text.startswith("request_too_large (413)")
+    assert "Raise POE_MCP_MAX_MEDIA_MB" in video.content[0].text
+    assert saved_files(settings) == []
+
+
+async def test_a_trickling_download_stops_at_the_overall_deadline(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.block_delay = 0.1  # each read is quick; the whole file would take 3 s
+    fake.enqueue(Reply(text=fake.cdn_url("slow.png", 30 * 65536, "image/png")))
+    async with connect(settings, timeout=1.0) as client:
+        started = time.monotonic()
+        result = await client.call_tool("generate_image", {"prompt": "slow"})
+    assert time.monotonic() - started < 2.5
+    assert result.is_error and "POE_MCP_TIMEOUT (1 s)" in result.content[0].text
+    assert saved_files(settings) == []
+
+
+def noise_png(edge: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.effect_noise((edge, edge), 80).convert("RGB").save(out, "PNG")
+    return out.getvalue()
+
+
+def encoded_size(result: Any) -> int:
+    return len(result.model_dump_json(by_alias=True, exclude_none=True).encode())
+
+
+async def test_thirty_images_fit_one_result_under_1_mib(settings: Any, fake: FakePoe) -> None:
+    picture = noise_png(200)  # ~120 KB each: 30 of them inline would be ~4.8 MB of base64
+    links = [fake.cdn_url(f"p{i}.png", picture, "image/png") for i in range(30)]
+    fake.enqueue(Reply(text="\n".join(f"![p{i}]({url})" for i, url in enumerate(links))))
+    async with connect(settings) as client:
+        result = await client.call_tool("generate_image", {"prompt": "thirty"})
+    assert not result.is_error, result.content[0].text
+    assert len(result.structured_content["files"]) == 30 and len(saved_files(settings)) == 30
+    kinds = [block.type for block in result.content]
+    assert kinds == ["text", "image"] + ["resource_link"] * 30, "one preview, a link for each"
+    assert encoded_size(result) < 1024 * 1024, f"{encoded_size(result)} bytes"
+
+
+async def test_an_image_whose_base64_would_not_fit_travels_as_a_preview(
+    settings: Any, fake: FakePoe
+) -> None:
+    picture = noise_png(580)
+    assert 760_000 < len(picture) < 1_000_000, len(picture)  # inlined whole before: 1.3 MB encoded
+    fake.enqueue(Reply(text=fake.cdn_url("big.png", picture, "image/png")))
+    async with connect(settings) as client:
+        result = await client.call_tool("generate_image", {"prompt": "big"})
+    assert result.content[1].type == "image" and result.content[1].mime_type == "image/jpeg"
+    assert encoded_size(result) < 1024 * 1024
+
+
+async def test_a_picture_too_large_to_decode_is_saved_without_a_preview(
+    settings: Any, fake: FakePoe
+) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    # A valid PNG header claiming 20000 x 20000 pixels (1.2 GB decoded) in a 2 MB file.
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+    bomb = PNG[:8] + header + chunk(b"IDAT", b"\x00" * 2_000_000) + chunk(b"IEND", b"")
+    fake.enqueue(Reply(text=fake.cdn_url("bomb.png", bomb, "image/png")))
+    async with connect(settings) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("generate_image", {"prompt": "bomb"})
+    assert not result.is_error and [b.type for b in result.content] == ["text", "resource_link"]
+    assert result.structured_content["files"][0]["bytes"] == len(bomb)
+
+
+async def test_list_generations_shows_recent_jobs_and_their_files(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.video_steps = 1000
+    async with connect(settings, video_poll_interval=0.05) as client:
+        running = await client.call_tool(
+            "generate_video", {"prompt": "a slow comet", "max_wait": 0}
+        )
+        fake.video_steps = 1
+        finished = await client.call_tool("generate_video", {"prompt": "a quick wave"})
+        listed = await client.call_tool("list_generations", {})
+    newest, oldest = listed.structured_content["generations"]
+    assert (
+        newest["job_id"] == finished.structured_content["job_id"]
+        and newest["status"] == "completed"
+    )
+    assert newest["files"][0]["uri"] == finished.structured_content["files"][0]["uri"]
+    assert (
+        oldest["job_id"] == running.structured_content["job_id"]
+        and oldest["prompt"] == "a slow comet"
+    )
+    assert oldest["status"] == "queued" and oldest["files"] == []
+    assert oldest["job_id"] in listed.content[0].text
+
+
+async def test_inline_base64_from_the_images_endpoint_is_saved(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.enqueue(Reply(body={"created": 1, "data": [{"b64_json": base64.b64encode(PNG).decode()}]}))
+    async with connect(settings) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a cat", "model": "DALL-E-3"})
+    assert not result.is_error, result.content[0].text
+    [saved] = result.structured_content["files"]
+    assert Path(saved["path"]).read_bytes() == PNG and saved["mime_type"] == "image/png"
+    assert result.structured_content["cost_usd"] == 0.045, "dall-e-3 is priced per request"
+
+
+async def test_images_fall_back_to_chat_when_the_endpoint_is_missing(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.images_missing = True
+    fake.enqueue(Reply(text=fake.cdn_url("cat.png", PNG, "image/png")))
+    async with connect(settings) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a cat"})
+    assert not result.is_error, result.content[0].text
+    assert [r["path"] for r in fake.requests if r["path"].startswith("/v1/")][-2:] == [
+        "/v1/images",
+        "/v1/chat/completions",
+    ]
+    assert len(result.structured_content["files"]) == 1
+
+
+async def test_an_audio_only_endpoint_model_falls_back_to_chat_on_404(
+    settings: Any, fake: FakePoe
+) -> None:
+    mp3 = b"ID3\x04" + b"\x00" * 500
+    fake.enqueue(Reply(text=fake.cdn_url("v3.mp3", mp3, "audio/mpeg")))
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "generate_audio", {"prompt": "Say hi", "model": "ElevenLabs-v3"}
+        )
+    assert not result.is_error, result.content[0].text
+    audio_posts = [r for r in fake.requests if r["path"] == "/v1/audio"]
+    assert len(audio_posts) == 1, "the catalog routes elevenlabs-v3 to /v1/audio: tried first"
+    assert fake.chat_requests()[-1]["json"]["model"] == "elevenlabs-v3"
+    assert result.structured_content["files"][0]["mime_type"] == "audio/mpeg"

@@ -128,3 +128,30 @@ async def test_the_request_budget_is_shared_across_replicas(
         "B's second call waited for the window, though B itself had sent only one request"
     )
     assert [r["json"]["messages"][-1]["content"] for r in fake.chat_requests()] == ["1", "2"]
+
+
+async def test_a_video_job_started_on_one_replica_is_fetched_from_another(
+    fake: FakePoe, tmp_path: Path, redis_url: str
+) -> None:
+    fake.video_steps = 1000
+    with (
+        http_replica(fake, tmp_path, "a", POE_MCP_STORE=redis_url) as a,
+        http_replica(fake, tmp_path, "b", POE_MCP_STORE=redis_url) as b,
+    ):
+        async with connect_http(a) as client:
+            started = await client.call_tool("generate_video", {"prompt": "a comet", "max_wait": 0})
+        fake.video_steps = 0
+        async with connect_http(b) as client:
+            done = await client.call_tool(
+                "get_generation", {"job_id": started.structured_content["job_id"]}
+            )
+        async with connect_http(a) as client:
+            again = await client.call_tool(
+                "get_generation", {"job_id": started.structured_content["job_id"]}
+            )
+    assert started.structured_content["status"] == "in_progress"
+    data = done.structured_content
+    assert data["status"] == "completed" and data["model"] == "veo-3"
+    assert again.structured_content["files"] == data["files"], "A found B's file through Redis"
+    assert len([r for r in fake.requests if r["path"].endswith("/content")]) == 1
+    assert Path(data["files"][0]["path"]).read_bytes().startswith(b"\x00\x00\x00\x18ftyp")

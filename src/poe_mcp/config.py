@@ -194,6 +194,9 @@ OPTIONS: dict[str, Option] = {
     "max_attachment_mb": Option(
         "POE_MCP_MAX_ATTACHMENT_MB", _positive_float, "largest attachment accepted, in MB"
     ),
+    "max_media_mb": Option(
+        "POE_MCP_MAX_MEDIA_MB", _positive_float, "largest generated file downloaded, in MB"
+    ),
     "rpm": Option("POE_MCP_RPM", _positive_int, "request budget per minute"),
     "max_retries": Option(
         "POE_MCP_MAX_RETRIES", _non_negative_int, "retries of a retryable failure"
@@ -232,6 +235,7 @@ class Settings:
         default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
     )
     max_attachment_mb: float = 50.0
+    max_media_mb: float = 500.0
     rpm: int = 500
     max_retries: int = 4
     timeout: float = 600.0

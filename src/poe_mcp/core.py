@@ -72,7 +72,7 @@ async def open_core(settings: Settings, transport: str = "stdio") -> AsyncIterat
             poe,
             store,
             ChatService(poe, store, rules),
-            MediaService(poe, settings.output_dir, rules, settings.video_poll_interval),
+            MediaService(poe, settings.output_dir, rules, settings.video_poll_interval, store),
             transport,
         )
     finally:

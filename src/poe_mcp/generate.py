@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import re
+import base64
+import binascii
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,15 +14,32 @@ from typing import Any
 import anyio
 
 from .attachments import AttachmentRules, load_attachment
+from .conversations import ConversationStore, MediaJob
 from .poe.catalog import ModelInfo
 from .poe.client import PoeClient
-from .poe.errors import InvalidRequestError
-from .poe.media import MediaFile, SkippedUrl, download_media, find_media_urls, save_all
+from .poe.errors import (
+    InvalidRequestError,
+    NoMediaError,
+    NotFoundError,
+    PoeError,
+    UpstreamError,
+)
+from .poe.media import (
+    MARKDOWN_IMAGE,
+    MediaFile,
+    SkippedUrl,
+    download_media,
+    find_media_urls,
+    save_all,
+    save_bytes,
+)
 from .poe.types import ChatRequest, Usage
-from .poe.videos import VideosEndpointMissing
+from .poe.videos import DONE, FAILED, VideoJob, VideoJobs, VideosEndpointMissing, video_fields
 
 DEFAULT_MODELS = {"image": "GPT-Image-1", "audio": "ElevenLabs-v2.5-Turbo", "video": "Veo-3"}
 HEARTBEAT_SECONDS = 5.0  # well inside the 10 s a client may wait between progress notifications
+# Common MCP clients give up on a call after 60 s: a video job answers in_progress before that.
+DEFAULT_MAX_WAIT = 50.0
 
 # (progress, total, message): progress rises; total is None when the length of the work is unknown.
 ProgressListener = Callable[[float, float | None, str], Awaitable[None]]
@@ -34,14 +53,81 @@ class Generation:
     skipped: list[SkippedUrl] = field(default_factory=list)
     usage: Usage | None = None
     cost_usd: float | None = None
+    job_id: str | None = None
+    status: str = DONE  # or "in_progress": the job runs on at Poe, fetch it with get_generation
+    progress: float | None = None
+    points: float | None = None
+    expires_at: float | None = None
+
+    @property
+    def next_call(self) -> str | None:
+        """The exact call that picks this job up again, while it is not done."""
+        return (
+            f'get_generation(job_id="{self.job_id}")'
+            if self.job_id and self.status != DONE
+            else None
+        )
+
+
+# Poe's dedicated media endpoints, used for models the catalog routes there and not to chat.
+DEDICATED_ENDPOINTS = {"image": "/v1/images", "audio": "/v1/audio"}
+CHAT_ENDPOINT = "/v1/chat/completions"
+
+
+def dedicated_endpoint(info: ModelInfo | None, kind: str) -> str | None:
+    endpoint = DEDICATED_ENDPOINTS.get(kind)
+    if info is None or endpoint is None:
+        return None
+    served = info.supported_endpoints
+    return endpoint if endpoint in served and CHAT_ENDPOINT not in served else None
+
+
+@asynccontextmanager
+async def heartbeats(model: str, progress: ProgressListener) -> AsyncIterator[None]:
+    """Progress every few seconds while the body runs: media bots say nothing for minutes, and a client
+    whose timeout resets on progress must not give up."""
+    started = time.monotonic()
+
+    async def beat() -> None:
+        while True:
+            elapsed = time.monotonic() - started
+            await progress(elapsed, None, f"{model} is generating ({elapsed:.0f} s)")
+            await anyio.sleep(HEARTBEAT_SECONDS)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(beat)
+            yield
+            group.cancel_scope.cancel()
+    except (
+        BaseExceptionGroup
+    ) as failed:  # only the body can fail: re-raise its own error, unwrapped
+        raise failed.exceptions[0]  # noqa: B904 - its own cause chain is kept
 
 
 def strip_links(text: str, urls: list[str]) -> str:
     """The bot's own words, without the media links it answered with."""
-    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)
+    text = MARKDOWN_IMAGE.sub("", text)
     for url in urls:
         text = text.replace(url, "")
     return text.strip()
+
+
+def no_media(model: str, text: str, skipped: list[SkippedUrl]) -> NoMediaError:
+    quoted = f' It answered: "{text[:500]}"' if text else " It answered with nothing."
+    links = "".join(f"; not saved: {s.url} ({s.reason})" for s in skipped)
+    return NoMediaError(f"{model} returned no media.{quoted}{links}")
+
+
+def _saved(files: list[MediaFile]) -> list[dict[str, Any]]:
+    return [
+        {"path": str(f.path), "url": f.url, "mime_type": f.mime_type, "bytes": f.bytes}
+        for f in files
+    ]
+
+
+def _files_of(job: MediaJob) -> list[MediaFile]:
+    return [MediaFile(Path(f["path"]), f["url"], f["mime_type"], f["bytes"]) for f in job.files]
 
 
 class MediaService:
@@ -51,11 +137,13 @@ class MediaService:
         output_dir: Path,
         rules: AttachmentRules,
         video_poll_interval: float = 5.0,
+        store: ConversationStore | None = None,
     ) -> None:
         self.poe = poe
         self.output_dir = output_dir
         self.rules = rules
         self.video_poll_interval = video_poll_interval
+        self.store = store
 
     async def generate(
         self,
@@ -65,6 +153,10 @@ class MediaService:
         parameters: dict[str, Any],
         attachments: list[str],
         progress: ProgressListener,
+        *,
+        seconds: int | None = None,
+        size: str | None = None,
+        max_wait: float = DEFAULT_MAX_WAIT,
     ) -> Generation:
         if not prompt.strip():
             raise InvalidRequestError("The prompt is empty", advice="Describe what to generate.")
@@ -72,13 +164,41 @@ class MediaService:
         info = await self.poe.resolve_model(model)
         if info is not None and kind not in info.output_modalities:
             raise await self._wrong_kind(info, kind)
-        parts = [await load_attachment(ref, self.rules, self.poe.http) for ref in attachments]
         if kind == "video" and info is not None and "/v1/videos" in info.supported_endpoints:
+            fields = video_fields(info, parameters, seconds, size)  # refused before any request
+            parts = await self._load(attachments)
             try:
-                return await self._video_job(info, prompt, parameters, parts, progress)
+                return await self._video_job(info, prompt, fields, parts, progress, max_wait)
             except VideosEndpointMissing:
                 pass  # this Poe has no /v1/videos: chat completions serve the same bots
-        return await self._via_chat(info, model, prompt, parameters, parts, progress)
+        else:
+            parts = await self._load(attachments)
+        generation = await self._dedicated(info, kind, prompt, parameters, parts, progress)
+        if generation is None:
+            generation = await self._via_chat(info, model, prompt, parameters, parts, progress)
+        await self._count(generation)
+        return generation
+
+    async def _dedicated(
+        self,
+        info: ModelInfo | None,
+        kind: str,
+        prompt: str,
+        parameters: dict[str, Any],
+        parts: list[dict[str, Any]],
+        progress: ProgressListener,
+    ) -> Generation | None:
+        """The generation from the catalog's own endpoint for this model, or None to use chat."""
+        endpoint = dedicated_endpoint(info, kind)
+        if info is None or endpoint is None or parts:  # attachments: only chat's shape is known
+            return None
+        try:
+            return await self._via_endpoint(info, endpoint, prompt, parameters, progress)
+        except NotFoundError:
+            return None  # this Poe lacks the endpoint: chat completions serve the same bots
+
+    async def _load(self, attachments: list[str]) -> list[dict[str, Any]]:
+        return [await load_attachment(ref, self.rules, self.poe.http) for ref in attachments]
 
     async def _wrong_kind(self, info: ModelInfo, kind: str) -> InvalidRequestError:
         examples = [
@@ -87,6 +207,18 @@ class MediaService:
         return InvalidRequestError(
             f"{info.id} makes {'+'.join(info.output_modalities)}, not {kind}",
             advice=f"Use a {kind} model, e.g. {', '.join(examples)} (list_models with output_modality={kind}).",
+        )
+
+    async def _count(self, generation: Generation) -> None:
+        """Every finished generation counts in get_usage's server totals, with its cost where priced."""
+        if self.store is None:
+            return
+        usage = generation.usage
+        await self.store.record_usage(
+            generation.model,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+            generation.cost_usd,
         )
 
     async def _via_chat(
@@ -105,64 +237,162 @@ class MediaService:
             parameters=dict(parameters),
             stream=False,
         )
-        started = time.monotonic()
-
-        async def heartbeat() -> None:
-            while True:  # media bots say nothing for minutes: keep the client's timeout from firing
-                elapsed = time.monotonic() - started
-                await progress(elapsed, None, f"{model} is generating ({elapsed:.0f} s)")
-                await anyio.sleep(HEARTBEAT_SECONDS)
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(heartbeat)
+        async with heartbeats(model, progress):
             completion = await self.poe.chat(request)
-            group.cancel_scope.cancel()
         urls = list(dict.fromkeys(completion.media_urls + find_media_urls(completion.text)))
-        files, skipped = await save_all(
-            self.poe.http,
-            urls,
-            self.poe.settings.origin,
-            self.output_dir,
-            self.poe.settings.timeout,
-        )
+        files, skipped = await self._save(urls)
+        text = strip_links(completion.text, urls)
+        if not files:
+            raise no_media(request.model, text, skipped)
         images = sum(f.kind == "image" for f in files)
         return Generation(
             request.model,
-            strip_links(completion.text, urls),
+            text,
             files,
             skipped,
             completion.usage,
             _cost(info, completion.usage, images),
         )
 
+    async def _save(self, urls: list[str]) -> tuple[list[MediaFile], list[SkippedUrl]]:
+        settings = self.poe.settings
+        return await save_all(
+            self.poe.http, urls, settings.origin, self.output_dir, settings.timeout, self.max_bytes
+        )
+
+    async def _via_endpoint(
+        self,
+        info: ModelInfo,
+        endpoint: str,
+        prompt: str,
+        parameters: dict[str, Any],
+        progress: ProgressListener,
+    ) -> Generation:
+        """POST {model, prompt, parameters} to Poe's /v1/images or /v1/audio; the answer's `data` holds
+        links (`url`) or inline base64 (`b64_json`), as in the OpenAI shape other Poe clients read."""
+        info.check_parameters(parameters)
+        url = self.poe.settings.base_url + endpoint.removeprefix("/v1")
+        body = {"model": info.id, "prompt": prompt, **parameters}
+        async with heartbeats(info.id, progress):
+            answer = await self.poe.retry.run(
+                lambda: self.poe.request_json("POST", url, json=body), self.poe.budget
+            )
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"Poe answered {endpoint} in an unexpected shape")
+        items = [d for d in (answer.get("data") or []) if isinstance(d, dict)]
+        urls = [str(d["url"]) for d in items if d.get("url")]
+        files, skipped = await self._save(urls)
+        for item in items:
+            if isinstance(item.get("b64_json"), str):
+                try:
+                    data = base64.b64decode(item["b64_json"])
+                except binascii.Error:
+                    skipped.append(SkippedUrl(f"{endpoint} b64_json", "not valid base64"))
+                    continue
+                files.append(await save_bytes(data, self.output_dir, f"{endpoint}:{info.id}"))
+        text = str(next((d["revised_prompt"] for d in items if d.get("revised_prompt")), ""))
+        if not files:
+            raise no_media(info.id, text, skipped)
+        images = sum(f.kind == "image" for f in files)
+        return Generation(info.id, text, files, skipped, cost_usd=_cost(info, None, images))
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.poe.settings.max_media_mb * 1_000_000)
+
+    def _jobs(self) -> VideoJobs:
+        return self.poe.videos(self.video_poll_interval)
+
     async def _video_job(
         self,
         info: ModelInfo,
         prompt: str,
-        parameters: dict[str, Any],
+        fields: dict[str, Any],
         parts: list[dict[str, Any]],
         progress: ProgressListener,
+        max_wait: float,
     ) -> Generation:
-        info.check_parameters(parameters)
-        body = dict(parameters)
+        body = dict(fields)
         image = next((p["image_url"]["url"] for p in parts if p["type"] == "image_url"), None)
         if image:
             body["input_image"] = image.split(",", 1)[1]  # the API takes bare base64
-        jobs = self.poe.videos(self.video_poll_interval)
+        jobs = self._jobs()
         job = await self.poe.retry.run(lambda: jobs.create(info.id, prompt, body), self.poe.budget)
+        record = MediaJob(job.id, info.id, prompt, job.status, created_at=time.time())
+        await self._remember(record, job)  # before any wait: a client that gives up loses nothing
+        return await self._follow(record, job, progress, max_wait)
 
+    async def fetch_job(
+        self, job_id: str, progress: ProgressListener, max_wait: float = DEFAULT_MAX_WAIT
+    ) -> Generation:
+        """A video job by id: its saved files once done, else its status after up to `max_wait` s."""
+        record = await self.store.load_job(job_id) if self.store is not None else None
+        if record is not None and record.status == DONE and record.files:
+            return self._generation(record, _files_of(record))
+        try:
+            job = await self._jobs().get(job_id)
+        except NotFoundError:
+            raise NotFoundError(
+                f"Poe has no video job {job_id!r}",
+                advice="Check the job_id (list_generations lists recent ones); Poe keeps a video only until it expires.",
+            ) from None
+        record = record or MediaJob(job_id, job.model, "", job.status, created_at=time.time())
+        return await self._follow(record, job, progress, max_wait)
+
+    async def _follow(
+        self, record: MediaJob, job: VideoJob, progress: ProgressListener, max_wait: float
+    ) -> Generation:
         async def report(percent: float, status: str) -> None:
-            await progress(percent, 100.0, f"{info.id}: {status} ({percent:.0f}%)")
+            await progress(
+                percent, 100.0, f"{record.model} job {job.id}: {status} ({percent:.0f}%)"
+            )
 
-        job = await jobs.wait(job, report)
+        try:
+            job = await self._jobs().wait(job, report, max_wait)
+        except PoeError:
+            record.status = FAILED
+            await self._remember(record, None)
+            raise
+        if not job.finished:
+            await self._remember(record, job)
+            return self._generation(record, [])
         file = await download_media(
             self.poe.http,
-            jobs.content_url(job),
+            self._jobs().content_url(job.id),
             self.output_dir,
             timeout=self.poe.settings.timeout,
             headers=self.poe.auth_headers(),
+            max_bytes=self.max_bytes,
         )
-        return Generation(info.id, "", [file], cost_usd=_cost(info, None, 0))
+        record.files = _saved([file])
+        await self._remember(record, job)
+        generation = self._generation(record, [file])
+        await self._count(generation)
+        return generation
+
+    async def _remember(self, record: MediaJob, job: VideoJob | None) -> None:
+        if job is not None:
+            record.status, record.progress = job.status, job.progress
+            record.expires_at = job.expires_at or record.expires_at
+            record.points = job.points if job.points is not None else record.points
+        if self.store is not None:
+            await self.store.save_job(record)
+
+    @staticmethod
+    def _generation(record: MediaJob, files: list[MediaFile]) -> Generation:
+        return Generation(
+            record.model,
+            "",
+            files,
+            job_id=record.id,
+            status=record.status if record.status in (DONE, FAILED) else "in_progress",
+            progress=record.progress,
+            points=record.points,
+            expires_at=record.expires_at,
+        )
+
+    async def list_jobs(self, limit: int) -> Sequence[MediaJob]:
+        return await self.store.list_jobs(limit) if self.store is not None else []
 
 
 def _cost(info: ModelInfo | None, usage: Usage | None, images: int) -> float | None:

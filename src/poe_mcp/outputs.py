@@ -122,6 +122,12 @@ class MediaResult(BaseModel):
     usage: UsageOut | None
     cost_usd: float | None
     skipped_urls: list[SkippedOut]
+    status: str = "completed"  # or "in_progress": call `next_call` to pick the job up
+    job_id: str | None = None
+    progress: float | None = None
+    points: float | None = None  # what Poe charged for the job, once it completed
+    expires_at: str | None = None
+    next_call: str | None = None
 
     @classmethod
     def of(cls, generation: Generation) -> MediaResult:
@@ -141,7 +147,17 @@ class MediaResult(BaseModel):
             usage=UsageOut.of(generation.usage),
             cost_usd=generation.cost_usd,
             skipped_urls=[SkippedOut(url=s.url, reason=s.reason) for s in generation.skipped],
+            status=generation.status,
+            job_id=generation.job_id,
+            progress=generation.progress,
+            points=generation.points,
+            expires_at=_iso(generation.expires_at),
+            next_call=generation.next_call,
         )
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp is not None else None
 
 
 class ModelEntry(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -165,6 +166,7 @@ async def generate(core: Core, args: argparse.Namespace) -> int:
             parse_options(args.option or []),
             args.attach or [],
             progress,
+            max_wait=math.inf,  # a person at a terminal waits for the video; no client timeout applies
         )
     finally:
         if status is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -77,6 +78,21 @@ class UsageTotals:
         self.cost_usd = round(self.cost_usd + cost, 8)
 
 
+@dataclass
+class MediaJob:
+    """A generation job Poe runs on its side (a video): enough to resume it from any replica, any time."""
+
+    id: str
+    model: str
+    prompt: str
+    status: str
+    progress: float = 0.0
+    expires_at: float | None = None
+    points: float | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)  # the saved files once completed
+    created_at: float = 0.0
+
+
 class ConversationStore(Protocol):
     """Where conversations and usage totals live; every write of a turn is all-or-nothing."""
 
@@ -106,6 +122,12 @@ class ConversationStore(Protocol):
     ) -> None: ...
 
     async def usage_totals(self) -> UsageTotals: ...
+
+    async def save_job(self, job: MediaJob) -> None: ...
+
+    async def load_job(self, job_id: str) -> MediaJob | None: ...
+
+    async def list_jobs(self, limit: int) -> Sequence[MediaJob]: ...
 
     async def aclose(self) -> None: ...
 

@@ -11,6 +11,8 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from ..poe.retry import BUDGET_WINDOW
@@ -18,6 +20,7 @@ from ..poe.types import ChatMessage
 from . import (
     ConflictError,
     Conversation,
+    MediaJob,
     SessionSummary,
     UsageEvent,
     UsageTotals,
@@ -198,6 +201,23 @@ class RedisStore:
             event = json.loads(raw)
             totals.add(event["model"], 1, event["prompt"], event["completion"], event["cost"])
         return totals
+
+    async def save_job(self, job: MediaJob) -> None:
+        # Kept a month, like the usage events: long after Poe's own link to the video has expired.
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(f"{PREFIX}job:{job.id}", json.dumps(asdict(job)), ex=31 * 86400)
+            pipe.zadd(PREFIX + "jobs", {job.id: job.created_at})
+            pipe.zremrangebyscore(PREFIX + "jobs", "-inf", time.time() - 31 * 86400)
+            await pipe.execute()
+
+    async def load_job(self, job_id: str) -> MediaJob | None:
+        raw = await self.redis.get(f"{PREFIX}job:{job_id}")
+        return MediaJob(**json.loads(raw)) if raw else None
+
+    async def list_jobs(self, limit: int) -> Sequence[MediaJob]:
+        ids = await self.redis.zrevrange(PREFIX + "jobs", 0, limit - 1)
+        raws = await self.redis.mget([f"{PREFIX}job:{i}" for i in ids]) if ids else []
+        return [MediaJob(**json.loads(raw)) for raw in raws if raw]
 
     async def aclose(self) -> None:
         await self.redis.aclose()

@@ -8,9 +8,9 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from ..poe.types import ChatMessage
 from . import (
     ConflictError,
     Conversation,
+    MediaJob,
     SessionSummary,
     UsageEvent,
     UsageTotals,
@@ -76,8 +77,26 @@ def _m002_usage(db: sqlite3.Connection) -> None:
     )
 
 
+def _m003_media_jobs(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE media_jobs (
+            id TEXT PRIMARY KEY,
+            created_at REAL NOT NULL,
+            job TEXT NOT NULL
+        );
+        CREATE INDEX media_jobs_by_time ON media_jobs(created_at DESC);
+        """,
+    )
+
+
 # Append-only: a shipped migration is never edited; PRAGMA user_version counts those applied.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_conversations, _m002_usage]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_conversations,
+    _m002_usage,
+    _m003_media_jobs,
+]
 
 
 # Decoded histories kept in memory, most recently used first: a turn then costs no decode of its history.
@@ -315,6 +334,30 @@ class SQLiteStore:
             return result
 
         return await self._run(totals)
+
+    async def save_job(self, job: MediaJob) -> None:
+        await self._run(
+            self._db.execute,
+            "INSERT INTO media_jobs (id, created_at, job) VALUES (?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET job = excluded.job",
+            (job.id, job.created_at, json.dumps(asdict(job))),
+        )
+
+    async def load_job(self, job_id: str) -> MediaJob | None:
+        def load() -> MediaJob | None:
+            row = self._db.execute("SELECT job FROM media_jobs WHERE id = ?", (job_id,)).fetchone()
+            return MediaJob(**json.loads(row[0])) if row else None
+
+        return await self._run(load)
+
+    async def list_jobs(self, limit: int) -> Sequence[MediaJob]:
+        def list_() -> list[MediaJob]:
+            rows = self._db.execute(
+                "SELECT job FROM media_jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+            return [MediaJob(**json.loads(r[0])) for r in rows]
+
+        return await self._run(list_)
 
     async def aclose(self) -> None:
         await self._run(self._db.close)

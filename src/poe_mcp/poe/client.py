@@ -128,7 +128,7 @@ class PoeClient:
             body = response.text
         if response.status_code >= 400:
             raise classify(response.status_code, body, response.headers)
-        if isinstance(body, str) and method != "DELETE":
+        if isinstance(body, str):
             raise UpstreamError(
                 f"Poe answered {url.rsplit('/', 1)[-1]} with something that is not JSON"
             )

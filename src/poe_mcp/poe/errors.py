@@ -12,6 +12,7 @@
      ├── ProviderError            500  retried
      ├── UpstreamError            502, 503 retried
      ├── OverloadedError          529  retried
+     ├── NoMediaError             a generation answered without media
      └── PoeConnectionError       network failure, broken stream; retried unless output went out
 
 Poe's `error.code` may be a number, a string or missing, so classification keys on the HTTP
@@ -131,6 +132,13 @@ class UpstreamError(PoeError):
 class OverloadedError(PoeError):
     type, status, retryable = "overloaded_error", 529, True
     advice = "Poe is overloaded: try again in a minute or use another model."
+
+
+class NoMediaError(PoeError):
+    """A generation whose reply carried no media (or only links that could not be saved)."""
+
+    type = "no_media_error"
+    advice = "Rephrase the prompt, or try another model (list_models with output_modality)."
 
 
 class PoeConnectionError(PoeError):

@@ -16,17 +16,25 @@ import anyio
 import anyio.to_thread
 import httpx2
 
-from .errors import PoeConnectionError, PoeError, RequestTooLargeError, UpstreamError
+from .errors import (
+    PoeConnectionError,
+    PoeError,
+    RequestTooLargeError,
+    UpstreamError,
+    local_timeout,
+)
 
 log = logging.getLogger("poe_mcp.media")
 
 CHUNK = 256 * 1024
-DEFAULT_MAX_BYTES = 2 * 1024**3
+DEFAULT_MAX_BYTES = 500 * 1_000_000  # POE_MCP_MAX_MEDIA_MB's default
 CDN_SUFFIX = ".poecdn.net"
 GENERIC_TYPES = ("", "application/octet-stream", "binary/octet-stream")
 
 # Markdown images first, then any bare URL; a trailing bracket or full stop belongs to the prose.
-_MARKDOWN = re.compile(r"!\[[^\]]*\]\((\S+?)\)")
+# Linear on any reply: the alt text holds no bracket and the link no space or parenthesis, so a failed
+# match never rescans text a later match start will scan again ("![![![..." once froze the server).
+MARKDOWN_IMAGE = re.compile(r"!\[[^\[\]]*\]\(([^\s()]+)\)")
 _BARE = re.compile(r"https?://[^\s<>\"')\]]+")
 
 # Extensions for the MIME types Poe's media bots produce; mimetypes knows the rest.
@@ -84,7 +92,7 @@ def sniff_mime(data: bytes, name: str = "") -> str:
 
 def find_media_urls(text: str) -> list[str]:
     """Every media link in a reply, Markdown images and bare URLs, once each, in order."""
-    found = [m.group(1) for m in _MARKDOWN.finditer(text)] + [
+    found = [m.group(1) for m in MARKDOWN_IMAGE.finditer(text)] + [
         m.group(0).rstrip(".,;:!?") for m in _BARE.finditer(text)
     ]
     return list(dict.fromkeys(found))
@@ -122,35 +130,20 @@ async def download_media(
     headers: dict[str, str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> MediaFile:
-    """Stream one file to disk in chunks (memory stays flat whatever its size); a partial file never survives."""
+    """Stream one file to disk in chunks (memory stays flat whatever its size), within `timeout` seconds
+    overall and `max_bytes`; a partial, oversized or broken download never leaves a file."""
     await anyio.to_thread.run_sync(lambda: output_dir.mkdir(parents=True, exist_ok=True))
     partial = output_dir / f".{hashlib.sha256(url.encode()).hexdigest()[:16]}-{time.time_ns()}.part"
-    size = 0
     try:
-        async with http.stream(
-            "GET", url, headers=headers, timeout=timeout, follow_redirects=False
-        ) as response:
-            if response.status_code != 200:
-                raise UpstreamError(
-                    f"Downloading {url} gave HTTP {response.status_code}",
-                    advice="The link may have expired: generate again.",
-                )
-            declared = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            head = b""
-            async with await anyio.open_file(partial, "wb") as out:
-                async for chunk in response.aiter_bytes(CHUNK):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise RequestTooLargeError(
-                            f"{url} is larger than {max_bytes // 1_000_000} MB", advice="Not saved."
-                        )
-                    if len(head) < 16:
-                        head += chunk[:16]
-                    await out.write(chunk)
-        mime = declared if declared not in GENERIC_TYPES else sniff_mime(head, urlsplit(url).path)
+        with anyio.fail_after(
+            timeout
+        ):  # the whole download, not each read: a trickle cannot hang a call
+            mime, size = await _stream_to(http, url, partial, headers, timeout, max_bytes)
         final = output_dir / unique_name(url, mime)
         await anyio.to_thread.run_sync(os.replace, partial, final)
         return MediaFile(final, url, mime, size)
+    except TimeoutError:
+        raise local_timeout(timeout) from None
     except httpx2.HTTPError as exc:
         raise PoeConnectionError(f"Downloading {url} failed ({type(exc).__name__})") from None
     finally:
@@ -158,8 +151,73 @@ async def download_media(
             await anyio.to_thread.run_sync(lambda: partial.unlink(missing_ok=True))
 
 
+def too_large(url: str, max_bytes: int) -> RequestTooLargeError:
+    return RequestTooLargeError(
+        f"{url} is larger than POE_MCP_MAX_MEDIA_MB ({max_bytes / 1_000_000:g} MB); not saved",
+        advice="Raise POE_MCP_MAX_MEDIA_MB to save larger files.",
+    )
+
+
+async def _stream_to(
+    http: httpx2.AsyncClient,
+    url: str,
+    partial: Path,
+    headers: dict[str, str] | None,
+    timeout: float,
+    max_bytes: int,
+) -> tuple[str, int]:
+    """Write the body to `partial`; the MIME type (declared, else sniffed) and the size written."""
+    size = 0
+    head = b""
+    async with http.stream(
+        "GET", url, headers=headers, timeout=timeout, follow_redirects=False
+    ) as response:
+        if response.status_code != 200:
+            raise UpstreamError(
+                f"Downloading {url} gave HTTP {response.status_code}",
+                advice="The link may have expired: generate again.",
+            )
+        declared_size = response.headers.get("content-length", "")
+        if declared_size.isdigit() and int(declared_size) > max_bytes:
+            raise too_large(url, max_bytes)  # refused before a byte is written
+        declared = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        async with await anyio.open_file(partial, "wb") as out:
+            async for chunk in response.aiter_bytes(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise too_large(url, max_bytes)
+                if len(head) < 16:
+                    head += chunk[:16]
+                await out.write(chunk)
+    mime = declared if declared not in GENERIC_TYPES else sniff_mime(head, urlsplit(url).path)
+    return mime, size
+
+
+async def save_bytes(data: bytes, output_dir: Path, source: str) -> MediaFile:
+    """Media that came inline (base64 in a JSON answer), written like a download: whole or not at all."""
+
+    def write() -> MediaFile:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        mime = sniff_mime(data[:16])
+        final = output_dir / unique_name(source, mime)
+        partial = final.with_name(f".{final.name}.part")
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, final)
+        finally:
+            partial.unlink(missing_ok=True)
+        return MediaFile(final, source, mime, len(data))
+
+    return await anyio.to_thread.run_sync(write)
+
+
 async def save_all(
-    http: httpx2.AsyncClient, urls: list[str], api_origin: str, output_dir: Path, timeout: float
+    http: httpx2.AsyncClient,
+    urls: list[str],
+    api_origin: str,
+    output_dir: Path,
+    timeout: float,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> tuple[list[MediaFile], list[SkippedUrl]]:
     """Download every allowed link; list the others (and failed downloads) with the reason."""
     files: list[MediaFile] = []
@@ -170,7 +228,9 @@ async def save_all(
             skipped.append(SkippedUrl(url, refusal))
             continue
         try:
-            files.append(await download_media(http, url, output_dir, timeout=timeout))
+            files.append(
+                await download_media(http, url, output_dir, timeout=timeout, max_bytes=max_bytes)
+            )
         except PoeError as error:
             log.warning("Could not save %s: %s", url, error.type)
             skipped.append(SkippedUrl(url, str(error)))

@@ -1,50 +1,169 @@
-"""Poe's asynchronous video API: create a job, poll it, fetch the mp4; cancelled jobs are deleted upstream."""
+"""Poe's asynchronous video API: create a job, poll it, fetch the mp4. Poe has no way to cancel or
+delete a job, so a caller that stops waiting only stops polling: the job runs on and stays fetchable."""
 
 from __future__ import annotations
 
 import functools
-import logging
+import math
+import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .errors import PoeError, UpstreamError
+from .errors import InvalidRequestError, PoeError, UpstreamError
 
 if TYPE_CHECKING:
+    from .catalog import ModelInfo
     from .client import PoeClient
-
-log = logging.getLogger("poe_mcp.videos")
 
 # Called with (percent done, status) after each poll.
 JobListener = Callable[[float, str], Awaitable[None]]
+
+DONE, FAILED = "completed", "failed"
+_SIZE = re.compile(r"^([1-9][0-9]{1,4})x([1-9][0-9]{1,4})$")
+# Poe's default is portrait 720x1280; these are the sizes an aspect ratio means when the model lists none.
+_ORIENTATION_SIZES = {"landscape": "1280x720", "portrait": "720x1280", "square": "1024x1024"}
+_ASPECTS = {"16:9": "landscape", "9:16": "portrait", "1:1": "square"}
 
 
 class VideosEndpointMissing(Exception):
     """`/v1/videos` answered 404: the caller falls back to chat completions."""
 
 
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _points(usage: Any) -> float | None:
+    """Points from a job's `usage`: a bare number, or the first numeric field of an object."""
+    if isinstance(usage, dict):
+        return next((n for v in usage.values() if (n := _number(v)) is not None), None)
+    return _number(usage)
+
+
 @dataclass
 class VideoJob:
     id: str
+    model: str
     status: str
     progress: float
     error: str | None
-    raw: dict[str, Any]
+    expires_at: float | None
+    points: float | None
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> VideoJob:
         error = data.get("error")
         if isinstance(error, dict):
             error = error.get("message") or str(error)
+        progress = _number(data.get("progress"))  # Poe's progress may be absent, null or text
         return cls(
             str(data.get("id")),
+            str(data.get("model") or "unknown"),
             str(data.get("status") or "queued"),
-            float(data.get("progress") or 0),
-            error,
-            data,
+            min(max(progress or 0.0, 0.0), 100.0),
+            str(error) if error else None,
+            _number(data.get("expires_at")),
+            _points(data.get("usage")),
         )
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (DONE, FAILED)
+
+
+def _orientation(size: str) -> str:
+    width, height = (int(n) for n in size.split("x"))
+    return "landscape" if width > height else "portrait" if height > width else "square"
+
+
+def _allowed(info: ModelInfo, name: str) -> list[str]:
+    declared = info.parameter(name)
+    return [str(v) for v in (declared.schema.get("enum") or [])] if declared else []
+
+
+def size_for_aspect(info: ModelInfo, aspect: str) -> str:
+    """A "WxH" for an aspect ratio: the model's first listed size of that orientation, else Poe's usual one."""
+    orientation = _ASPECTS.get(aspect, aspect)
+    if orientation not in _ORIENTATION_SIZES:
+        raise InvalidRequestError(
+            f"aspect_ratio {aspect!r} is not one /v1/videos can express",
+            advice="Use 16:9 (landscape), 9:16 (portrait) or 1:1, or give size as WIDTHxHEIGHT.",
+        )
+    listed = [
+        s for s in _allowed(info, "size") if _SIZE.match(s) and _orientation(s) == orientation
+    ]
+    return listed[0] if listed else _ORIENTATION_SIZES[orientation]
+
+
+def check_size(info: ModelInfo, size: str) -> str:
+    allowed = _allowed(info, "size")
+    if not _SIZE.match(size) or (allowed and size not in allowed):
+        choices = ", ".join(allowed) or "e.g. 1280x720 (landscape) or 720x1280 (portrait)"
+        raise InvalidRequestError(
+            f"{info.id} cannot make a video of size {size!r}",
+            advice=f"Give size as WIDTHxHEIGHT: {choices}.",
+        )
+    return size
+
+
+def check_seconds(info: ModelInfo, seconds: Any) -> str:
+    """Seconds as the whole-number string the API takes, within the durations the model lists."""
+    number = _number(seconds)
+    declared = info.parameter("duration")
+    schema = declared.schema if declared else {}
+    allowed = [re.sub(r"s$", "", str(v)) for v in schema.get("enum") or []]
+    low, high = _number(schema.get("minimum")), _number(schema.get("maximum"))
+    valid = (
+        number is not None
+        and number.is_integer()
+        and number > 0
+        and (not allowed or str(int(number)) in allowed)
+        and (low is None or number >= low)
+        and (high is None or number <= high)
+    )
+    if not valid:
+        choices = (
+            ", ".join(allowed)
+            if allowed
+            else f"{low or 1:g} to {high:g}"
+            if high
+            else "e.g. 4 or 8"
+        )
+        raise InvalidRequestError(
+            f"{info.id} cannot make a video of {seconds!r} seconds",
+            advice=f"Give seconds as a whole number: {choices}.",
+        )
+    return str(int(number))  # type: ignore[arg-type]
+
+
+def video_fields(
+    info: ModelInfo, parameters: dict[str, Any], seconds: Any = None, size: str | None = None
+) -> dict[str, Any]:
+    """The createVideo body besides model and prompt: `seconds` and `size` (also from the friendly
+    `duration` and `aspect_ratio`/`aspect`), then the model's other declared parameters, all checked."""
+    rest = dict(parameters)
+    seconds = seconds if seconds is not None else rest.pop("duration", None)
+    rest.pop("duration", None)
+    aspect = rest.pop("aspect_ratio", None) or rest.pop("aspect", None)
+    size = size or rest.pop("size", None)
+    rest.pop("size", None)
+    info.check_parameters(rest)
+    fields: dict[str, Any] = {}
+    if seconds is not None:
+        fields["seconds"] = check_seconds(info, seconds)
+    if size is not None:
+        fields["size"] = check_size(info, str(size))
+    elif aspect is not None:
+        fields["size"] = size_for_aspect(info, str(aspect))
+    return {**fields, **rest}
 
 
 class VideoJobs:
@@ -53,10 +172,10 @@ class VideoJobs:
         self._base = f"{client.settings.base_url}/videos"
         self.poll_interval = poll_interval
 
-    async def create(self, model: str, prompt: str, parameters: dict[str, Any]) -> VideoJob:
+    async def create(self, model: str, prompt: str, fields: dict[str, Any]) -> VideoJob:
         try:
             created = await self._client.request_json(
-                "POST", self._base, json={"model": model, "prompt": prompt, **parameters}
+                "POST", self._base, json={"model": model, "prompt": prompt, **fields}
             )
         except PoeError as error:
             if error.status == 404:
@@ -64,32 +183,25 @@ class VideoJobs:
             raise
         return VideoJob.from_wire(created)
 
-    async def wait(self, job: VideoJob, listener: JobListener) -> VideoJob:
-        """Poll until the job ends; on cancellation delete the job upstream so it stops costing."""
-        try:
-            while job.status not in ("completed", "failed"):
-                await listener(job.progress, job.status)
-                await anyio.sleep(self.poll_interval)
-                poll = functools.partial(self._client.request_json, "GET", f"{self._base}/{job.id}")
-                polled = await self._client.retry.run(poll, self._client.budget)
-                job = VideoJob.from_wire(polled)
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await self.cancel(job.id)
-            raise
-        if job.status == "failed":
+    async def get(self, job_id: str) -> VideoJob:
+        poll = functools.partial(self._client.request_json, "GET", f"{self._base}/{job_id}")
+        return VideoJob.from_wire(await self._client.retry.run(poll, self._client.budget))
+
+    async def wait(self, job: VideoJob, listener: JobListener, max_wait: float) -> VideoJob:
+        """Poll until the job ends or `max_wait` seconds pass; returns the job as last seen. Any status
+        Poe reports is tolerated while waiting; cancelling only stops the polling (Poe cannot cancel)."""
+        deadline = time.monotonic() + max_wait
+        await listener(job.progress, job.status)
+        while not job.finished and time.monotonic() + self.poll_interval <= deadline:
+            await anyio.sleep(self.poll_interval)
+            job = await self.get(job.id)
+            await listener(job.progress, job.status)
+        if job.status == FAILED:
             raise UpstreamError(
                 f"Poe's video job {job.id} failed: {job.error or 'no reason given'}",
                 advice="Change the prompt or parameters and try again.",
             )
-        await listener(100.0, job.status)
         return job
 
-    def content_url(self, job: VideoJob) -> str:
-        return f"{self._base}/{job.id}/content"
-
-    async def cancel(self, job_id: str) -> None:
-        try:
-            await self._client.request_json("DELETE", f"{self._base}/{job_id}")
-        except PoeError as error:
-            log.info("Could not cancel video job %s: %s", job_id, error.type)
+    def content_url(self, job_id: str) -> str:
+        return f"{self._base}/{job_id}/content"

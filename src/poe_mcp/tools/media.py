@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import mimetypes
 import re
@@ -21,9 +22,10 @@ from mcp.types import (
     ResourceLink,
     ToolAnnotations,
 )
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from ..generate import Generation
+from ..conversations import MediaJob
+from ..generate import DEFAULT_MAX_WAIT, Generation
 from ..outputs import MEDIA_URI, MediaResult
 from ..poe.media import MediaFile
 from ..results import structured_result
@@ -35,12 +37,58 @@ log = logging.getLogger("poe_mcp.tools.media")
 GENERATOR = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
 )
-INLINE_LIMIT = 1_000_000  # larger files travel as a link (images also as a preview)
+# Claude Desktop refuses a tool result over 1 MiB once encoded: the text, the structured copy and at
+# most one inline preview share that budget; every file also travels as a resource_link.
+RESULT_BUDGET = 1024 * 1024
+RESULT_MARGIN = 16 * 1024  # JSON-RPC envelope, field names, escaping
 PREVIEW_EDGE = 768
+PREVIEW_MAX_PIXELS = (
+    64_000_000  # a larger picture is not decoded for a preview (decompression bombs)
+)
+FETCHER = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+LISTER = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 Model = Annotated[str | None, Field(description="Poe media model")]
+JobId = Annotated[
+    str, Field(min_length=1, max_length=200, description="job_id from generate_video")
+]
+MaxWait = Annotated[
+    float,
+    Field(
+        ge=0, le=3600, description="Seconds to wait before answering in_progress with the job_id"
+    ),
+]
+
+
+class GenerationEntry(BaseModel):
+    job_id: str
+    model: str
+    prompt: str
+    status: str
+    progress: float
+    points: float | None
+    files: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, job: MediaJob) -> GenerationEntry:
+        files = [{**f, "uri": MEDIA_URI + Path(f["path"]).name} for f in job.files]
+        return cls(
+            job_id=job.id,
+            model=job.model,
+            prompt=job.prompt,
+            status=job.status,
+            progress=job.progress,
+            points=job.points,
+            files=files,
+        )
+
+
+class GenerationsResult(BaseModel):
+    generations: list[GenerationEntry]
 
 
 class RisingProgress:
@@ -55,14 +103,22 @@ class RisingProgress:
         await self._ctx.report_progress(self._last, total, message)
 
 
-def preview(data: bytes) -> tuple[bytes, str] | None:
-    """A JPEG at most 768 px on its longest edge, or None when the image cannot be read."""
+def base64_size(raw: int) -> int:
+    return 4 * ((raw + 2) // 3)
+
+
+def preview(path: Path) -> tuple[bytes, str] | None:
+    """A JPEG at most 768 px on its longest edge, decoded from the file on disk (JPEG draft mode reads a
+    reduced image), or None when the image cannot be read or is too large to decode."""
     try:
         from PIL import Image
     except ImportError:
         return None
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(path) as image:
+            if image.width * image.height > PREVIEW_MAX_PIXELS:
+                return None
+            image.draft("RGB", (PREVIEW_EDGE, PREVIEW_EDGE))
             image.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE))
             out = io.BytesIO()
             image.convert("RGB").save(out, "JPEG", quality=80)
@@ -72,58 +128,69 @@ def preview(data: bytes) -> tuple[bytes, str] | None:
         return None
 
 
-async def blocks_for(file: MediaFile) -> list[ContentBlock]:
-    """Inline content a client can show (image, or audio under 1 MB), then a link to the whole file."""
-    blocks: list[ContentBlock] = []
+async def inline_block(file: MediaFile, room: int) -> ContentBlock | None:
+    """The file itself inline when its base64 fits in `room` bytes, else (images) a preview that fits."""
+    if file.kind not in ("image", "audio"):
+        return None
+    if base64_size(file.bytes) <= room:
+        data, mime = await anyio.to_thread.run_sync(file.path.read_bytes), file.mime_type
+    elif file.kind == "image" and (made := await anyio.to_thread.run_sync(preview, file.path)):
+        data, mime = made
+        if base64_size(len(data)) > room:
+            return None
+    else:
+        return None
+    encoded = base64.b64encode(data).decode()
     if file.kind == "image":
-        data = await anyio.to_thread.run_sync(file.path.read_bytes)
-        inline = (
-            (data, file.mime_type)
-            if file.bytes <= INLINE_LIMIT
-            else await anyio.to_thread.run_sync(preview, data)
-        )
-        if inline:
-            blocks.append(
-                ImageContent(
-                    type="image", data=base64.b64encode(inline[0]).decode(), mime_type=inline[1]
-                )
-            )
-    elif file.kind == "audio" and file.bytes <= INLINE_LIMIT:
-        data = await anyio.to_thread.run_sync(file.path.read_bytes)
-        blocks.append(
-            AudioContent(
-                type="audio", data=base64.b64encode(data).decode(), mime_type=file.mime_type
-            )
-        )
-    blocks.append(
-        ResourceLink(
-            type="resource_link",
-            uri=MEDIA_URI + file.name,
-            name=file.name,
-            mime_type=file.mime_type,
-            size=file.bytes,
-        )
+        return ImageContent(type="image", data=encoded, mime_type=mime)
+    return AudioContent(type="audio", data=encoded, mime_type=mime)
+
+
+def link_for(file: MediaFile) -> ResourceLink:
+    return ResourceLink(
+        type="resource_link",
+        uri=MEDIA_URI + file.name,
+        name=file.name,
+        mime_type=file.mime_type,
+        size=file.bytes,
     )
-    return blocks
 
 
 def summary(generation: Generation) -> str:
     lines = [f"Saved {f.path} ({f.mime_type}, {f.bytes} bytes)" for f in generation.files]
-    if not generation.files:
-        lines.append(f"{generation.model} answered without media.")
+    if generation.next_call:
+        lines.append(
+            f"{generation.model} job {generation.job_id} is still running at Poe "
+            f"({generation.progress or 0:.0f}%). Nothing is lost: call {generation.next_call} "
+            "to get its file."
+        )
+    elif generation.job_id:
+        lines.append(f"Job {generation.job_id}" + _points(generation.points))
     lines += [f"Not downloaded: {s.url} ({s.reason})" for s in generation.skipped]
     if generation.text:
         lines.append(generation.text)
     return "\n".join(lines)
 
 
+def _points(points: float | None) -> str:
+    return f" used {points:g} points." if points is not None else "."
+
+
 async def media_result(generation: Generation) -> CallToolResult:
-    blocks: list[ContentBlock] = []
+    """Text, structured copy, one inline preview at most (sized to fit the 1 MiB budget), then links."""
+    text = summary(generation)
+    structured = MediaResult.of(generation).model_dump()
+    links: list[ContentBlock] = [link_for(f) for f in generation.files]
+    used = len(json.dumps(structured)) + len(json.dumps(text)) + RESULT_MARGIN
+    used += sum(len(link.model_dump_json()) for link in links)
+    room = RESULT_BUDGET - used
+    preview_block = None
     for file in generation.files:
-        blocks += await blocks_for(file)
-    return structured_result(
-        summary(generation), MediaResult.of(generation).model_dump(), extra=blocks
-    )
+        preview_block = await inline_block(file, room)
+        if preview_block is not None or file.kind in ("image", "audio"):
+            break  # only the first image or audio is previewed
+    blocks = ([preview_block] if preview_block else []) + links
+    return structured_result(text, structured, extra=blocks)
 
 
 def media_path(output_dir: Path, name: str) -> Path:
@@ -142,10 +209,11 @@ def register(mcp: PoeMCPServer) -> None:
         model: str | None,
         parameters: dict[str, Any] | None,
         attachments: list[str] | None,
+        **video: Any,
     ) -> CallToolResult:
         state = state_of(ctx)
         generation = await state.media.generate(
-            kind, prompt, model, parameters or {}, attachments or [], RisingProgress(ctx)
+            kind, prompt, model, parameters or {}, attachments or [], RisingProgress(ctx), **video
         )
         return await media_result(generation)
 
@@ -172,11 +240,46 @@ def register(mcp: PoeMCPServer) -> None:
         prompt: Prompt,
         ctx: Context,
         model: Model = None,
+        seconds: Annotated[int | None, Field(ge=1, le=600, description="Length in seconds")] = None,
+        size: Annotated[str | None, Field(description="WIDTHxHEIGHT, e.g. 1280x720")] = None,
+        max_wait: MaxWait = DEFAULT_MAX_WAIT,
         parameters: Parameters = None,
         attachments: Attachments = None,
     ) -> Annotated[CallToolResult, MediaResult]:
-        """Make a video with a Poe video model (default Veo-3); takes minutes; saved to a file."""
-        return await generate(ctx, "video", prompt, model, parameters, attachments)
+        """Make a video with a Poe video model (default Veo-3); saved to a file. Jobs take minutes: past
+        max_wait it answers status in_progress with a job_id for get_generation."""
+        return await generate(
+            ctx,
+            "video",
+            prompt,
+            model,
+            parameters,
+            attachments,
+            seconds=seconds,
+            size=size,
+            max_wait=max_wait,
+        )
+
+    @mcp.tool(title="Get a generation", annotations=FETCHER)
+    async def get_generation(
+        job_id: JobId, ctx: Context, max_wait: MaxWait = DEFAULT_MAX_WAIT
+    ) -> Annotated[CallToolResult, MediaResult]:
+        """A video job by job_id: its saved file once done, else status and progress (waits max_wait s)."""
+        generation = await state_of(ctx).media.fetch_job(job_id, RisingProgress(ctx), max_wait)
+        return await media_result(generation)
+
+    @mcp.tool(title="List generations", annotations=LISTER)
+    async def list_generations(
+        ctx: Context, limit: Annotated[int, Field(ge=1, le=100)] = 20
+    ) -> Annotated[CallToolResult, GenerationsResult]:
+        """Recent video jobs, newest first: job_id, status, and the saved files once done."""
+        jobs = await state_of(ctx).media.list_jobs(limit)
+        listed = GenerationsResult(generations=[GenerationEntry.of(job) for job in jobs])
+        lines = [
+            f"{j.job_id}  {j.model}  {j.status}  {j.prompt[:60]!r}  {len(j.files)} file(s)"
+            for j in listed.generations
+        ]
+        return structured_result("\n".join(lines) or "No generations yet.", listed.model_dump())
 
     @mcp.resource(
         MEDIA_URI + "{name}",
