@@ -339,3 +339,40 @@ def test_the_usage_app_charts_the_points_history(host: Any, fake: FakePoe) -> No
     assert "1,500 points" in shown and "GPT-4o" in shown
     screenshot(host, "usage")
     assert_nothing_blocked(host)
+
+
+EXT_APPS_SCHEMA = (
+    HERE.parent
+    / ".ci/node/node_modules/@modelcontextprotocol/ext-apps/dist/src/generated/schema.json"
+)
+# The app-to-host messages the ext-apps schema defines; tools/call and resources/read are MCP's own.
+SCHEMA_OF = {
+    "ui/initialize": "McpUiInitializeRequest",
+    "ui/notifications/initialized": "McpUiInitializedNotification",
+    "ui/notifications/size-changed": "McpUiSizeChangedNotification",
+    "ui/message": "McpUiMessageRequest",
+}
+
+
+def test_every_app_message_matches_the_ext_apps_schema(host: Any, fake: FakePoe) -> None:
+    if not EXT_APPS_SCHEMA.is_file():
+        pytest.skip("@modelcontextprotocol/ext-apps is not installed in .ci/node (see .ci/run)")
+    import jsonschema
+
+    definitions = json.loads(EXT_APPS_SCHEMA.read_text())["$defs"]
+    open_app(host, "list_models", {"limit": 5})
+    wait_for(host, "return document.querySelectorAll('tr.model').length > 5")
+    host.find_element("css selector", "tr.model").click()
+    wait_for(host, "return document.getElementById('use')")
+    host.find_element("id", "use").click()
+    wait_for(host, "return true")
+    received = host_log(host)["received"]
+
+    checked = {message["method"] for message in received if message["method"] in SCHEMA_OF}
+    assert checked == set(SCHEMA_OF), "each kind of app message was sent at least once"
+    for message in received:
+        if message["method"] in SCHEMA_OF:
+            jsonschema.validate(
+                {k: v for k, v in message.items() if v is not None},
+                definitions[SCHEMA_OF[message["method"]]],
+            )
