@@ -15,6 +15,7 @@ import re
 import shutil
 import struct
 import threading
+import time
 import wave
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -216,6 +217,14 @@ def host_log(driver: Any) -> dict[str, Any]:
     return log
 
 
+def sent_messages(driver: Any, timeout: float = 10) -> list[dict[str, Any]]:
+    """The ui/message requests the host received, once there is at least one."""
+    deadline = time.monotonic() + timeout
+    while not (messages := host_log(driver)["messages"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return messages
+
+
 def screenshot(driver: Any, name: str) -> None:
     driver.switch_to.default_content()
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
@@ -297,6 +306,13 @@ def test_the_media_viewer_plays_the_audio(host: Any, fake: FakePoe) -> None:
     assert_nothing_blocked(host)
 
 
+def listed_price(model: dict[str, Any]) -> float:
+    """The price the browser sorts by: per token when Poe gives one, else per request or image."""
+    pricing = model["pricing"] or {}
+    price = next((pricing[k] for k in ("prompt", "request", "image") if pricing.get(k)), None)
+    return math.inf if price is None else float(price)
+
+
 def test_the_model_browser_filters_the_whole_catalog_to_image_models(
     host: Any, fake: FakePoe
 ) -> None:
@@ -321,13 +337,24 @@ def test_the_model_browser_filters_the_whole_catalog_to_image_models(
     assert sorted(rows) == sorted(image_models) and 0 < len(rows) < counted[1]
     screenshot(host, "model-browser-image-models")
 
+    host.execute_script(
+        "const t = document.getElementById('tools'); t.checked = true; t.dispatchEvent(new Event('input'));"
+        "const s = document.getElementById('sort'); s.value = 'cheap'; s.dispatchEvent(new Event('input'));"
+        "const m = document.getElementById('modality'); m.value = ''; m.dispatchEvent(new Event('input'))"
+    )
+    cheapest_first = host.execute_script(
+        "return [...document.querySelectorAll('tr.model')].map(r => r.dataset.id)"
+    )
+    by_id = {m["id"]: m for m in fake.models}
+    assert all("tools" in by_id[i]["supported_features"] for i in cheapest_first)
+    prices = [listed_price(by_id[i]) for i in cheapest_first]
+    assert prices == sorted(prices) and len(cheapest_first) > 10
+
     host.find_element("css selector", "tr.model").click()
     wait_for(host, "return document.getElementById('use')")
-    picked = rows[0]
     host.find_element("id", "use").click()
-    wait_for(host, "return true")
-    messages = host_log(host)["messages"]
-    assert messages and picked in messages[-1]["content"][0]["text"]
+    [message] = sent_messages(host)
+    assert f'"{cheapest_first[0]}"' in message["content"][0]["text"]
     assert_nothing_blocked(host)
 
 
@@ -365,7 +392,7 @@ def test_every_app_message_matches_the_ext_apps_schema(host: Any, fake: FakePoe)
     host.find_element("css selector", "tr.model").click()
     wait_for(host, "return document.getElementById('use')")
     host.find_element("id", "use").click()
-    wait_for(host, "return true")
+    sent_messages(host)
     received = host_log(host)["received"]
 
     checked = {message["method"] for message in received if message["method"] in SCHEMA_OF}
