@@ -403,3 +403,12 @@ def test_every_app_message_matches_the_ext_apps_schema(host: Any, fake: FakePoe)
                 {k: v for k, v in message.items() if v is not None},
                 definitions[SCHEMA_OF[message["method"]]],
             )
+
+
+def test_the_model_browser_opens_one_model_from_get_model_info(host: Any) -> None:
+    open_app(host, "get_model_info", {"model": "test-flat-fee"})
+    wait_for(host, "return document.getElementById('use')")
+    shown = text_of(host)
+    assert "Test bot priced per request." in shown and "$0.002 per request" in shown
+    assert "mood" in shown and '"cheerful"' in shown, "its custom parameters with their schema"
+    assert_nothing_blocked(host)
