@@ -16,7 +16,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
-from . import __version__
+from . import __version__, apps
 from .config import Settings
 from .core import Core, open_core
 from .poe.errors import InternalError, InvalidRequestError, PoeError, poe_error_in
@@ -184,6 +184,8 @@ def build_server(settings: Settings) -> PoeMCPServer:
         website_url="https://poe.com",
         lifespan=lifespan,
         log_level=settings.log_level,  # type: ignore[arg-type]
+        extensions=[apps.extension()],
+        middleware=[apps.link_tools_for_app_hosts],
     )
     from .tools import account, chat, media, models
 

@@ -1,0 +1,97 @@
+"""MCP Apps (`io.modelcontextprotocol/ui`): a media viewer, a model browser and a usage chart.
+
+Each app is one self-contained HTML document (script and styles inlined, no external origin) served
+as a `ui://poe-mcp/…` resource. The tools are linked to their app through `_meta.ui.resourceUri`
+only in the `tools/list` answered to a client that declared the extension: every other client
+keeps the same `tools/list` as before, byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID, Apps, client_supports_apps
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+
+MEDIA_VIEWER = "ui://poe-mcp/media-viewer.html"
+MODEL_BROWSER = "ui://poe-mcp/model-browser.html"
+USAGE = "ui://poe-mcp/usage.html"
+
+# uri -> (source file, title)
+APPS: dict[str, tuple[str, str]] = {
+    MEDIA_VIEWER: ("media.html", "Poe media viewer"),
+    MODEL_BROWSER: ("models.html", "Poe model browser"),
+    USAGE: ("usage.html", "Poe usage"),
+}
+
+# Which tool shows which app. A name missing from the server (get_generation on an older build)
+# is simply never matched.
+TOOL_APPS: dict[str, str] = {
+    "generate_image": MEDIA_VIEWER,
+    "generate_audio": MEDIA_VIEWER,
+    "generate_video": MEDIA_VIEWER,
+    "get_generation": MEDIA_VIEWER,
+    "list_models": MODEL_BROWSER,
+    "list_available_models": MODEL_BROWSER,
+    "get_model_info": MODEL_BROWSER,
+    "get_usage": USAGE,
+}
+
+_INLINE = re.compile(r"<!-- inline (?P<name>[\w.-]+) -->")
+
+
+def _source(name: str) -> str:
+    return files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+@cache
+def app_html(name: str) -> str:
+    """One app's HTML with the shared sources it names (`<!-- inline bridge.js -->`) put in place,
+    so the host gets a single document that needs nothing from any origin."""
+    return _INLINE.sub(lambda found: _source(found["name"]), _source(name))
+
+
+def extension() -> Apps:
+    """The Apps extension with the three `ui://` resources; it advertises the capability."""
+    apps = Apps()
+    for uri, (source, title) in APPS.items():
+        apps.add_html_resource(
+            uri, app_html(source), name=source.removesuffix(".html"), title=title
+        )
+    return apps
+
+
+def _link_tools(listed: dict[str, Any]) -> dict[str, Any]:
+    """The `tools/list` result (its wire form) with `_meta.ui.resourceUri` on each tool that has an app."""
+    tools = []
+    for tool in listed.get("tools", []):
+        uri = TOOL_APPS.get(tool.get("name"))
+        if uri is not None:
+            tool = {**tool, "_meta": {**tool.get("_meta", {}), "ui": {"resourceUri": uri}}}
+        tools.append(tool)
+    return {**listed, "tools": tools}
+
+
+async def link_tools_for_app_hosts(
+    ctx: ServerRequestContext[Any, Any], call_next: CallNext
+) -> HandlerResult:
+    """Middleware: a client that declared MCP Apps sees each tool's app in `tools/list`; any other
+    client gets the result untouched."""
+    result = await call_next(ctx)
+    if ctx.method == "tools/list" and isinstance(result, dict) and client_supports_apps(ctx):
+        return _link_tools(result)
+    return result
+
+
+__all__ = [
+    "APPS",
+    "APP_MIME_TYPE",
+    "EXTENSION_ID",
+    "TOOL_APPS",
+    "app_html",
+    "extension",
+    "link_tools_for_app_hosts",
+]
