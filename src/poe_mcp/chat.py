@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -11,13 +12,14 @@ from .attachments import AttachmentError, AttachmentRules, load_attachment
 from .conversations import ConversationStore
 from .poe.client import PoeClient
 from .poe.errors import InvalidRequestError
+from .poe.sampling import SAMPLING_FIELDS, Sampling
 from .poe.types import ChatMessage, ChatRequest, Completion, TextListener
 
 # Stored user messages keep attachments by reference, not their bytes; they are loaded again on resend.
 ATTACHMENT_PART = "poe_mcp_attachment"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Ask:
     """One call of ask_poe / ask_poe_with_tools, as the caller gave it."""
 
@@ -26,10 +28,7 @@ class Ask:
     session_id: str | None = None
     system: str | None = None
     attachments: list[str] = field(default_factory=list)
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_p: float | None = None
-    stop: list[str] | None = None
+    sampling: Sampling = field(default_factory=Sampling)
     parameters: dict[str, Any] = field(default_factory=dict)
     thinking: bool | None = None
     stream: bool = True
@@ -126,16 +125,13 @@ class ChatService:
         loaded = {
             ref: await load_attachment(ref, self.rules, self.poe.http) for ref in ask.attachments
         }
-        parameters = dict(ask.parameters)
+        parameters, sampling = dict(ask.parameters), ask.sampling
         if ask.thinking:
-            await self._add_reasoning(ask.bot, parameters)
+            sampling = await self._add_reasoning(ask.bot, parameters, sampling)
         request = ChatRequest(
             model=ask.bot,
             messages=await self._expand(self._with_system(history, ask.system) + new, loaded),
-            temperature=ask.temperature,
-            max_tokens=ask.max_tokens,
-            top_p=ask.top_p,
-            stop=ask.stop,
+            sampling=sampling,
             tools=normalise_tools(tools) if tools else None,
             tool_choice=tool_choice_wire(ask.tool_choice),
             parallel_tool_calls=ask.parallel_tool_calls,
@@ -243,12 +239,19 @@ class ChatService:
             expanded.append(message)
         return expanded
 
-    async def _add_reasoning(self, bot: str, parameters: dict[str, Any]) -> None:
+    async def _add_reasoning(
+        self, bot: str, parameters: dict[str, Any], sampling: Sampling
+    ) -> Sampling:
+        """Turn on the model's reasoning switch; one that is a standard field (reasoning_effort) goes there."""
         model = await self.poe.resolve_model(bot)
         switch = model.reasoning_switch() if model else None
-        if switch:
-            for name, value in switch.items():
+        for name, value in (switch or {}).items():
+            if name in SAMPLING_FIELDS:
+                if getattr(sampling, name) is None:
+                    sampling = dataclasses.replace(sampling, **{name: value})
+            else:
                 parameters.setdefault(name, value)
+        return sampling
 
 
 def _system_of(history: list[ChatMessage]) -> str | None:

@@ -20,6 +20,7 @@ from .errors import (
     local_timeout,
 )
 from .retry import Budget, RequestBudget, RetryPolicy
+from .sampling import refuse_standard_names
 from .types import ChatRequest, Completion, TextListener
 
 if TYPE_CHECKING:
@@ -177,6 +178,7 @@ class PoeClient:
     async def prepare(self, request: ChatRequest) -> ModelInfo | None:
         """Check a request against the catalog before any point is spent; use the canonical model id."""
         self._require_key()
+        refuse_standard_names(request.parameters)
         model = await self.resolve_model(request.model)
         if model is not None:
             request.model = model.id

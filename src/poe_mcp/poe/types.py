@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import PoeError
+from .sampling import Sampling
 
 # OpenAI-format chat messages are Poe's lingua franca on /v1; the bot-protocol backend maps them.
 ChatMessage = dict[str, Any]
@@ -19,11 +20,7 @@ TextListener = Callable[[str], Awaitable[None]]
 class ChatRequest:
     model: str
     messages: list[ChatMessage]
-    temperature: float | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    top_p: float | None = None
-    stop: list[str] | None = None
+    sampling: Sampling = field(default_factory=Sampling)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None

@@ -19,6 +19,7 @@ from ..server import PoeMCPServer, state_of
 from .inputs import (
     Attachments,
     Bot,
+    MaxCompletionTokens,
     MaxTokens,
     Parameters,
     Prompt,
@@ -29,6 +30,7 @@ from .inputs import (
     Temperature,
     Thinking,
     TopP,
+    sampling_from,
 )
 
 CHAT = ToolAnnotations(read_only_hint=True, open_world_hint=True)
@@ -125,21 +127,19 @@ def register(mcp: PoeMCPServer) -> None:
         stream: Stream = True,
     ) -> Annotated[CallToolResult, AskResult]:
         """Ask any Poe model (Claude, GPT, Gemini, Grok, ...). Pass the returned session_id to continue the conversation."""
+        sampling = sampling_from(locals())
         answer = await _ask(
             ctx,
             Ask(
-                bot or "",
-                prompt,
-                session_id,
-                system,
-                attachments or [],
-                temperature,
-                max_tokens,
-                top_p,
-                stop,
-                parameters or {},
-                thinking,
-                stream,
+                bot=bot or "",
+                prompt=prompt,
+                session_id=session_id,
+                system=system,
+                attachments=attachments or [],
+                sampling=sampling,
+                parameters=parameters or {},
+                thinking=thinking,
+                stream=stream,
             ),
         )
         return _answer_result(answer, AskResult.of(answer), answer.completion.text, ctx)
@@ -190,6 +190,7 @@ def register(mcp: PoeMCPServer) -> None:
         stream: Stream = True,
     ) -> Annotated[CallToolResult, ToolsResult]:
         """Function calling: returns tool_calls for you to run; send their tool_results with the same session_id to continue."""
+        sampling = sampling_from(locals())
         if session_id is None and not tools:
             raise InvalidRequestError(
                 "tools is required to start a function-calling conversation",
@@ -198,22 +199,17 @@ def register(mcp: PoeMCPServer) -> None:
         answer = await _ask(
             ctx,
             Ask(
-                bot or "",
-                prompt,
-                session_id,
-                system,
-                [],
-                temperature,
-                max_tokens,
-                top_p,
-                stop,
-                parameters or {},
-                None,
-                stream,
-                tools,
-                tool_choice,
-                parallel_tool_calls,
-                tool_results,
+                bot=bot or "",
+                prompt=prompt,
+                session_id=session_id,
+                system=system,
+                sampling=sampling,
+                parameters=parameters or {},
+                stream=stream,
+                tools=tools,
+                tool_choice=tool_choice,
+                parallel_tool_calls=parallel_tool_calls,
+                tool_results=tool_results,
             ),
         )
         result = ToolsResult.of(answer)
@@ -236,9 +232,9 @@ def register(mcp: PoeMCPServer) -> None:
             list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages")
         ],
         ctx: Context,
-        max_tokens: MaxTokens = None,
-        max_completion_tokens: MaxTokens = None,
         temperature: Temperature = None,
+        max_tokens: MaxTokens = None,
+        max_completion_tokens: MaxCompletionTokens = None,
         top_p: TopP = None,
         stop: Stop = None,
         tools: list[dict[str, Any]] | None = None,
@@ -251,11 +247,7 @@ def register(mcp: PoeMCPServer) -> None:
         request = ChatRequest(
             model=model,
             messages=messages,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            max_completion_tokens=max_completion_tokens,
-            top_p=top_p,
-            stop=stop,
+            sampling=sampling_from(locals()),
             tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=parallel_tool_calls,

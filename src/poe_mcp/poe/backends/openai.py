@@ -24,17 +24,9 @@ def request_body(request: ChatRequest, stream: bool, include_usage: bool = True)
         "model": request.model,
         "messages": request.messages,
         **request.parameters,
+        **request.sampling.wire(),
     }
-    for name in (
-        "temperature",
-        "max_tokens",
-        "max_completion_tokens",
-        "top_p",
-        "stop",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-    ):
+    for name in ("tools", "tool_choice", "parallel_tool_calls"):
         value = getattr(request, name)
         if value is not None:
             body[name] = value
