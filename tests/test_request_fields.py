@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import env_for
+from conftest import connect, env_for
 from fakepoe import FakePoe
 
 POE_MCP = str(Path(sys.executable).parent / "poe-mcp")
@@ -77,3 +79,165 @@ def test_cli_refuses_a_temperature_out_of_bounds_before_sending(
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "temperature must be between 0 and 2" in result.stderr
     assert fake.model_calls() == []
+
+
+pytestmark = pytest.mark.anyio
+
+JSON_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "city",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "population": {"type": "integer"}},
+            "required": ["name", "population"],
+        },
+    },
+}
+STANDARD_FIELDS = {
+    "response_format": JSON_SCHEMA,
+    "seed": 7,
+    "logprobs": True,
+    "top_logprobs": 3,
+    "max_completion_tokens": 64,
+    "reasoning_effort": "low",
+    "metadata": {"team": "docs"},
+    "user": "user-42",
+}
+
+
+async def test_chat_completion_sends_every_standard_field_top_level(
+    settings: Any, fake: FakePoe
+) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "chat_completion",
+            {
+                "model": "gpt-4-turbo",
+                "messages": [{"role": "user", "content": "hi"}],
+                **STANDARD_FIELDS,
+            },
+        )
+    assert not result.is_error, result.content[0].text
+    body = fake.chat_requests()[-1]["json"]
+    assert {name: body[name] for name in STANDARD_FIELDS} == STANDARD_FIELDS
+
+
+async def test_ask_poe_sends_response_format_and_reasoning_effort(
+    settings: Any, fake: FakePoe
+) -> None:
+    async with connect(settings) as client:
+        await client.call_tool(
+            "ask_poe",
+            {
+                "bot": "gpt-4-turbo",
+                "prompt": "hi",
+                "response_format": {"type": "json_object"},
+                "reasoning_effort": "high",
+            },
+        )
+        await client.call_tool(
+            "ask_poe_with_tools",
+            {
+                "bot": "gpt-4-turbo",
+                "prompt": "hi",
+                "tools": [{"name": "f"}],
+                "reasoning_effort": "minimal",
+            },
+        )
+    first, second = (r["json"] for r in fake.chat_requests()[-2:])
+    assert (
+        first["response_format"] == {"type": "json_object"} and first["reasoning_effort"] == "high"
+    )
+    assert "parameters" not in first and second["reasoning_effort"] == "minimal"
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        (
+            {"response_format": {"type": "xml"}},
+            "response_format must be an object whose type is one of",
+        ),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x y", "schema": {}},
+                }
+            },
+            "name must be 1-64 letters",
+        ),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"type": 5}},
+                }
+            },
+            "is not valid JSON Schema",
+        ),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"$ref": "https://example.com/s.json"}},
+                }
+            },
+            "remote $ref is never fetched",
+        ),
+        ({"top_logprobs": 3}, "top_logprobs needs logprobs: true"),
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"reasoning_effort": "max"}, "reasoning_effort must be one of"),
+        ({"metadata": {"n": 1}}, "metadata values must be strings"),
+        ({"metadata": {f"k{i}": "v" for i in range(17)}}, "at most 16"),
+        ({"user": "u" * 257}, "user must be a string of 1 to 256"),
+        ({"temperature": 2.5}, "temperature"),
+        ({"stop": ["  "]}, "stop sequences must be strings that are not empty"),
+        ({"parameters": {"seed": 1}}, "parameters.seed is a standard request field"),
+        ({"parameters": {"model": "gpt-4o"}}, "parameters.model is set by poe-mcp itself"),
+        ({"parameters": {"messages": []}}, "parameters.messages is set by poe-mcp itself"),
+    ],
+)
+async def test_a_wrong_field_is_refused_before_anything_is_sent(
+    settings: Any, fake: FakePoe, fields: dict[str, Any], says: str
+) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "chat_completion",
+            {"model": "gpt-4-turbo", "messages": [{"role": "user", "content": "hi"}], **fields},
+        )
+    assert result.is_error and "invalid_request_error" in result.content[0].text
+    assert says in result.content[0].text
+    assert fake.model_calls() == []
+
+
+async def test_a_custom_parameter_named_model_is_refused_on_ask_poe(
+    settings: Any, fake: FakePoe
+) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "ask_poe", {"bot": "test-flat-fee", "prompt": "hi", "parameters": {"model": "x"}}
+        )
+    assert result.is_error and "parameters.model" in result.content[0].text
+    assert fake.model_calls() == []
+
+
+async def test_the_bot_protocol_notes_the_fields_it_cannot_carry(
+    settings: Any, fake: FakePoe
+) -> None:
+    async with connect(replace(settings, backend="fastapi_poe")) as client:
+        result = await client.call_tool(
+            "ask_poe",
+            {
+                "bot": "gpt-4-turbo",
+                "prompt": "hi",
+                "response_format": {"type": "json_object"},
+                "reasoning_effort": "high",
+            },
+        )
+    notes = result.structured_content["notes"]
+    assert any("response_format" in n for n in notes)
+    assert not any("reasoning_effort" in n for n in notes)
+    assert fake.bot_queries[-1]["query"][-1]["parameters"] == {"reasoning_effort": "high"}

@@ -58,9 +58,14 @@ def compact_input_schema(schema: Any) -> Any:
         return schema
     out = {k: compact_input_schema(v) for k, v in schema.items() if not _noise(k, v)}
     options = out.get("anyOf")
-    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-        out.pop("anyOf")
-        out.update(next(o for o in options if o != {"type": "null"}))
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        if len(rest) == 1:
+            out.pop("anyOf")
+            out.update(rest[0])
+        elif all(list(o) == ["type"] and isinstance(o["type"], str) for o in rest):
+            out.pop("anyOf")  # [{type: A}, {type: B}] says no more than type: [A, B]
+            out["type"] = [o["type"] for o in rest]
     return out
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ..poe.sampling import BOUNDS, MAX_STOP_SEQUENCES, REASONING_EFFORTS, Sampling
+from ..poe.sampling import BOUNDS, MAX_STOP_SEQUENCES, SAMPLING_FIELDS, Sampling
 
 
 def _bounded(name: str, **extra: Any) -> Any:
@@ -35,21 +35,19 @@ Thinking = Annotated[bool | None, Field(description="Use the model's reasoning")
 Stream = Annotated[bool, Field(description="Stream, reporting progress")]
 # The standard OpenAI request fields; their shapes are checked by Sampling (one message for every caller).
 ResponseFormat = Annotated[
-    dict[str, Any] | None, Field(description="text, json_object or json_schema {name, schema}")
+    dict[str, Any] | None, Field(description="text, json_object, json_schema")
 ]
-Seed = Annotated[int | None, Field(description="Best-effort determinism")]
-Logprobs = Annotated[bool | None, Field(description="Return token logprobs")]
+Seed = int | None
+Logprobs = bool | None
 TopLogprobs = Annotated[int | None, _bounded("top_logprobs")]
 MaxCompletionTokens = Annotated[int | None, _bounded("max_completion_tokens")]
-ReasoningEffort = Annotated[str | None, Field(description=", ".join(REASONING_EFFORTS))]
-Metadata = Annotated[dict[str, Any] | None, Field(description="String tags")]
-User = Annotated[str | None, Field(description="End-user id")]
+ReasoningEffort = Annotated[str | None, Field(description="e.g. low, high")]
+Metadata = dict[str, Any] | None
+User = str | None
 
 
 def sampling_from(arguments: dict[str, Any]) -> Sampling:
     """The Sampling of a tool call whose inputs are named like its fields (pass the tool's `locals()`)."""
-    from ..poe.sampling import SAMPLING_FIELDS
-
     return Sampling(
         **{name: arguments[name] for name in SAMPLING_FIELDS if arguments.get(name) is not None}
     )
