@@ -42,8 +42,33 @@ TEST_MODELS: list[dict[str, Any]] = [
         "parameters": [
             {"name": "mood", "schema": {"type": "string", "enum": ["calm", "cheerful"]}}
         ],
-    }
+    },
+    {  # answers JSON whatever response_format asks for, as a provider that ignores the schema does
+        "id": "test-sloppy-json",
+        "object": "model",
+        "owned_by": "Poe",
+        "description": "Test bot that ignores response_format schemas.",
+        "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
+        "supported_features": [],
+        "pricing": {"prompt": "0.000001", "completion": "0.000002"},
+        "metadata": {"display_name": "Test-Sloppy-JSON"},
+    },
 ]
+SLOPPY_JSON = '{"name": "Paris", "population": "about two million"}'
+
+
+def instance_of(schema: dict[str, Any]) -> Any:
+    """A small value matching a JSON Schema, as a model honouring `response_format` answers (grok-4 did)."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        names = schema.get("required") or list(properties)
+        return {name: instance_of(properties.get(name) or {}) for name in names}
+    return {"string": "Echo", "integer": 1, "number": 1.5, "boolean": True, "array": []}.get(
+        str(kind)
+    )
 
 
 # The first bytes of a real mp4 (an ftyp box), enough for magic-byte sniffing.
@@ -303,6 +328,13 @@ class FakePoe:
         content = last.get("content")
         if isinstance(content, list):
             content = " ".join(p.get("text", f"[{p.get('type')}]") for p in content)
+        response_format = body.get("response_format") or {}
+        if body.get("model") == "test-sloppy-json" and response_format:
+            return Reply(text=SLOPPY_JSON)
+        if response_format.get("type") == "json_schema":
+            return Reply(text=json.dumps(instance_of(response_format["json_schema"]["schema"])))
+        if response_format.get("type") == "json_object":
+            return Reply(text=json.dumps({"echo": content}))
         return Reply(text=f"Echo: {content}")
 
     @staticmethod

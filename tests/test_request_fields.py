@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import connect, env_for
-from fakepoe import FakePoe
+from fakepoe import FakePoe, Reply
 
 POE_MCP = str(Path(sys.executable).parent / "poe-mcp")
 
@@ -241,3 +241,118 @@ async def test_the_bot_protocol_notes_the_fields_it_cannot_carry(
     assert any("response_format" in n for n in notes)
     assert not any("reasoning_effort" in n for n in notes)
     assert fake.bot_queries[-1]["query"][-1]["parameters"] == {"reasoning_effort": "high"}
+
+
+# -- structured outputs ------------------------------------------------------------------------------
+
+
+async def test_a_conforming_json_schema_answer_comes_back_parsed(
+    settings: Any, fake: FakePoe
+) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "ask_poe",
+            {
+                "bot": "gpt-4-turbo",
+                "prompt": "A city?",
+                "response_format": JSON_SCHEMA,
+                "session_id": "s",
+            },
+        )
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["parsed"] == {"name": "Echo", "population": 1}
+    assert len(fake.model_calls()) == 1
+
+
+async def test_a_non_conforming_answer_is_an_invalid_response_error_with_the_raw_text(
+    settings: Any, fake: FakePoe
+) -> None:
+    from fakepoe import SLOPPY_JSON
+
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "ask_poe",
+            {
+                "bot": "test-sloppy-json",
+                "prompt": "A city?",
+                "response_format": JSON_SCHEMA,
+                "session_id": "s",
+            },
+        )
+        assert len(fake.model_calls()) == 1  # no second, paid, attempt
+        await client.call_tool(
+            "ask_poe", {"bot": "test-sloppy-json", "prompt": "Again", "session_id": "s"}
+        )
+    text = result.content[0].text
+    assert result.is_error and text.startswith(
+        "invalid_response_error: The answer does not match the city schema"
+    )
+    assert "'about two million' is not of type 'integer'" in text and "['population']" in text
+    assert result.content[-1].text == SLOPPY_JSON  # the raw answer is kept
+    assert result.structured_content["parsed"] is None
+    assert result.structured_content["text"] == SLOPPY_JSON
+    assert result.structured_content["cost_usd"] is not None  # it was paid for...
+    assert fake.last_messages()[1] == {"role": "assistant", "content": SLOPPY_JSON}  # ...and stored
+
+
+async def test_an_answer_that_is_not_json_says_where_parsing_failed(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.enqueue(Reply(text="Sure! Paris, about two million people."))
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "ask_poe",
+            {
+                "bot": "gpt-4-turbo",
+                "prompt": "A city?",
+                "response_format": JSON_SCHEMA,
+                "stream": False,
+            },
+        )
+    assert (
+        result.is_error
+        and "invalid_response_error: The answer is not JSON (Expecting value at line 1"
+        in result.content[0].text
+    )
+    assert result.content[-1].text == "Sure! Paris, about two million people."
+
+
+async def test_json_in_a_code_fence_is_still_parsed(settings: Any, fake: FakePoe) -> None:
+    fake.enqueue(Reply(text='```json\n{"name": "Oslo", "population": 709000}\n```'))
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "A city?", "response_format": JSON_SCHEMA}
+        )
+    assert result.structured_content["parsed"] == {"name": "Oslo", "population": 709000}
+
+
+async def test_chat_completion_carries_parsed_or_the_validation_failure(
+    settings: Any, fake: FakePoe
+) -> None:
+    messages = [{"role": "user", "content": "A city?"}]
+    async with connect(settings) as client:
+        good = await client.call_tool(
+            "chat_completion",
+            {"model": "gpt-4-turbo", "messages": messages, "response_format": JSON_SCHEMA},
+        )
+        bad = await client.call_tool(
+            "chat_completion",
+            {"model": "test-sloppy-json", "messages": messages, "response_format": JSON_SCHEMA},
+        )
+        loose = await client.call_tool(
+            "chat_completion",
+            {
+                "model": "gpt-4-turbo",
+                "messages": messages,
+                "response_format": {"type": "json_object"},
+            },
+        )
+    assert good.structured_content["parsed"] == {"name": "Echo", "population": 1}
+    assert (
+        good.structured_content["choices"][0]["message"]["content"]
+        == '{"name": "Echo", "population": 1}'
+    )
+    assert bad.is_error and "invalid_response_error" in bad.content[0].text
+    assert bad.structured_content["choices"][0]["message"]["content"] == bad.content[-1].text
+    assert loose.structured_content["parsed"] == {"echo": "A city?"}
+    assert len(fake.model_calls()) == 3

@@ -35,6 +35,9 @@ class AskResult(BaseModel):
     media: list[dict[str, Any]] = []
     error: str | None = None
     notes: list[str] = []
+    parsed: Any = (
+        None  # the JSON value, when response_format asked for JSON and the answer conforms
+    )
 
     @classmethod
     def of(cls, answer: Answer) -> AskResult:
@@ -47,6 +50,7 @@ class AskResult(BaseModel):
             usage=UsageOut.of(c.usage),
             cost_usd=c.cost_usd,
             reasoning=c.reasoning,
+            parsed=c.parsed,
             error=_error(c),
             notes=c.notes,
         )

@@ -89,8 +89,14 @@ def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
         return {"type": "object"}
     return {
         "type": "object",
-        "properties": {name: {"type": _json_type(field)} for name, field in properties.items()},
+        "properties": {name: _shallow_field(field) for name, field in properties.items()},
     }
+
+
+def _shallow_field(schema: dict[str, Any]) -> dict[str, Any]:
+    if not any(key in schema for key in ("type", "anyOf", "$ref")):
+        return {}  # typed Any: any JSON value (a parsed structured answer may be an array or a string)
+    return {"type": _json_type(schema)}
 
 
 class PoeMCPServer(MCPServer[Core]):

@@ -21,6 +21,7 @@ from .errors import (
 )
 from .retry import Budget, RequestBudget, RetryPolicy
 from .sampling import refuse_standard_names
+from .structured import check_structured
 from .types import ChatRequest, Completion, TextListener
 
 if TYPE_CHECKING:
@@ -211,6 +212,7 @@ class PoeClient:
         self.last_error = completion.error
         if model is not None and model.pricing is not None:
             completion.cost_usd = model.pricing.cost(completion.usage)
+        check_structured(completion, request.sampling.response_format)
         return completion
 
     def health(self) -> str:

@@ -8,6 +8,7 @@
      ├── NotFoundError            404
      ├── PoeTimeoutError          408  retried
      ├── RequestTooLargeError     413
+     ├── InvalidResponseError     -    an answer not in the shape asked (never retried)
      ├── RateLimitError           429  retried
      ├── ProviderError            500  retried
      ├── UpstreamError            502, 503 retried
@@ -108,6 +109,13 @@ def local_timeout(seconds: float) -> PoeTimeoutError:
 class RequestTooLargeError(PoeError):
     type, status = "request_too_large", 413
     advice = "Shorten the prompt or the conversation, or use a model with a larger context window."
+
+
+class InvalidResponseError(PoeError):
+    """Poe answered, and the answer was paid for, but it is not in the shape asked (JSON failing the schema)."""
+
+    type = "invalid_response_error"
+    advice = "The model's raw text is kept in the result: ask again, or use a model that follows response_format."
 
 
 class RateLimitError(PoeError):

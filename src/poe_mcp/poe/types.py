@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PoeError
+from .errors import InvalidResponseError, PoeError
 from .sampling import Sampling
 
 # OpenAI-format chat messages are Poe's lingua franca on /v1; the bot-protocol backend maps them.
@@ -70,7 +70,8 @@ class ToolCall:
 
 @dataclass
 class Completion:
-    """One answer from Poe; `error` is set when a stream broke after text had arrived."""
+    """One answer from Poe; `error` is set when a stream broke after text had arrived, or when the answer
+    does not have the shape its response_format asked for."""
 
     text: str
     model: str
@@ -88,9 +89,14 @@ class Completion:
         default_factory=list
     )  # inputs the backend could not honour, said rather than dropped
 
+    parsed: Any = (
+        None  # the JSON value of a response_format answer that parsed (and matched its schema)
+    )
+
     @property
     def complete(self) -> bool:
-        return self.error is None
+        """The whole answer arrived: no error, or only one about its shape (it was paid for and is kept)."""
+        return self.error is None or isinstance(self.error, InvalidResponseError)
 
     def assistant_message(self) -> ChatMessage:
         """The assistant turn as OpenAI's format stores it in a history."""

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..chat import Answer, Ask
 from ..outputs import AskResult, ToolsResult
 from ..poe.errors import InvalidRequestError
-from ..poe.types import ChatRequest
+from ..poe.types import ChatRequest, Completion
 from ..results import error_result, structured_result
 from ..server import PoeMCPServer, state_of
 from .inputs import (
@@ -95,15 +95,16 @@ class ProgressRelay:
 
 
 def _answer_result(
-    answer: Answer, structured: BaseModel, text: str, ctx: Context
+    completion: Completion, structured: dict[str, Any], text: str, ctx: Context
 ) -> CallToolResult:
-    """The answer text first; a broken stream leads with its error and keeps the partial text."""
-    error = answer.completion.error
+    """The answer text first; a broken stream, or an answer not in the shape asked, leads with its error
+    and keeps the text that arrived."""
+    error = completion.error
     if error is None:
-        return structured_result(text, structured.model_dump())
+        return structured_result(text, structured)
     failure = error_result(error, state_of(ctx).secrets)
     failure.content.append(TextContent(type="text", text=text))
-    failure.structured_content = structured.model_dump()
+    failure.structured_content = structured
     return failure
 
 
@@ -151,7 +152,9 @@ def register(mcp: PoeMCPServer) -> None:
                 stream=stream,
             ),
         )
-        return _answer_result(answer, AskResult.of(answer), answer.completion.text, ctx)
+        return _answer_result(
+            answer.completion, AskResult.of(answer).model_dump(), answer.completion.text, ctx
+        )
 
     @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
     async def ask_with_attachment(
@@ -233,7 +236,7 @@ def register(mcp: PoeMCPServer) -> None:
                 f"The model asks for these tool calls:\n{listed}\n"
                 f"Run them, then call ask_poe_with_tools again with session_id={answer.session_id!r} and tool_results."
             )
-        return _answer_result(answer, result, text, ctx)
+        return _answer_result(answer.completion, result.model_dump(), text, ctx)
 
     @mcp.tool(title="Raw chat completion", annotations=CHAT)
     async def chat_completion(
@@ -271,7 +274,10 @@ def register(mcp: PoeMCPServer) -> None:
             parameters=parameters or {},
         )
         completion = await state_of(ctx).chat.complete(request)
-        return structured_result(completion.text, completion.raw or {})
+        structured = dict(completion.raw or {})
+        if completion.parsed is not None:
+            structured["parsed"] = completion.parsed
+        return _answer_result(completion, structured, completion.text, ctx)
 
     @mcp.tool(
         title="List stored conversations",

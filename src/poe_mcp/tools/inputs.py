@@ -41,7 +41,7 @@ Seed = int | None
 Logprobs = bool | None
 TopLogprobs = Annotated[int | None, _bounded("top_logprobs")]
 MaxCompletionTokens = Annotated[int | None, _bounded("max_completion_tokens")]
-ReasoningEffort = Annotated[str | None, Field(description="e.g. low, high")]
+ReasoningEffort = str | None  # low, medium, high...: named by OpenAI, listed in the refusal
 Metadata = dict[str, Any] | None
 User = str | None
 
