@@ -12,7 +12,7 @@ from .attachments import AttachmentError, AttachmentRules, load_attachment
 from .conversations import ConversationStore
 from .poe.client import PoeClient
 from .poe.errors import InvalidRequestError
-from .poe.sampling import SAMPLING_FIELDS, Sampling
+from .poe.sampling import Sampling
 from .poe.types import ChatMessage, ChatRequest, Completion, TextListener
 
 # Stored user messages keep attachments by reference, not their bytes; they are loaded again on resend.
@@ -30,12 +30,37 @@ class Ask:
     attachments: list[str] = field(default_factory=list)
     sampling: Sampling = field(default_factory=Sampling)
     parameters: dict[str, Any] = field(default_factory=dict)
-    thinking: bool | None = None
+    thinking: bool | dict[str, Any] | None = (
+        None  # or the legacy {"enabled", "template"?, "include_in_response"?}
+    )
     stream: bool = True
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | None = None
     parallel_tool_calls: bool | None = None
     tool_results: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """`thinking` as a caller gave it: a bool, or the legacy server's object."""
+
+    enabled: bool
+    include_in_response: bool = True
+    template: str | None = None  # the legacy server's prompt template; Poe's models reason natively
+
+    @classmethod
+    def of(cls, value: bool | dict[str, Any] | None) -> Thinking:
+        if value is None or isinstance(value, bool):
+            return cls(bool(value))
+        unknown = set(value) - {"enabled", "template", "include_in_response"}
+        enabled, include = value.get("enabled"), value.get("include_in_response", True)
+        if unknown or not isinstance(enabled, bool) or not isinstance(include, bool):
+            raise InvalidRequestError(
+                "thinking must be true/false or {enabled: bool, template?, include_in_response?: bool}",
+                advice='Send "thinking": true, or {"enabled": true}.',
+            )
+        template = value.get("template")
+        return cls(enabled, include, template if isinstance(template, str) else None)
 
 
 @dataclass
@@ -125,9 +150,15 @@ class ChatService:
         loaded = {
             ref: await load_attachment(ref, self.rules, self.poe.http) for ref in ask.attachments
         }
+        thinking = Thinking.of(ask.thinking)
         parameters, sampling = dict(ask.parameters), ask.sampling
-        if ask.thinking:
-            sampling = await self._add_reasoning(ask.bot, parameters, sampling)
+        notes: list[str] = []
+        if thinking.enabled or sampling.reasoning_effort is not None:
+            sampling = await self._reasoning_switch(ask.bot, parameters, sampling, notes)
+        if thinking.template is not None:
+            notes.append(
+                "thinking.template is not used: Poe's models reason without a prompt template"
+            )
         request = ChatRequest(
             model=ask.bot,
             messages=await self._expand(self._with_system(history, ask.system) + new, loaded),
@@ -139,6 +170,9 @@ class ChatService:
             stream=ask.stream,
         )
         completion = await self.complete(request, listener)
+        completion.notes[:0] = notes
+        if not thinking.include_in_response:
+            completion.reasoning = None
         if (
             completion.complete
         ):  # a failed or broken call leaves the stored conversation exactly as it was
@@ -239,19 +273,22 @@ class ChatService:
             expanded.append(message)
         return expanded
 
-    async def _add_reasoning(
-        self, bot: str, parameters: dict[str, Any], sampling: Sampling
+    async def _reasoning_switch(
+        self, bot: str, parameters: dict[str, Any], sampling: Sampling, notes: list[str]
     ) -> Sampling:
-        """Turn on the model's reasoning switch; one that is a standard field (reasoning_effort) goes there."""
+        """Turn reasoning on (at the asked effort) the way the model's catalog entry declares: a custom
+        parameter, or the standard reasoning_effort; a model with no switch gets nothing, and a note."""
         model = await self.poe.resolve_model(bot)
-        switch = model.reasoning_switch() if model else None
-        for name, value in (switch or {}).items():
-            if name in SAMPLING_FIELDS:
-                if getattr(sampling, name) is None:
-                    sampling = dataclasses.replace(sampling, **{name: value})
-            else:
-                parameters.setdefault(name, value)
-        return sampling
+        if model is None:  # the catalog cannot say: reasoning_effort goes as given
+            if sampling.reasoning_effort is None:
+                notes.append(f"The catalog does not know {bot}, so thinking was not sent")
+            return sampling
+        switch = model.reasoning_switch(sampling.reasoning_effort)
+        for name, value in switch.parameters.items():
+            parameters.setdefault(name, value)
+        if switch.note:
+            notes.append(switch.note)
+        return dataclasses.replace(sampling, reasoning_effort=switch.effort)
 
 
 def _system_of(history: list[ChatMessage]) -> str | None:

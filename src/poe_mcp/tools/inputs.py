@@ -31,7 +31,7 @@ MaxTokens = Annotated[int | None, _bounded("max_tokens")]
 TopP = Annotated[float | None, _bounded("top_p")]
 Stop = Annotated[list[str] | None, Field(max_length=MAX_STOP_SEQUENCES)]
 Parameters = Annotated[dict[str, Any] | None, Field(description="Model's custom parameters")]
-Thinking = Annotated[bool | None, Field(description="Use the model's reasoning")]
+Thinking = Annotated[bool | dict[str, Any] | None, Field(description="Use the model's reasoning")]
 Stream = Annotated[bool, Field(description="Stream, reporting progress")]
 # The standard OpenAI request fields; their shapes are checked by Sampling (one message for every caller).
 ResponseFormat = Annotated[
