@@ -90,7 +90,7 @@ class Reply:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     reasoning: str | None = None
     finish_reason: str | None = None
-    usage: dict[str, int] | None = None
+    usage: dict[str, Any] | None = None  # as Poe sends it, details (cached_tokens, ...) included
     status: int = 200
     error_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)

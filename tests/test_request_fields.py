@@ -356,3 +356,93 @@ async def test_chat_completion_carries_parsed_or_the_validation_failure(
     assert bad.structured_content["choices"][0]["message"]["content"] == bad.content[-1].text
     assert loose.structured_content["parsed"] == {"echo": "A city?"}
     assert len(fake.model_calls()) == 3
+
+
+# -- wire details ----------------------------------------------------------------------------------
+
+CACHED_USAGE = {
+    "prompt_tokens": 1000,
+    "completion_tokens": 100,
+    "total_tokens": 1100,
+    "prompt_tokens_details": {"cached_tokens": 800, "audio_tokens": None},
+    "completion_tokens_details": {"reasoning_tokens": 40},
+}
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_cached_tokens_are_returned_and_priced_at_the_cache_read_price(
+    settings: Any, fake: FakePoe, stream: bool
+) -> None:
+    fake.enqueue(Reply(text="Hi", usage=CACHED_USAGE))
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "ask_poe", {"bot": "claude-opus-4.6", "prompt": "hi", "stream": stream}
+        )
+    usage = result.structured_content["usage"]
+    assert (usage["cached_tokens"], usage["reasoning_tokens"]) == (800, 40)
+    # 200 fresh prompt tokens at 0.0000043, 800 cached at 0.00000043, 100 out at 0.000021
+    assert result.structured_content["cost_usd"] == pytest.approx(0.003304)
+
+
+WEATHER = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object"}},
+}
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        {"type": "function", "function": {"name": "get_weather"}},
+        {"type": "function", "name": "get_weather"},  # the Responses API's flat form
+        "get_weather",
+    ],
+)
+async def test_tool_choice_in_object_form_is_accepted(
+    settings: Any, fake: FakePoe, choice: Any
+) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "ask_poe_with_tools",
+            {"bot": "grok-4", "prompt": "weather?", "tools": [WEATHER], "tool_choice": choice},
+        )
+    assert not result.is_error, result.content[0].text
+    assert fake.chat_requests()[-1]["json"]["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "get_weather"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("choice", "says"),
+    [
+        (
+            {"type": "function", "function": {"name": "get_time"}},
+            "names 'get_time', which the tools do not define",
+        ),
+        ({"type": "tool", "name": "get_weather"}, "tool_choice must be auto, none, required"),
+    ],
+)
+async def test_a_tool_choice_that_cannot_work_is_refused_before_sending(
+    settings: Any, fake: FakePoe, choice: Any, says: str
+) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "ask_poe_with_tools",
+            {"bot": "grok-4", "prompt": "weather?", "tools": [WEATHER], "tool_choice": choice},
+        )
+    assert result.is_error and says in result.content[0].text
+    assert fake.model_calls() == []
+
+
+async def test_the_developer_role_is_sent_as_system(any_settings: Any, fake: FakePoe) -> None:
+    messages = [
+        {"role": "developer", "content": "Be terse."},
+        {"role": "user", "content": "hi"},
+    ]
+    async with connect(any_settings) as client:
+        result = await client.call_tool(
+            "chat_completion", {"model": "gpt-4-turbo", "messages": messages}
+        )
+    assert not result.is_error, result.content[0].text
+    assert [m["role"] for m in fake.last_messages()] == ["system", "user"]

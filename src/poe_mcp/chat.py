@@ -35,7 +35,7 @@ class Ask:
     )
     stream: bool = True
     tools: list[dict[str, Any]] | None = None
-    tool_choice: str | None = None
+    tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     tool_results: list[dict[str, Any]] | None = None
 
@@ -95,10 +95,33 @@ def normalise_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
-def tool_choice_wire(choice: str | None) -> str | dict[str, Any] | None:
+def tool_choice_wire(
+    choice: str | dict[str, Any] | None, tools: list[dict[str, Any]] | None
+) -> str | dict[str, Any] | None:
+    """`auto`, `none`, `required`, a function name, or the object form (chat's, or the Responses API's
+    flat one) as chat completions takes it; a function the tools do not define is refused."""
     if choice is None or choice in ("auto", "none", "required"):
         return choice
-    return {"type": "function", "function": {"name": choice}}
+    name = choice if isinstance(choice, str) else _chosen_function(choice)
+    defined = [t["function"]["name"] for t in tools or ()]
+    if tools and name not in defined:
+        raise InvalidRequestError(
+            f"tool_choice names {name!r}, which the tools do not define ({', '.join(defined)})",
+            advice="Name one of the tools, or use auto, none or required.",
+        )
+    return {"type": "function", "function": {"name": name}}
+
+
+def _chosen_function(choice: dict[str, Any]) -> str:
+    function = choice.get("function", choice)
+    name = function.get("name") if isinstance(function, dict) else None
+    if choice.get("type") != "function" or not isinstance(name, str) or not name:
+        raise InvalidRequestError(
+            "tool_choice must be auto, none, required, a function name, or "
+            '{"type": "function", "function": {"name": ...}}',
+            advice="Fix tool_choice and call again; nothing was sent to Poe.",
+        )
+    return name
 
 
 def pending_tool_calls(messages: list[ChatMessage]) -> list[str]:
@@ -150,6 +173,7 @@ class ChatService:
         loaded = {
             ref: await load_attachment(ref, self.rules, self.poe.http) for ref in ask.attachments
         }
+        wire_tools = normalise_tools(tools) if tools else None
         thinking = Thinking.of(ask.thinking)
         parameters, sampling = dict(ask.parameters), ask.sampling
         notes: list[str] = []
@@ -163,8 +187,8 @@ class ChatService:
             model=ask.bot,
             messages=await self._expand(self._with_system(history, ask.system) + new, loaded),
             sampling=sampling,
-            tools=normalise_tools(tools) if tools else None,
-            tool_choice=tool_choice_wire(ask.tool_choice),
+            tools=wire_tools,
+            tool_choice=tool_choice_wire(ask.tool_choice, wire_tools),
             parallel_tool_calls=ask.parallel_tool_calls,
             parameters=parameters,
             stream=ask.stream,

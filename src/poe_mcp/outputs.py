@@ -18,6 +18,8 @@ class UsageOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @classmethod
     def of(cls, usage: Usage | None) -> UsageOut | None:

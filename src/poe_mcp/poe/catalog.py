@@ -61,19 +61,23 @@ def _decimal(value: Any) -> Decimal | None:
 
 @dataclass(frozen=True)
 class Pricing:
-    """USD per token (prompt, completion), per image and per request, as Poe publishes them."""
+    """USD per token (prompt, completion, cached prompt), per image and per request, as Poe publishes them."""
 
     prompt: Decimal | None = None
     completion: Decimal | None = None
     image: Decimal | None = None
     request: Decimal | None = None
+    input_cache_read: Decimal | None = None
 
     @classmethod
     def from_wire(cls, data: Any) -> Pricing | None:
         if not isinstance(data, dict):
             return None
         pricing = cls(
-            *(_decimal(data.get(k)) for k in ("prompt", "completion", "image", "request"))
+            *(
+                _decimal(data.get(k))
+                for k in ("prompt", "completion", "image", "request", "input_cache_read")
+            )
         )
         return (
             pricing
@@ -88,9 +92,13 @@ class Pricing:
         """Estimated USD for one call; None when nothing here prices what was used."""
         total, priced = Decimal(0), False
         if usage is not None and (self.prompt is not None or self.completion is not None):
-            total += (self.prompt or 0) * usage.prompt_tokens + (
-                self.completion or 0
-            ) * usage.completion_tokens
+            # Cached prompt tokens are billed at the cache-read price where the model has one.
+            cached = min(usage.cached_tokens, usage.prompt_tokens) if self.input_cache_read else 0
+            total += (
+                (self.prompt or 0) * (usage.prompt_tokens - cached)
+                + (self.input_cache_read or 0) * cached
+                + (self.completion or 0) * usage.completion_tokens
+            )
             priced = True
         if self.request is not None:
             total += self.request

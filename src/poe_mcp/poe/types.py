@@ -33,16 +33,27 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt tokens, read from the provider's cache (priced lower)
+    reasoning_tokens: int = 0  # of the completion tokens, spent on reasoning
 
     @classmethod
     def from_wire(cls, data: Any) -> Usage | None:
         if not isinstance(data, dict):
             return None
-        prompt, completion = (
-            int(data.get("prompt_tokens") or 0),
-            int(data.get("completion_tokens") or 0),
+        prompt, completion = _count(data, "prompt_tokens"), _count(data, "completion_tokens")
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=_count(data, "total_tokens") or prompt + completion,
+            cached_tokens=_count(data.get("prompt_tokens_details"), "cached_tokens"),
+            reasoning_tokens=_count(data.get("completion_tokens_details"), "reasoning_tokens"),
         )
-        return cls(prompt, completion, int(data.get("total_tokens") or prompt + completion))
+
+
+def _count(data: Any, name: str) -> int:
+    """A token count from Poe's usage, where details may be missing or null."""
+    value = data.get(name) if isinstance(data, dict) else None
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 @dataclass

@@ -190,7 +190,8 @@ def register(mcp: PoeMCPServer) -> None:
             Field(description="[{tool_call_id, content}] for every call of the last turn"),
         ] = None,
         tool_choice: Annotated[
-            str | None, Field(description="auto, none, required, or a function name")
+            str | dict[str, Any] | None,
+            Field(description="auto, none, required, or a function name"),
         ] = None,
         parallel_tool_calls: bool | None = None,
         system: System = None,

@@ -33,6 +33,7 @@ log = logging.getLogger("poe_mcp.bot_protocol")
 
 ROLES = {
     "system": "system",
+    "developer": "system",
     "user": "user",
     "assistant": "bot",
     "tool": "tool",
