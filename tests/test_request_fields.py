@@ -446,3 +446,32 @@ async def test_the_developer_role_is_sent_as_system(any_settings: Any, fake: Fak
         )
     assert not result.is_error, result.content[0].text
     assert [m["role"] for m in fake.last_messages()] == ["system", "user"]
+
+
+async def test_poe_error_code_param_and_metadata_are_in_the_structured_error(
+    settings: Any, fake: FakePoe
+) -> None:
+    poe_error = {
+        "code": "model_not_found",  # Poe's errors page: an unknown model is 400 model_not_found
+        "type": "invalid_request_error",
+        "message": "Model 'gpt-9' does not exist",
+        "param": "model",
+        "metadata": {"provider": "poe"},
+    }
+    fake.enqueue(Reply(status=400, body={"error": poe_error}))
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "chat_completion",
+            {"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]},
+        )
+    assert result.is_error
+    assert result.content[0].text.startswith(
+        "invalid_request_error (400): Model 'gpt-9' does not exist"
+    )
+    error = result.structured_content["error"]
+    assert (error["code"], error["param"], error["metadata"]) == (
+        "model_not_found",
+        "model",
+        {"provider": "poe"},
+    )
+    assert (error["type"], error["status"]) == ("invalid_request_error", 400)

@@ -34,6 +34,10 @@ class PoeError(Exception):
     status: int | None = None
     retryable = False
     advice = "Try again later."
+    # Poe's own `error.code` (an int, a string like `model_not_found`, or absent), `param` and `metadata`.
+    code: int | str | None = None
+    param: str | None = None
+    metadata: Any = None
 
     def __init__(
         self,
@@ -54,6 +58,17 @@ class PoeError(Exception):
             self.advice = advice
         self.retries = 0
         self.waited = 0.0
+
+    def details(self) -> dict[str, Any]:
+        """The error as structured content: Poe's type and status, and Poe's own fields where it sent them."""
+        fields = {"code": self.code, "param": self.param, "metadata": self.metadata}
+        return {
+            "type": self.type,
+            "status": self.status,
+            "message": self.message,
+            "advice": self.advice,
+            **{name: value for name, value in fields.items() if value is not None},
+        }
 
     def __str__(self) -> str:
         head = f"{self.type} ({self.status})" if self.status else self.type
@@ -219,9 +234,24 @@ def classify(status: int, body: Any = None, headers: Mapping[str, str] | None = 
         cls = BY_TYPE[kind]  # for 5xx "the body's type wins when it names one"
     if cls is None:
         cls = UpstreamError if status >= 500 else InvalidRequestError
-    return cls(
+    error = cls(
         message or f"Poe answered HTTP {status}",
         status=status,
         retry_after=parse_retry_after(headers.get("retry-after")),
         request_id=headers.get("x-request-id"),
+    )
+    error.code, error.param, error.metadata = _poe_fields(body)
+    return error
+
+
+def _poe_fields(body: Any) -> tuple[int | str | None, str | None, Any]:
+    """Poe's `code`, `param` and `metadata` from an error body, each kept only in a shape that makes sense."""
+    error = body.get("error", body) if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping):
+        return None, None, None
+    code, param = error.get("code"), error.get("param")
+    return (
+        code if isinstance(code, (int, str)) and not isinstance(code, bool) else None,
+        param if isinstance(param, str) else None,
+        error.get("metadata"),
     )
