@@ -135,6 +135,7 @@ class FakePoe:
         self.rate_limit: int | None = (
             None  # enforce this many chat requests per 60 s, like Poe's 500 RPM
         )
+        self.rate_window = 60.0  # seconds Poe's request count covers
         self._window: list[float] = []
         self.rejected = 0
         self.refuses_stream_options: set[str] = (
@@ -269,19 +270,21 @@ class FakePoe:
             return self._error(400, "invalid_request_error", "messages is required")
         if "stream_options" in body and body.get("model") in self.refuses_stream_options:
             return self._error(400, "invalid_request_error", "Unknown parameter: stream_options")
+        limit_headers: dict[str, str] = {}
         if self.rate_limit is not None:
             now = time.monotonic()
-            self._window = [t for t in self._window if now - t < 60]
+            self._window = [t for t in self._window if now - t < self.rate_window]
             if len(self._window) >= self.rate_limit:
                 self.rejected += 1
-                wait = 60 - (now - self._window[0])
+                wait = self.rate_window - (now - self._window[0])
                 return self._error(
                     429,
                     "rate_limit_error",
                     "Rate limit exceeded",
-                    {"retry-after": str(max(1, round(wait)))},
+                    {"retry-after": str(max(1, round(wait))), **self._limit_headers(now)},
                 )
             self._window.append(now)
+            limit_headers = self._limit_headers(now)
         if self.latency:
             await asyncio.sleep(self.latency)
         reply = self._next() or self._echo(body)
@@ -310,17 +313,28 @@ class FakePoe:
                     media_type="text/html",
                 )
             )
+        headers = {**limit_headers, **reply.headers}
         if reply.status >= 400:
             return self._error(
-                reply.status, reply.error_type or "invalid_request_error", reply.text, reply.headers
+                reply.status, reply.error_type or "invalid_request_error", reply.text, headers
             )
         if body.get("stream"):
             return StreamingResponse(
-                self._sse(body, reply), media_type="text/event-stream", headers=reply.headers
+                self._sse(body, reply), media_type="text/event-stream", headers=headers
             )
         return JSONResponse(
-            self._completion(body, reply), headers={"openai-version": "2020-10-01", **reply.headers}
+            self._completion(body, reply), headers={"openai-version": "2020-10-01", **headers}
         )
+
+    def _limit_headers(self, now: float) -> dict[str, str]:
+        """Poe's documented x-ratelimit-* headers (api-reference/rate-limits): the reset in seconds."""
+        assert self.rate_limit is not None
+        reset = self.rate_window - (now - self._window[0]) if self._window else 0.0
+        return {
+            "x-ratelimit-limit-requests": str(self.rate_limit),
+            "x-ratelimit-remaining-requests": str(max(0, self.rate_limit - len(self._window))),
+            "x-ratelimit-reset-requests": f"{reset:.3f}",
+        }
 
     @staticmethod
     def _echo(body: dict[str, Any]) -> Reply:

@@ -475,3 +475,31 @@ async def test_poe_error_code_param_and_metadata_are_in_the_structured_error(
         {"provider": "poe"},
     )
     assert (error["type"], error["status"]) == ("invalid_request_error", 400)
+
+
+# -- Poe's rate-limit headers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_no_requests_left_means_the_next_call_waits_for_the_reset_not_a_429(
+    settings: Any, fake: FakePoe, stream: bool
+) -> None:
+    fake.rate_limit, fake.rate_window = 1, 2.0  # one request per 2 s: the first leaves none
+    async with connect(settings) as client:
+        for prompt in ("one", "two"):
+            result = await client.call_tool(
+                "ask_poe", {"bot": "gpt-4-turbo", "prompt": prompt, "stream": stream}
+            )
+            assert not result.is_error, result.content[0].text
+    first, second = fake.chat_requests()
+    assert fake.rejected == 0  # no 429 was provoked
+    assert 1.7 < second["at"] - first["at"] < 3.5
+
+
+async def test_room_left_means_no_wait(settings: Any, fake: FakePoe) -> None:
+    fake.rate_limit, fake.rate_window = 10, 30.0
+    async with connect(settings) as client:
+        for prompt in ("one", "two", "three"):
+            await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": prompt})
+    calls = fake.chat_requests()
+    assert calls[-1]["at"] - calls[0]["at"] < 1.0 and fake.rejected == 0
