@@ -41,7 +41,7 @@ class Ask:
 
 
 @dataclass(frozen=True)
-class Thinking:
+class ThinkingRequest:
     """`thinking` as a caller gave it: a bool, or the legacy server's object."""
 
     enabled: bool
@@ -49,7 +49,7 @@ class Thinking:
     template: str | None = None  # the legacy server's prompt template; Poe's models reason natively
 
     @classmethod
-    def of(cls, value: bool | dict[str, Any] | None) -> Thinking:
+    def of(cls, value: bool | dict[str, Any] | None) -> ThinkingRequest:
         if value is None or isinstance(value, bool):
             return cls(bool(value))
         unknown = set(value) - {"enabled", "template", "include_in_response"}
@@ -174,7 +174,7 @@ class ChatService:
             ref: await load_attachment(ref, self.rules, self.poe.http) for ref in ask.attachments
         }
         wire_tools = normalise_tools(tools) if tools else None
-        thinking = Thinking.of(ask.thinking)
+        thinking = ThinkingRequest.of(ask.thinking)
         parameters, sampling = dict(ask.parameters), ask.sampling
         notes: list[str] = []
         if thinking.enabled or sampling.reasoning_effort is not None:
