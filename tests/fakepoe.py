@@ -43,8 +43,33 @@ TEST_MODELS: list[dict[str, Any]] = [
         "parameters": [
             {"name": "mood", "schema": {"type": "string", "enum": ["calm", "cheerful"]}}
         ],
-    }
+    },
+    {  # answers JSON whatever response_format asks for, as a provider that ignores the schema does
+        "id": "test-sloppy-json",
+        "object": "model",
+        "owned_by": "Poe",
+        "description": "Test bot that ignores response_format schemas.",
+        "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
+        "supported_features": [],
+        "pricing": {"prompt": "0.000001", "completion": "0.000002"},
+        "metadata": {"display_name": "Test-Sloppy-JSON"},
+    },
 ]
+SLOPPY_JSON = '{"name": "Paris", "population": "about two million"}'
+
+
+def instance_of(schema: dict[str, Any]) -> Any:
+    """A small value matching a JSON Schema, as a model honouring `response_format` answers (grok-4 did)."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        names = schema.get("required") or list(properties)
+        return {name: instance_of(properties.get(name) or {}) for name in names}
+    return {"string": "Echo", "integer": 1, "number": 1.5, "boolean": True, "array": []}.get(
+        str(kind)
+    )
 
 
 # The first bytes of a real mp4 (an ftyp box), enough for magic-byte sniffing.
@@ -66,7 +91,7 @@ class Reply:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     reasoning: str | None = None
     finish_reason: str | None = None
-    usage: dict[str, int] | None = None
+    usage: dict[str, Any] | None = None  # as Poe sends it, details (cached_tokens, ...) included
     status: int = 200
     error_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -114,6 +139,7 @@ class FakePoe:
         self.rate_limit: int | None = (
             None  # enforce this many chat requests per 60 s, like Poe's 500 RPM
         )
+        self.rate_window = 60.0  # seconds Poe's request count covers
         self._window: list[float] = []
         self.rejected = 0
         self.refuses_stream_options: set[str] = (
@@ -251,19 +277,21 @@ class FakePoe:
             return self._error(400, "invalid_request_error", "messages is required")
         if "stream_options" in body and body.get("model") in self.refuses_stream_options:
             return self._error(400, "invalid_request_error", "Unknown parameter: stream_options")
+        limit_headers: dict[str, str] = {}
         if self.rate_limit is not None:
             now = time.monotonic()
-            self._window = [t for t in self._window if now - t < 60]
+            self._window = [t for t in self._window if now - t < self.rate_window]
             if len(self._window) >= self.rate_limit:
                 self.rejected += 1
-                wait = 60 - (now - self._window[0])
+                wait = self.rate_window - (now - self._window[0])
                 return self._error(
                     429,
                     "rate_limit_error",
                     "Rate limit exceeded",
-                    {"retry-after": str(max(1, round(wait)))},
+                    {"retry-after": str(max(1, round(wait))), **self._limit_headers(now)},
                 )
             self._window.append(now)
+            limit_headers = self._limit_headers(now)
         if self.latency:
             await asyncio.sleep(self.latency)
         reply = self._next() or self._echo(body)
@@ -292,17 +320,28 @@ class FakePoe:
                     media_type="text/html",
                 )
             )
+        headers = {**limit_headers, **reply.headers}
         if reply.status >= 400:
             return self._error(
-                reply.status, reply.error_type or "invalid_request_error", reply.text, reply.headers
+                reply.status, reply.error_type or "invalid_request_error", reply.text, headers
             )
         if body.get("stream"):
             return StreamingResponse(
-                self._sse(body, reply), media_type="text/event-stream", headers=reply.headers
+                self._sse(body, reply), media_type="text/event-stream", headers=headers
             )
         return JSONResponse(
-            self._completion(body, reply), headers={"openai-version": "2020-10-01", **reply.headers}
+            self._completion(body, reply), headers={"openai-version": "2020-10-01", **headers}
         )
+
+    def _limit_headers(self, now: float) -> dict[str, str]:
+        """Poe's documented x-ratelimit-* headers (api-reference/rate-limits): the reset in seconds."""
+        assert self.rate_limit is not None
+        reset = self.rate_window - (now - self._window[0]) if self._window else 0.0
+        return {
+            "x-ratelimit-limit-requests": str(self.rate_limit),
+            "x-ratelimit-remaining-requests": str(max(0, self.rate_limit - len(self._window))),
+            "x-ratelimit-reset-requests": f"{reset:.3f}",
+        }
 
     @staticmethod
     def _echo(body: dict[str, Any]) -> Reply:
@@ -310,6 +349,13 @@ class FakePoe:
         content = last.get("content")
         if isinstance(content, list):
             content = " ".join(p.get("text", f"[{p.get('type')}]") for p in content)
+        response_format = body.get("response_format") or {}
+        if body.get("model") == "test-sloppy-json" and response_format:
+            return Reply(text=SLOPPY_JSON)
+        if response_format.get("type") == "json_schema":
+            return Reply(text=json.dumps(instance_of(response_format["json_schema"]["schema"])))
+        if response_format.get("type") == "json_object":
+            return Reply(text=json.dumps({"echo": content}))
         return Reply(text=f"Echo: {content}")
 
     @staticmethod

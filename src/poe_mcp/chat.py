@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -12,6 +13,7 @@ from .attachments import AttachmentError, AttachmentRules, load_attachment
 from .conversations import ConflictError, ConversationStore, UsageEvent
 from .poe.client import PoeClient
 from .poe.errors import InvalidRequestError
+from .poe.sampling import Sampling
 from .poe.types import ChatMessage, ChatRequest, Completion, TextListener
 
 log = logging.getLogger(__name__)
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
 ATTACHMENT_PART = "poe_mcp_attachment"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Ask:
     """One call of ask_poe / ask_poe_with_tools, as the caller gave it."""
 
@@ -29,17 +31,39 @@ class Ask:
     session_id: str | None = None
     system: str | None = None
     attachments: list[str] = field(default_factory=list)
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_p: float | None = None
-    stop: list[str] | None = None
+    sampling: Sampling = field(default_factory=Sampling)
     parameters: dict[str, Any] = field(default_factory=dict)
-    thinking: bool | None = None
+    thinking: bool | dict[str, Any] | None = (
+        None  # or the legacy {"enabled", "template"?, "include_in_response"?}
+    )
     stream: bool = True
     tools: list[dict[str, Any]] | None = None
-    tool_choice: str | None = None
+    tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     tool_results: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class ThinkingRequest:
+    """`thinking` as a caller gave it: a bool, or the legacy server's object."""
+
+    enabled: bool
+    include_in_response: bool = True
+    template: str | None = None  # the legacy server's prompt template; Poe's models reason natively
+
+    @classmethod
+    def of(cls, value: bool | dict[str, Any] | None) -> ThinkingRequest:
+        if value is None or isinstance(value, bool):
+            return cls(bool(value))
+        unknown = set(value) - {"enabled", "template", "include_in_response"}
+        enabled, include = value.get("enabled"), value.get("include_in_response", True)
+        if unknown or not isinstance(enabled, bool) or not isinstance(include, bool):
+            raise InvalidRequestError(
+                "thinking must be true/false or {enabled: bool, template?, include_in_response?: bool}",
+                advice='Send "thinking": true, or {"enabled": true}.',
+            )
+        template = value.get("template")
+        return cls(enabled, include, template if isinstance(template, str) else None)
 
 
 @dataclass
@@ -74,10 +98,33 @@ def normalise_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
-def tool_choice_wire(choice: str | None) -> str | dict[str, Any] | None:
+def tool_choice_wire(
+    choice: str | dict[str, Any] | None, tools: list[dict[str, Any]] | None
+) -> str | dict[str, Any] | None:
+    """`auto`, `none`, `required`, a function name, or the object form (chat's, or the Responses API's
+    flat one) as chat completions takes it; a function the tools do not define is refused."""
     if choice is None or choice in ("auto", "none", "required"):
         return choice
-    return {"type": "function", "function": {"name": choice}}
+    name = choice if isinstance(choice, str) else _chosen_function(choice)
+    defined = [t["function"]["name"] for t in tools or ()]
+    if tools and name not in defined:
+        raise InvalidRequestError(
+            f"tool_choice names {name!r}, which the tools do not define ({', '.join(defined)})",
+            advice="Name one of the tools, or use auto, none or required.",
+        )
+    return {"type": "function", "function": {"name": name}}
+
+
+def _chosen_function(choice: dict[str, Any]) -> str:
+    function = choice.get("function", choice)
+    name = function.get("name") if isinstance(function, dict) else None
+    if choice.get("type") != "function" or not isinstance(name, str) or not name:
+        raise InvalidRequestError(
+            "tool_choice must be auto, none, required, a function name, or "
+            '{"type": "function", "function": {"name": ...}}',
+            advice="Fix tool_choice and call again; nothing was sent to Poe.",
+        )
+    return name
 
 
 def pending_tool_calls(messages: list[ChatMessage]) -> list[str]:
@@ -129,23 +176,30 @@ class ChatService:
         loaded = {
             ref: await load_attachment(ref, self.rules, self.poe.http) for ref in ask.attachments
         }
-        parameters = dict(ask.parameters)
-        if ask.thinking:
-            await self._add_reasoning(ask.bot, parameters)
+        wire_tools = normalise_tools(tools) if tools else None
+        thinking = ThinkingRequest.of(ask.thinking)
+        parameters, sampling = dict(ask.parameters), ask.sampling
+        notes: list[str] = []
+        if thinking.enabled or sampling.reasoning_effort is not None:
+            sampling = await self._reasoning_switch(ask.bot, parameters, sampling, notes)
+        if thinking.template is not None:
+            notes.append(
+                "thinking.template is not used: Poe's models reason without a prompt template"
+            )
         request = ChatRequest(
             model=ask.bot,
             messages=await self._expand(self._with_system(history, ask.system) + new, loaded),
-            temperature=ask.temperature,
-            max_tokens=ask.max_tokens,
-            top_p=ask.top_p,
-            stop=ask.stop,
-            tools=normalise_tools(tools) if tools else None,
-            tool_choice=tool_choice_wire(ask.tool_choice),
+            sampling=sampling,
+            tools=wire_tools,
+            tool_choice=tool_choice_wire(ask.tool_choice, wire_tools),
             parallel_tool_calls=ask.parallel_tool_calls,
             parameters=parameters,
             stream=ask.stream,
         )
         completion = await self.poe.chat(request, listener)
+        completion.notes[:0] = notes
+        if not thinking.include_in_response:
+            completion.reasoning = None
         if not completion.complete:  # a broken call leaves the stored conversation as it was
             await self._record_usage(request.model, completion)
         else:
@@ -293,12 +347,22 @@ class ChatService:
             expanded.append(message)
         return expanded
 
-    async def _add_reasoning(self, bot: str, parameters: dict[str, Any]) -> None:
+    async def _reasoning_switch(
+        self, bot: str, parameters: dict[str, Any], sampling: Sampling, notes: list[str]
+    ) -> Sampling:
+        """Turn reasoning on (at the asked effort) the way the model's catalog entry declares: a custom
+        parameter, or the standard reasoning_effort; a model with no switch gets nothing, and a note."""
         model = await self.poe.resolve_model(bot)
-        switch = model.reasoning_switch() if model else None
-        if switch:
-            for name, value in switch.items():
-                parameters.setdefault(name, value)
+        if model is None:  # the catalog cannot say: reasoning_effort goes as given
+            if sampling.reasoning_effort is None:
+                notes.append(f"The catalog does not know {bot}, so thinking was not sent")
+            return sampling
+        switch = model.reasoning_switch(sampling.reasoning_effort)
+        for name, value in switch.parameters.items():
+            parameters.setdefault(name, value)
+        if switch.note:
+            notes.append(switch.note)
+        return dataclasses.replace(sampling, reasoning_effort=switch.effort)
 
 
 def _usage_event(model: str, completion: Completion) -> UsageEvent:

@@ -68,6 +68,12 @@ def parser() -> argparse.ArgumentParser:
         "-a", "--attach", action="append", metavar="FILE", help="attach a file or URL (repeatable)"
     )
     ask.add_argument("--system", help="system message")
+    ask.add_argument("--temperature", type=float, help="sampling temperature, 0-2")
+    ask.add_argument("--max-tokens", type=int, metavar="N", help="longest answer, in tokens")
+    ask.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling, 0-1")
+    ask.add_argument(
+        "--stop", action="append", metavar="TEXT", help="stop sequence (repeatable, up to 4)"
+    )
     ask.add_argument(
         "-o",
         "--option",

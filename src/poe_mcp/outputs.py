@@ -18,6 +18,8 @@ class UsageOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @classmethod
     def of(cls, usage: Usage | None) -> UsageOut | None:
@@ -35,6 +37,9 @@ class AskResult(BaseModel):
     media: list[dict[str, Any]] = []
     error: str | None = None
     notes: list[str] = []
+    parsed: Any = (
+        None  # the JSON value, when response_format asked for JSON and the answer conforms
+    )
 
     @classmethod
     def of(cls, answer: Answer) -> AskResult:
@@ -47,6 +52,7 @@ class AskResult(BaseModel):
             usage=UsageOut.of(c.usage),
             cost_usd=c.cost_usd,
             reasoning=c.reasoning,
+            parsed=c.parsed,
             error=_error(c),
             notes=c.notes,
         )

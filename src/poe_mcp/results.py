@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mcp.types import CallToolResult, ContentBlock, TextContent
@@ -13,9 +14,13 @@ __all__ = ["error_result", "redact", "structured_result"]
 
 
 def error_result(error: PoeError, secrets: tuple[str | None, ...] = ()) -> CallToolResult:
-    """`isError: true`, the text starting with Poe's error type and status, then what to do."""
+    """`isError: true`, the text starting with Poe's error type and status, then what to do; the same
+    facts (with Poe's code, param and metadata) as structured content."""
+    details = json.loads(redact(json.dumps(error.details()), secrets))
     return CallToolResult(
-        content=[TextContent(type="text", text=redact(str(error), secrets))], is_error=True
+        content=[TextContent(type="text", text=redact(str(error), secrets))],
+        structured_content={"error": details},
+        is_error=True,
     )
 
 

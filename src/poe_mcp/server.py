@@ -60,9 +60,14 @@ def compact_input_schema(schema: Any) -> Any:
         return schema
     out = {k: compact_input_schema(v) for k, v in schema.items() if not _noise(k, v)}
     options = out.get("anyOf")
-    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-        out.pop("anyOf")
-        out.update(next(o for o in options if o != {"type": "null"}))
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        if len(rest) == 1:
+            out.pop("anyOf")
+            out.update(rest[0])
+        elif all(list(o) == ["type"] and isinstance(o["type"], str) for o in rest):
+            out.pop("anyOf")  # [{type: A}, {type: B}] says no more than type: [A, B]
+            out["type"] = [o["type"] for o in rest]
     return out
 
 
@@ -86,8 +91,14 @@ def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
         return {"type": "object"}
     return {
         "type": "object",
-        "properties": {name: {"type": _json_type(field)} for name, field in properties.items()},
+        "properties": {name: _shallow_field(field) for name, field in properties.items()},
     }
+
+
+def _shallow_field(schema: dict[str, Any]) -> dict[str, Any]:
+    if not any(key in schema for key in ("type", "anyOf", "$ref")):
+        return {}  # typed Any: any JSON value (a parsed structured answer may be an array or a string)
+    return {"type": _json_type(schema)}
 
 
 class PoeMCPServer(MCPServer[Core]):

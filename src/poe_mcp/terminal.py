@@ -20,6 +20,7 @@ from . import clients
 from .chat import Ask
 from .core import Core
 from .outputs import AskResult, MediaResult, ModelEntry
+from .poe.sampling import Sampling
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -71,6 +72,12 @@ async def ask(core: Core, args: argparse.Namespace) -> int:
         session_id=session_id,
         system=args.system,
         attachments=args.attach or [],
+        sampling=Sampling(
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+            top_p=args.top_p,
+            stop=args.stop,
+        ),
         parameters=parse_options(args.option or []),
         stream=not args.json,
     )

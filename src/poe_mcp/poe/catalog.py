@@ -21,8 +21,33 @@ from .types import Usage
 log = logging.getLogger("poe_mcp.catalog")
 
 CATALOG_TTL = 3600.0
-# The reasoning switches a catalog entry may declare, in the order `thinking` prefers them.
-REASONING_PARAMETERS = ("enable_thinking", "thinking_budget", "reasoning_effort")
+# The reasoning switches a catalog entry may declare as custom parameters, in the order `thinking`
+# prefers them: the newest flagships declare only output_effort (Claude 4.6+) or thinking_level (Gemini 3).
+REASONING_PARAMETERS = (
+    "reasoning_effort",
+    "output_effort",
+    "thinking_level",
+    "thinking_budget",
+    "enable_thinking",
+)
+DEFAULT_EFFORT = "high"  # what `thinking: true` asks for when no effort is given
+# An OpenAI effort as the nearest value of a switch with other names (output_effort says max, not xhigh).
+EFFORT_ALIASES = {
+    "xhigh": ("max", "high"),
+    "minimal": ("low",),
+    "medium": ("high",),
+    "max": ("xhigh",),
+}
+# Thinking budgets (tokens) for an effort, capped by what the model allows.
+BUDGETS = {
+    "none": 0,
+    "minimal": 1024,
+    "low": 2048,
+    "medium": 4096,
+    "high": 8192,
+    "xhigh": 16384,
+    "max": 32768,
+}
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -36,19 +61,23 @@ def _decimal(value: Any) -> Decimal | None:
 
 @dataclass(frozen=True)
 class Pricing:
-    """USD per token (prompt, completion), per image and per request, as Poe publishes them."""
+    """USD per token (prompt, completion, cached prompt), per image and per request, as Poe publishes them."""
 
     prompt: Decimal | None = None
     completion: Decimal | None = None
     image: Decimal | None = None
     request: Decimal | None = None
+    input_cache_read: Decimal | None = None
 
     @classmethod
     def from_wire(cls, data: Any) -> Pricing | None:
         if not isinstance(data, dict):
             return None
         pricing = cls(
-            *(_decimal(data.get(k)) for k in ("prompt", "completion", "image", "request"))
+            *(
+                _decimal(data.get(k))
+                for k in ("prompt", "completion", "image", "request", "input_cache_read")
+            )
         )
         return (
             pricing
@@ -63,9 +92,13 @@ class Pricing:
         """Estimated USD for one call; None when nothing here prices what was used."""
         total, priced = Decimal(0), False
         if usage is not None and (self.prompt is not None or self.completion is not None):
-            total += (self.prompt or 0) * usage.prompt_tokens + (
-                self.completion or 0
-            ) * usage.completion_tokens
+            # Cached prompt tokens are billed at the cache-read price where the model has one.
+            cached = min(usage.cached_tokens, usage.prompt_tokens) if self.input_cache_read else 0
+            total += (
+                (self.prompt or 0) * (usage.prompt_tokens - cached)
+                + (self.input_cache_read or 0) * cached
+                + (self.completion or 0) * usage.completion_tokens
+            )
             priced = True
         if self.request is not None:
             total += self.request
@@ -150,6 +183,44 @@ class ModelParameter:
 
 
 @dataclass(frozen=True)
+class Reasoning:
+    """The catalog's `reasoning` object: thinking-budget limits, whether reasoning is always on, and
+    whether the standard top-level `reasoning_effort` is honoured."""
+
+    budget_max: int | None = None
+    budget_min: int | None = None
+    required: bool = False
+    supports_reasoning_effort: bool = False
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Reasoning | None:
+        if not isinstance(data, dict):
+            return None
+        budget = data.get("budget")
+        if not isinstance(budget, dict):
+            budget = {}
+        return cls(
+            budget_max=_integer(budget.get("max_tokens")),
+            budget_min=_integer(budget.get("min_tokens")),
+            required=data.get("required") is True,
+            supports_reasoning_effort=data.get("supports_reasoning_effort") is True,
+        )
+
+
+def _integer(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class ReasoningSwitch:
+    """What turns a model's reasoning on: custom parameters, the standard reasoning_effort, or nothing (a note)."""
+
+    parameters: dict[str, Any]
+    effort: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     id: str
     display_name: str
@@ -163,6 +234,7 @@ class ModelInfo:
     supported_endpoints: tuple[str, ...]
     pricing: Pricing | None
     parameters: tuple[ModelParameter, ...]
+    reasoning: Reasoning | None = None
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> ModelInfo:
@@ -185,6 +257,7 @@ class ModelInfo:
             supported_endpoints=_strings(data, "supported_endpoints"),
             pricing=Pricing.from_wire(data.get("pricing")),
             parameters=tuple(_parameter(p) for p in _list(data, "parameters") if _named(p)),
+            reasoning=Reasoning.from_wire(data.get("reasoning")),
         )
 
     @property
@@ -206,21 +279,41 @@ class ModelInfo:
                 )
             _check_schema(self.id, name, value, declared.schema)
 
-    def reasoning_switch(self) -> dict[str, Any] | None:
-        """The custom parameter (and value) that turns this model's reasoning on, if it declares one."""
+    def reasoning_switch(self, effort: str | None = None) -> ReasoningSwitch:
+        """How to turn this model's reasoning on at `effort` (default high), by what its entry declares."""
         for name in REASONING_PARAMETERS:
             parameter = self.parameter(name)
-            if parameter is None:
-                continue
-            schema = parameter.schema
-            if name == "enable_thinking":
-                return {name: True}
-            if name == "thinking_budget":
-                maximum = schema.get("maximum")
-                return {name: min(int(maximum), 8192) if maximum else 4096}
-            options = schema.get("enum") or []
-            return {name: "high" if "high" in options else (options[-1] if options else "high")}
-        return None
+            if parameter is not None:
+                value = self._switch_value(name, parameter.schema, effort or DEFAULT_EFFORT)
+                if name == "reasoning_effort":
+                    return ReasoningSwitch({}, effort=value)
+                return ReasoningSwitch({name: value})
+        reasoning = self.reasoning
+        if reasoning is not None and reasoning.supports_reasoning_effort:
+            return ReasoningSwitch({}, effort=effort or DEFAULT_EFFORT)
+        if reasoning is not None and reasoning.required:
+            return ReasoningSwitch(
+                {}, note=f"{self.id} always reasons; it has no switch, so none was sent"
+            )
+        return ReasoningSwitch(
+            {},
+            note=f"{self.id} declares no reasoning switch, so thinking/reasoning_effort was not sent",
+        )
+
+    def _switch_value(self, name: str, schema: dict[str, Any], effort: str) -> Any:
+        if name == "enable_thinking":
+            return effort != "none"
+        if name == "thinking_budget":
+            budget = BUDGETS.get(effort, BUDGETS[DEFAULT_EFFORT])
+            highest = [self.reasoning.budget_max if self.reasoning else None, schema.get("maximum")]
+            lowest = [self.reasoning.budget_min if self.reasoning else None, schema.get("minimum")]
+            budget = min([budget] + [int(m) for m in highest if isinstance(m, (int, float))])
+            return max([budget] + [int(m) for m in lowest if isinstance(m, (int, float))])
+        options = [o for o in schema.get("enum") or () if isinstance(o, str)]
+        for wanted in (effort, *EFFORT_ALIASES.get(effort, ()), DEFAULT_EFFORT):
+            if not options or wanted in options:
+                return wanted
+        return options[-1]
 
 
 # Schemas reported as not checked here: logged once each, not on every call.

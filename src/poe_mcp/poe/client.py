@@ -19,7 +19,9 @@ from .errors import (
     classify,
     local_timeout,
 )
-from .retry import Budget, RequestBudget, RetryPolicy
+from .retry import Budget, PoePacedBudget, RequestBudget, RetryPolicy
+from .sampling import refuse_standard_names
+from .structured import check_structured
 from .types import ChatRequest, Completion, TextListener
 
 if TYPE_CHECKING:
@@ -49,7 +51,7 @@ class PoeClient:
     ) -> None:
         self.settings = settings
         self._http = http
-        self.budget: Budget = budget or RequestBudget(settings.rpm)
+        self.budget = PoePacedBudget(budget or RequestBudget(settings.rpm))
         self.retry = RetryPolicy(settings.max_retries)
         self.catalog = CatalogCache(self._fetch_models, settings.cache_dir / "models.json")
         self._backend: Backend | None = None
@@ -64,8 +66,14 @@ class PoeClient:
                 timeout=httpx2.Timeout(self.settings.timeout, connect=10.0),
                 limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
                 follow_redirects=False,
+                event_hooks={"response": [self._observe_rate_limit]},
             )
         return self._http
+
+    async def _observe_rate_limit(self, response: httpx2.Response) -> None:
+        """Every response through the pool (chat, streams, catalog, account, videos) tells the budget what
+        Poe has left; a stream's headers count before its body arrives."""
+        self.budget.observe(response.headers)
 
     async def aclose(self) -> None:
         if self._backend is not None and hasattr(self._backend, "aclose"):
@@ -177,6 +185,7 @@ class PoeClient:
     async def prepare(self, request: ChatRequest) -> ModelInfo | None:
         """Check a request against the catalog before any point is spent; use the canonical model id."""
         self._require_key()
+        refuse_standard_names(request.parameters)
         model = await self.resolve_model(request.model)
         if model is not None:
             request.model = model.id
@@ -209,6 +218,7 @@ class PoeClient:
         self.last_error = completion.error
         if model is not None and model.pricing is not None:
             completion.cost_usd = model.pricing.cost(completion.usage)
+        check_structured(completion, request.sampling.response_format)
         return completion
 
     def health(self) -> str:

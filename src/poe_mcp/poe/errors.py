@@ -8,6 +8,7 @@
      ├── NotFoundError            404
      ├── PoeTimeoutError          408  retried
      ├── RequestTooLargeError     413
+     ├── InvalidResponseError     -    an answer not in the shape asked (never retried)
      ├── RateLimitError           429  retried
      ├── ProviderError            500  retried
      ├── UpstreamError            502, 503 retried
@@ -37,6 +38,10 @@ class PoeError(Exception):
         False  # Poe's own answer (see classify); otherwise raised here, mostly before sending
     )
     advice = "Try again later."
+    # Poe's own `error.code` (an int, a string like `model_not_found`, or absent), `param` and `metadata`.
+    code: int | str | None = None
+    param: str | None = None
+    metadata: Any = None
 
     def __init__(
         self,
@@ -57,6 +62,17 @@ class PoeError(Exception):
             self.advice = advice
         self.retries = 0
         self.waited = 0.0
+
+    def details(self) -> dict[str, Any]:
+        """The error as structured content: Poe's type and status, and Poe's own fields where it sent them."""
+        fields = {"code": self.code, "param": self.param, "metadata": self.metadata}
+        return {
+            "type": self.type,
+            "status": self.status,
+            "message": self.message,
+            "advice": self.advice,
+            **{name: value for name, value in fields.items() if value is not None},
+        }
 
     def __str__(self) -> str:
         head = f"{self.type} ({self.status})" if self.status else self.type
@@ -112,6 +128,13 @@ def local_timeout(seconds: float) -> PoeTimeoutError:
 class RequestTooLargeError(PoeError):
     type, status = "request_too_large", 413
     advice = "Shorten the prompt or the conversation, or use a model with a larger context window."
+
+
+class InvalidResponseError(PoeError):
+    """Poe answered, and the answer was paid for, but it is not in the shape asked (JSON failing the schema)."""
+
+    type = "invalid_response_error"
+    advice = "The model's raw text is kept in the result: ask again, or use a model that follows response_format."
 
 
 class RateLimitError(PoeError):
@@ -239,9 +262,23 @@ def classify(status: int, body: Any = None, headers: Mapping[str, str] | None = 
         request_id=headers.get("x-request-id"),
     )
     error.from_poe = True
+    error.code, error.param, error.metadata = _poe_fields(body)
     return error
 
 
 def refused_locally(error: PoeError) -> bool:
     """A request poe-mcp itself refused (bad input, a file outside the sandbox): nothing reached Poe."""
     return isinstance(error, InvalidRequestError) and not error.from_poe
+
+
+def _poe_fields(body: Any) -> tuple[int | str | None, str | None, Any]:
+    """Poe's `code`, `param` and `metadata` from an error body, each kept only in a shape that makes sense."""
+    error = body.get("error", body) if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping):
+        return None, None, None
+    code, param = error.get("code"), error.get("param")
+    return (
+        code if isinstance(code, (int, str)) and not isinstance(code, bool) else None,
+        param if isinstance(param, str) else None,
+        error.get("metadata"),
+    )

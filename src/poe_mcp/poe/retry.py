@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -48,6 +49,61 @@ class RequestBudget:
                     self._sent.append(now)
                     return
                 await asyncio.sleep(self.window - (now - self._sent[0]))
+
+
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_reset(value: str | None) -> float | None:
+    """Seconds until Poe's request window resets: documented as seconds, read as OpenAI's `1m30s` too."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parts = DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    return sum(float(number) * UNIT_SECONDS[unit] for number, unit in parts)
+
+
+class PoePacedBudget:
+    """Our own budget, paced also by Poe's count of what is left (`x-ratelimit-*` on every response):
+    when Poe says no request remains, the next one waits for the reset Poe announced instead of
+    spending a round trip on a 429. While Poe says there is room, it adds no wait."""
+
+    def __init__(self, inner: Budget) -> None:
+        self.inner = inner
+        self._paused_until = 0.0
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        remaining = headers.get("x-ratelimit-remaining-requests")
+        if remaining is None:
+            return  # Poe's older pages call the headers optional; recordings lack them
+        try:
+            room = int(float(remaining)) > 0
+        except ValueError:
+            return
+        if room:
+            self._paused_until = 0.0
+            return
+        reset = parse_reset(headers.get("x-ratelimit-reset-requests"))
+        if reset is not None:
+            self._paused_until = max(
+                self._paused_until, time.monotonic() + min(reset, MAX_RETRY_AFTER)
+            )
+
+    async def acquire(self) -> None:
+        pause = self._paused_until - time.monotonic()
+        if pause > 0:
+            log.info(
+                "Poe reports no requests left in its window; waiting %.1f s for its reset", pause
+            )
+            await asyncio.sleep(pause)
+        await self.inner.acquire()
 
 
 @dataclass

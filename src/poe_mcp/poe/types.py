@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PoeError
+from .errors import InvalidResponseError, PoeError
+from .sampling import Sampling
 
 # OpenAI-format chat messages are Poe's lingua franca on /v1; the bot-protocol backend maps them.
 ChatMessage = dict[str, Any]
@@ -19,11 +20,7 @@ TextListener = Callable[[str], Awaitable[None]]
 class ChatRequest:
     model: str
     messages: list[ChatMessage]
-    temperature: float | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    top_p: float | None = None
-    stop: list[str] | None = None
+    sampling: Sampling = field(default_factory=Sampling)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
@@ -36,16 +33,27 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt tokens, read from the provider's cache (priced lower)
+    reasoning_tokens: int = 0  # of the completion tokens, spent on reasoning
 
     @classmethod
     def from_wire(cls, data: Any) -> Usage | None:
         if not isinstance(data, dict):
             return None
-        prompt, completion = (
-            int(data.get("prompt_tokens") or 0),
-            int(data.get("completion_tokens") or 0),
+        prompt, completion = _count(data, "prompt_tokens"), _count(data, "completion_tokens")
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=_count(data, "total_tokens") or prompt + completion,
+            cached_tokens=_count(data.get("prompt_tokens_details"), "cached_tokens"),
+            reasoning_tokens=_count(data.get("completion_tokens_details"), "reasoning_tokens"),
         )
-        return cls(prompt, completion, int(data.get("total_tokens") or prompt + completion))
+
+
+def _count(data: Any, name: str) -> int:
+    """A token count from Poe's usage, where details may be missing or null."""
+    value = data.get(name) if isinstance(data, dict) else None
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 @dataclass
@@ -73,7 +81,8 @@ class ToolCall:
 
 @dataclass
 class Completion:
-    """One answer from Poe; `error` is set when a stream broke after text had arrived."""
+    """One answer from Poe; `error` is set when a stream broke after text had arrived, or when the answer
+    does not have the shape its response_format asked for."""
 
     text: str
     model: str
@@ -91,9 +100,14 @@ class Completion:
         default_factory=list
     )  # inputs the backend could not honour, said rather than dropped
 
+    parsed: Any = (
+        None  # the JSON value of a response_format answer that parsed (and matched its schema)
+    )
+
     @property
     def complete(self) -> bool:
-        return self.error is None
+        """The whole answer arrived: no error, or only one about its shape (it was paid for and is kept)."""
+        return self.error is None or isinstance(self.error, InvalidResponseError)
 
     def assistant_message(self) -> ChatMessage:
         """The assistant turn as OpenAI's format stores it in a history."""

@@ -13,23 +13,32 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..chat import Answer, Ask
 from ..outputs import AskResult, ToolsResult
 from ..poe.errors import InvalidRequestError
-from ..poe.types import ChatRequest
+from ..poe.types import ChatRequest, Completion
 from ..redaction import StreamRedactor
 from ..results import error_result, structured_result
 from ..server import PoeMCPServer, state_of
 from .inputs import (
     Attachments,
     Bot,
+    Logprobs,
+    MaxCompletionTokens,
     MaxTokens,
+    Metadata,
     Parameters,
     Prompt,
+    ReasoningEffort,
+    ResponseFormat,
+    Seed,
     SessionId,
     Stop,
     Stream,
     System,
     Temperature,
     Thinking,
+    TopLogprobs,
     TopP,
+    User,
+    sampling_from,
 )
 
 CHAT = ToolAnnotations(read_only_hint=True, open_world_hint=True)
@@ -94,15 +103,16 @@ class ProgressRelay:
 
 
 def _answer_result(
-    answer: Answer, structured: BaseModel, text: str, ctx: Context
+    completion: Completion, structured: dict[str, Any], text: str, ctx: Context
 ) -> CallToolResult:
-    """The answer text first; a broken stream leads with its error and keeps the partial text."""
-    error = answer.completion.error
+    """The answer text first; a broken stream, or an answer not in the shape asked, leads with its error
+    and keeps the text that arrived."""
+    error = completion.error
     if error is None:
-        return structured_result(text, structured.model_dump())
+        return structured_result(text, structured)
     failure = error_result(error, state_of(ctx).secrets)
     failure.content.append(TextContent(type="text", text=text))
-    failure.structured_content = structured.model_dump()
+    failure.structured_content = structured
     return failure
 
 
@@ -128,29 +138,31 @@ def register(mcp: PoeMCPServer) -> None:
         max_tokens: MaxTokens = None,
         top_p: TopP = None,
         stop: Stop = None,
+        response_format: ResponseFormat = None,
+        reasoning_effort: ReasoningEffort = None,
         parameters: Parameters = None,
         thinking: Thinking = None,
         stream: Stream = True,
     ) -> Annotated[CallToolResult, AskResult]:
         """Ask any Poe model (Claude, GPT, Gemini, Grok, ...). Pass the returned session_id to continue the conversation."""
+        sampling = sampling_from(locals())
         answer = await _ask(
             ctx,
             Ask(
-                bot or "",
-                prompt,
-                session_id,
-                system,
-                attachments or [],
-                temperature,
-                max_tokens,
-                top_p,
-                stop,
-                parameters or {},
-                thinking,
-                stream,
+                bot=bot or "",
+                prompt=prompt,
+                session_id=session_id,
+                system=system,
+                attachments=attachments or [],
+                sampling=sampling,
+                parameters=parameters or {},
+                thinking=thinking,
+                stream=stream,
             ),
         )
-        return _answer_result(answer, AskResult.of(answer), answer.completion.text, ctx)
+        return _answer_result(
+            answer.completion, AskResult.of(answer).model_dump(), answer.completion.text, ctx
+        )
 
     @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
     async def ask_with_attachment(
@@ -186,7 +198,8 @@ def register(mcp: PoeMCPServer) -> None:
             Field(description="[{tool_call_id, content}] for every call of the last turn"),
         ] = None,
         tool_choice: Annotated[
-            str | None, Field(description="auto, none, required, or a function name")
+            str | dict[str, Any] | None,
+            Field(description="auto, none, required, or a function name"),
         ] = None,
         parallel_tool_calls: bool | None = None,
         system: System = None,
@@ -194,10 +207,12 @@ def register(mcp: PoeMCPServer) -> None:
         max_tokens: MaxTokens = None,
         top_p: TopP = None,
         stop: Stop = None,
+        reasoning_effort: ReasoningEffort = None,
         parameters: Parameters = None,
         stream: Stream = True,
     ) -> Annotated[CallToolResult, ToolsResult]:
         """Function calling: returns tool_calls for you to run; send their tool_results with the same session_id to continue."""
+        sampling = sampling_from(locals())
         if session_id is None and not tools:
             raise InvalidRequestError(
                 "tools is required to start a function-calling conversation",
@@ -206,22 +221,17 @@ def register(mcp: PoeMCPServer) -> None:
         answer = await _ask(
             ctx,
             Ask(
-                bot or "",
-                prompt,
-                session_id,
-                system,
-                [],
-                temperature,
-                max_tokens,
-                top_p,
-                stop,
-                parameters or {},
-                None,
-                stream,
-                tools,
-                tool_choice,
-                parallel_tool_calls,
-                tool_results,
+                bot=bot or "",
+                prompt=prompt,
+                session_id=session_id,
+                system=system,
+                sampling=sampling,
+                parameters=parameters or {},
+                stream=stream,
+                tools=tools,
+                tool_choice=tool_choice,
+                parallel_tool_calls=parallel_tool_calls,
+                tool_results=tool_results,
             ),
         )
         result = ToolsResult.of(answer)
@@ -235,7 +245,7 @@ def register(mcp: PoeMCPServer) -> None:
                 f"The model asks for these tool calls:\n{listed}\n"
                 f"Run them, then call ask_poe_with_tools again with session_id={answer.session_id!r} and tool_results."
             )
-        return _answer_result(answer, result, text, ctx)
+        return _answer_result(answer.completion, result.model_dump(), text, ctx)
 
     @mcp.tool(title="Raw chat completion", annotations=CHAT)
     async def chat_completion(
@@ -244,11 +254,18 @@ def register(mcp: PoeMCPServer) -> None:
             list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages")
         ],
         ctx: Context,
-        max_tokens: MaxTokens = None,
-        max_completion_tokens: MaxTokens = None,
         temperature: Temperature = None,
+        max_tokens: MaxTokens = None,
+        max_completion_tokens: MaxCompletionTokens = None,
         top_p: TopP = None,
         stop: Stop = None,
+        response_format: ResponseFormat = None,
+        seed: Seed = None,
+        logprobs: Logprobs = None,
+        top_logprobs: TopLogprobs = None,
+        reasoning_effort: ReasoningEffort = None,
+        metadata: Metadata = None,
+        user: User = None,
         tools: list[dict[str, Any]] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
@@ -259,18 +276,17 @@ def register(mcp: PoeMCPServer) -> None:
         request = ChatRequest(
             model=model,
             messages=messages,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            max_completion_tokens=max_completion_tokens,
-            top_p=top_p,
-            stop=stop,
+            sampling=sampling_from(locals()),
             tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=parallel_tool_calls,
             parameters=parameters or {},
         )
         completion = await state_of(ctx).chat.complete(request)
-        return structured_result(completion.text, completion.raw or {})
+        structured = dict(completion.raw or {})
+        if completion.parsed is not None:
+            structured["parsed"] = completion.parsed
+        return _answer_result(completion, structured, completion.text, ctx)
 
     @mcp.tool(
         title="List stored conversations",

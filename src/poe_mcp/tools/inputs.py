@@ -1,6 +1,7 @@
 """Input types shared by several tools, so each is described (and bounded) in one place.
 
-Descriptions are short on purpose: a client pays for every byte of tools/list in its context.
+Descriptions are short on purpose: a client pays for every byte of tools/list in its context. The
+bounds come from the Sampling value object, which checks them again for every caller.
 """
 
 from __future__ import annotations
@@ -9,6 +10,15 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from ..poe.sampling import BOUNDS, MAX_STOP_SEQUENCES, SAMPLING_FIELDS, Sampling
+
+
+def _bounded(name: str, **extra: Any) -> Any:
+    """A pydantic Field carrying the Sampling bounds of `name` into the input schema."""
+    low, high = BOUNDS[name]
+    return Field(ge=low, le=high, **extra)
+
+
 Bot = Annotated[str | None, Field(description="Model name (default: server's)")]
 Prompt = Annotated[str, Field(min_length=1)]
 SessionId = Annotated[str | None, Field(max_length=200, description="Conversation to continue")]
@@ -16,10 +26,28 @@ System = Annotated[str | None, Field(description="System message")]
 Attachments = Annotated[
     list[str] | None, Field(description="Files in allowed dirs, https: or data: URLs")
 ]
-Temperature = Annotated[float | None, Field(ge=0, le=2)]
-MaxTokens = Annotated[int | None, Field(ge=1)]
-TopP = Annotated[float | None, Field(ge=0, le=1)]
-Stop = Annotated[list[str] | None, Field(max_length=4)]
+Temperature = Annotated[float | None, _bounded("temperature")]
+MaxTokens = Annotated[int | None, _bounded("max_tokens")]
+TopP = Annotated[float | None, _bounded("top_p")]
+Stop = Annotated[list[str] | None, Field(max_length=MAX_STOP_SEQUENCES)]
 Parameters = Annotated[dict[str, Any] | None, Field(description="Model's custom parameters")]
-Thinking = Annotated[bool | None, Field(description="Use the model's reasoning")]
+Thinking = Annotated[bool | dict[str, Any] | None, Field(description="Use the model's reasoning")]
 Stream = Annotated[bool, Field(description="Stream, reporting progress")]
+# The standard OpenAI request fields; their shapes are checked by Sampling (one message for every caller).
+ResponseFormat = Annotated[
+    dict[str, Any] | None, Field(description="text, json_object, json_schema")
+]
+Seed = int | None
+Logprobs = bool | None
+TopLogprobs = Annotated[int | None, _bounded("top_logprobs")]
+MaxCompletionTokens = Annotated[int | None, _bounded("max_completion_tokens")]
+ReasoningEffort = str | None  # low, medium, high...: named by OpenAI, listed in the refusal
+Metadata = dict[str, Any] | None
+User = str | None
+
+
+def sampling_from(arguments: dict[str, Any]) -> Sampling:
+    """The Sampling of a tool call whose inputs are named like its fields (pass the tool's `locals()`)."""
+    return Sampling(
+        **{name: arguments[name] for name in SAMPLING_FIELDS if arguments.get(name) is not None}
+    )

@@ -33,12 +33,15 @@ log = logging.getLogger("poe_mcp.bot_protocol")
 
 ROLES = {
     "system": "system",
+    "developer": "system",
     "user": "user",
     "assistant": "bot",
     "tool": "tool",
 }  # the protocol says "bot", not "assistant"
-# The query fields of the protocol; anything else a caller set is reported back as not honoured.
-UNSUPPORTED = ("max_tokens", "max_completion_tokens", "top_p", "tool_choice", "parallel_tool_calls")
+# The protocol's query carries only these chat settings (reasoning_effort as the bot's parameter of that
+# name); anything else a caller set is reported back as not honoured.
+CARRIED_SAMPLING = ("temperature", "stop", "reasoning_effort")
+UNSUPPORTED_REQUEST_FIELDS = ("tool_choice", "parallel_tool_calls")
 ERROR_TYPES: dict[str, type[PoeError]] = {
     "insufficient_fund": InsufficientCreditsError,
     "user_message_too_long": RequestTooLargeError,
@@ -71,7 +74,10 @@ async def _raise_for_status(response: httpx.Response) -> None:
 
 
 def unsupported_inputs(request: ChatRequest) -> list[str]:
-    return [name for name in UNSUPPORTED if getattr(request, name) not in (None, [], {})]
+    uncarried = [name for name in request.sampling.wire() if name not in CARRIED_SAMPLING]
+    return uncarried + [
+        name for name in UNSUPPORTED_REQUEST_FIELDS if getattr(request, name) not in (None, [], {})
+    ]
 
 
 class BotProtocolBackend:
@@ -185,11 +191,15 @@ class BotProtocolBackend:
         else:
             messages += trailing
         query = [await self._message(m) for m in messages]
-        if query and request.parameters:
-            query[-1] = query[-1].model_copy(update={"parameters": dict(request.parameters)})
+        parameters = dict(request.parameters)
+        if request.sampling.reasoning_effort is not None:
+            parameters["reasoning_effort"] = request.sampling.reasoning_effort
+        if query and parameters:
+            query[-1] = query[-1].model_copy(update={"parameters": parameters})
+        sampling = request.sampling
         fields: dict[str, Any] = {
-            "temperature": request.temperature,
-            "stop_sequences": request.stop,
+            "temperature": sampling.temperature,
+            "stop_sequences": list(sampling.stop) if sampling.stop else None,
         }
         return (
             fp.QueryRequest(

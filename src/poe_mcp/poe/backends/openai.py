@@ -15,26 +15,18 @@ from ..errors import (
     local_timeout,
 )
 from ..streaming import StreamAssembler, plain_text
-from ..types import ChatRequest, Completion, TextListener, ToolCall, Usage
+from ..types import ChatMessage, ChatRequest, Completion, TextListener, ToolCall, Usage
 
 
 def request_body(request: ChatRequest, stream: bool, include_usage: bool = True) -> dict[str, Any]:
     """The chat-completions body for a request; custom parameters go top-level (what `extra_body` does)."""
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": request.messages,
+        "messages": poe_roles(request.messages),
         **request.parameters,
+        **request.sampling.wire(),
     }
-    for name in (
-        "temperature",
-        "max_tokens",
-        "max_completion_tokens",
-        "top_p",
-        "stop",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-    ):
+    for name in ("tools", "tool_choice", "parallel_tool_calls"):
         value = getattr(request, name)
         if value is not None:
             body[name] = value
@@ -42,6 +34,13 @@ def request_body(request: ChatRequest, stream: bool, include_usage: bool = True)
     if stream and include_usage:
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def poe_roles(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """OpenAI's `developer` role as `system`: Poe has refused it ("Input should be 'system', 'user' or 'bot'")."""
+    if not any(m.get("role") == "developer" for m in messages):
+        return messages
+    return [{**m, "role": "system"} if m.get("role") == "developer" else m for m in messages]
 
 
 class OpenAIBackend:
