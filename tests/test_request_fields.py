@@ -131,7 +131,7 @@ async def test_ask_poe_sends_response_format_and_reasoning_effort(
         await client.call_tool(
             "ask_poe",
             {
-                "bot": "gpt-4-turbo",
+                "bot": "gpt-5.4",
                 "prompt": "hi",
                 "response_format": {"type": "json_object"},
                 "reasoning_effort": "high",
@@ -140,17 +140,17 @@ async def test_ask_poe_sends_response_format_and_reasoning_effort(
         await client.call_tool(
             "ask_poe_with_tools",
             {
-                "bot": "gpt-4-turbo",
+                "bot": "gpt-5.4",
                 "prompt": "hi",
                 "tools": [{"name": "f"}],
-                "reasoning_effort": "minimal",
+                "reasoning_effort": "low",
             },
         )
     first, second = (r["json"] for r in fake.chat_requests()[-2:])
     assert (
         first["response_format"] == {"type": "json_object"} and first["reasoning_effort"] == "high"
     )
-    assert "parameters" not in first and second["reasoning_effort"] == "minimal"
+    assert "parameters" not in first and second["reasoning_effort"] == "low"
 
 
 @pytest.mark.parametrize(
@@ -231,16 +231,18 @@ async def test_the_bot_protocol_notes_the_fields_it_cannot_carry(
         result = await client.call_tool(
             "ask_poe",
             {
-                "bot": "gpt-4-turbo",
+                "bot": "gemini-2.5-pro",
                 "prompt": "hi",
                 "response_format": {"type": "json_object"},
                 "reasoning_effort": "high",
             },
         )
     notes = result.structured_content["notes"]
-    assert any("response_format" in n for n in notes)
-    assert not any("reasoning_effort" in n for n in notes)
-    assert fake.bot_queries[-1]["query"][-1]["parameters"] == {"reasoning_effort": "high"}
+    assert any("response_format is not supported by the bot protocol" in n for n in notes)
+    # so the echo is not JSON, and says so rather than passing for a structured answer
+    assert result.is_error and "invalid_response_error" in result.content[0].text
+    # reasoning_effort became the bot's own switch, carried as a parameter
+    assert fake.bot_queries[-1]["query"][-1]["parameters"] == {"thinking_budget": 8192}
 
 
 # -- structured outputs ------------------------------------------------------------------------------

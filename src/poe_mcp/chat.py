@@ -33,9 +33,8 @@ class Ask:
     attachments: list[str] = field(default_factory=list)
     sampling: Sampling = field(default_factory=Sampling)
     parameters: dict[str, Any] = field(default_factory=dict)
-    thinking: bool | dict[str, Any] | None = (
-        None  # or the legacy {"enabled", "template"?, "include_in_response"?}
-    )
+    # A bool, or the legacy server's {"enabled", "template"?, "include_in_response"?}.
+    thinking: bool | dict[str, Any] | None = None
     stream: bool = True
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None

@@ -37,9 +37,8 @@ class AskResult(BaseModel):
     media: list[dict[str, Any]] = []
     error: str | None = None
     notes: list[str] = []
-    parsed: Any = (
-        None  # the JSON value, when response_format asked for JSON and the answer conforms
-    )
+    # The JSON value, when response_format asked for JSON and the answer conforms.
+    parsed: Any = None
 
     @classmethod
     def of(cls, answer: Answer) -> AskResult:

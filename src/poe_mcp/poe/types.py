@@ -100,9 +100,8 @@ class Completion:
         default_factory=list
     )  # inputs the backend could not honour, said rather than dropped
 
-    parsed: Any = (
-        None  # the JSON value of a response_format answer that parsed (and matched its schema)
-    )
+    # The JSON value of a response_format answer that parsed (and matched its schema).
+    parsed: Any = None
 
     @property
     def complete(self) -> bool:
