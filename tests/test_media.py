@@ -605,3 +605,22 @@ async def test_a_job_id_that_is_not_one_is_refused_before_any_request(
     assert result.is_error and "'../../models' is not a video job id" in result.content[0].text
     assert no_prompt.is_error and "or pass the job_id" in no_prompt.content[0].text
     assert not [r for r in fake.requests if r["path"].startswith("/v1/videos")]
+
+
+async def test_seconds_and_size_become_a_chat_video_bots_own_parameters(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.enqueue(Reply(text=fake.cdn_url("k.mp4", MP4, "video/mp4")))
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "generate_video",
+            {"prompt": "x", "model": "Kling-2.5-Turbo-Pro", "seconds": 10, "size": "720x1280"},
+        )
+        refused = await client.call_tool(
+            "generate_video", {"prompt": "x", "model": "Wan-2.2", "seconds": 5}
+        )
+    assert not result.is_error, result.content[0].text
+    sent = fake.chat_requests()[-1]["json"]
+    assert sent["duration"] == "10" and sent["aspect"] == "9:16"
+    assert refused.is_error and "wan-2.2 cannot be asked for a length" in refused.content[0].text
+    assert len(fake.chat_requests()) == 1

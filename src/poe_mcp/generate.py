@@ -36,7 +36,15 @@ from .poe.media import (
     save_bytes,
 )
 from .poe.types import ChatRequest, Usage
-from .poe.videos import DONE, FAILED, VideoJob, VideoJobs, VideosEndpointMissing, video_fields
+from .poe.videos import (
+    DONE,
+    FAILED,
+    VideoJob,
+    VideoJobs,
+    VideosEndpointMissing,
+    chat_video_parameters,
+    video_fields,
+)
 
 log = logging.getLogger("poe_mcp.generate")
 
@@ -184,6 +192,8 @@ class MediaService:
                 pass  # this Poe has no /v1/videos: chat completions serve the same bots
         else:
             parts = await self._load(attachments)
+        if info is not None and kind == "video":
+            parameters = chat_video_parameters(info, parameters, seconds, size)
         generation = await self._dedicated(info, kind, prompt, parameters, parts, progress)
         if generation is None:
             generation = await self._via_chat(info, model, prompt, parameters, parts, progress)
