@@ -155,11 +155,9 @@ async def media_result(
     used = len(json.dumps(structured)) + len(json.dumps(text)) + RESULT_MARGIN
     used += sum(len(link.model_dump_json()) for link in links)
     room = RESULT_BUDGET - used
-    preview_block = None
-    for file in generation.files:
-        preview_block = await inline_block(file, room)
-        if preview_block is not None or file.kind in ("image", "audio"):
-            break  # only the first image or audio is previewed
+    # Only the first image or audio is shown inline; the others, like it, travel as links.
+    first = next((f for f in generation.files if f.kind in ("image", "audio")), None)
+    preview_block = await inline_block(first, room) if first is not None else None
     blocks = ([preview_block] if preview_block else []) + links
     return structured_result(text, structured, extra=blocks)
 
