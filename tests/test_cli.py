@@ -211,7 +211,7 @@ def test_a_local_refusal_exits_2_and_sends_nothing(run: Any, fake: FakePoe) -> N
 
 def test_generate_without_media_exits_1(run: Any, fake: FakePoe, tmp_path: Path) -> None:
     fake.enqueue(Reply(text="I can only describe a cat: it is fluffy."))
-    result = run("generate", "image", "a cat", "--out", str(tmp_path / "out"))
+    result = run("generate", "image", "a cat", "-m", "Nano-Banana", "--out", str(tmp_path / "out"))
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr.startswith("poe-mcp: no_media_error: gpt-image-1 returned no media")
+    assert result.stderr.startswith("poe-mcp: no_media_error: nano-banana returned no media")
     assert "it is fluffy" in result.stderr

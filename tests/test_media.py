@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import time
 import tracemalloc
 from pathlib import Path
@@ -184,7 +185,7 @@ async def test_a_video_job_reports_progress_and_saves_an_mp4(
         and data["status"] == "completed"
         and job_id in result.content[0].text
     )
-    assert data["points"] == 4200 and "used 4200 points" in result.content[0].text
+    assert data["job"]["points"] == 4200 and "used 4200 points" in result.content[0].text
     assert created_videos(fake) == [{"model": "veo-3", "prompt": "a wave", "size": "1280x720"}], (
         "aspect_ratio 16:9 is sent as a landscape size"
     )
@@ -286,7 +287,7 @@ async def test_cancelling_a_video_stops_polling_and_the_job_stays_fetchable(
         await anyio.sleep(0.3)
         assert job["polls"] == polls, "polling stopped"
         fake.video_steps = polls + 1  # the job finishes upstream meanwhile
-        fetched = await client.call_tool("get_generation", {"job_id": job_id})
+        fetched = await client.call_tool("generate_video", {"job_id": job_id})
     assert not fetched.is_error, fetched.content[0].text
     assert Path(fetched.structured_content["files"][0]["path"]).read_bytes() == MP4
     assert all(r["method"] in ("GET", "POST") for r in fake.requests), "Poe has no DELETE"
@@ -302,15 +303,15 @@ async def test_a_long_job_answers_in_progress_and_is_fetched_later(
         data = result.structured_content
         [job_id] = fake.videos
         assert not result.is_error and data["status"] == "in_progress"
-        assert data["job_id"] == job_id and data["files"] == [] and data["progress"] == 0
-        assert data["next_call"] == f'get_generation(job_id="{job_id}")'
+        assert data["job_id"] == job_id and data["files"] == [] and data["job"]["progress"] == 0
+        assert data["next_call"] == f'generate_video(job_id="{job_id}")'
         assert data["next_call"] in result.content[0].text
-        assert data["expires_at"], "Poe's expiry of the job is passed on"
-        still = await client.call_tool("get_generation", {"job_id": job_id, "max_wait": 0})
+        assert data["job"]["expires_at"], "Poe's expiry of the job is passed on"
+        still = await client.call_tool("generate_video", {"job_id": job_id, "max_wait": 0})
         assert still.structured_content["status"] == "in_progress"
         fake.video_steps = 0
-        done = await client.call_tool("get_generation", {"job_id": job_id})
-        again = await client.call_tool("get_generation", {"job_id": job_id})
+        done = await client.call_tool("generate_video", {"job_id": job_id})
+        again = await client.call_tool("generate_video", {"job_id": job_id})
     assert (
         done.structured_content["status"] == "completed"
         and done.structured_content["next_call"] is None
@@ -328,14 +329,14 @@ async def test_a_job_id_survives_a_server_restart(settings: Any, fake: FakePoe) 
     job_id = result.structured_content["job_id"]
     fake.video_steps = 0
     async with connect(settings, video_poll_interval=0.05) as client:  # a new process, same store
-        done = await client.call_tool("get_generation", {"job_id": job_id})
+        done = await client.call_tool("generate_video", {"job_id": job_id})
     assert done.structured_content["status"] == "completed"
     assert done.structured_content["model"] == "veo-3"
 
 
 async def test_an_unknown_job_id_says_what_to_do(settings: Any, fake: FakePoe) -> None:
     async with connect(settings) as client:
-        result = await client.call_tool("get_generation", {"job_id": "video_nope"})
+        result = await client.call_tool("generate_video", {"job_id": "video_nope"})
     assert result.is_error and "Poe has no video job 'video_nope'" in result.content[0].text
 
 
@@ -535,9 +536,7 @@ async def test_a_picture_too_large_to_decode_is_saved_without_a_preview(
     assert result.structured_content["files"][0]["bytes"] == len(bomb)
 
 
-async def test_list_generations_shows_recent_jobs_and_their_files(
-    settings: Any, fake: FakePoe
-) -> None:
+async def test_recent_jobs_and_their_files_are_a_resource(settings: Any, fake: FakePoe) -> None:
     fake.video_steps = 1000
     async with connect(settings, video_poll_interval=0.05) as client:
         running = await client.call_tool(
@@ -545,19 +544,13 @@ async def test_list_generations_shows_recent_jobs_and_their_files(
         )
         fake.video_steps = 1
         finished = await client.call_tool("generate_video", {"prompt": "a quick wave"})
-        listed = await client.call_tool("list_generations", {})
-    newest, oldest = listed.structured_content["generations"]
-    assert (
-        newest["job_id"] == finished.structured_content["job_id"]
-        and newest["status"] == "completed"
-    )
+        listed = await client.read_resource("poe-mcp://generations")
+    newest, oldest = json.loads(listed.contents[0].text)
+    assert newest["job_id"] == finished.structured_content["job_id"]
+    assert newest["status"] == "completed" and newest["points"] == 4200
     assert newest["files"][0]["uri"] == finished.structured_content["files"][0]["uri"]
-    assert (
-        oldest["job_id"] == running.structured_content["job_id"]
-        and oldest["prompt"] == "a slow comet"
-    )
-    assert oldest["status"] == "queued" and oldest["files"] == []
-    assert oldest["job_id"] in listed.content[0].text
+    assert oldest["job_id"] == running.structured_content["job_id"]
+    assert oldest["prompt"] == "a slow comet" and oldest["files"] == []
 
 
 async def test_inline_base64_from_the_images_endpoint_is_saved(
@@ -601,3 +594,33 @@ async def test_an_audio_only_endpoint_model_falls_back_to_chat_on_404(
     assert len(audio_posts) == 1, "the catalog routes elevenlabs-v3 to /v1/audio: tried first"
     assert fake.chat_requests()[-1]["json"]["model"] == "elevenlabs-v3"
     assert result.structured_content["files"][0]["mime_type"] == "audio/mpeg"
+
+
+async def test_a_job_id_that_is_not_one_is_refused_before_any_request(
+    settings: Any, fake: FakePoe
+) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool("generate_video", {"job_id": "../../models"})
+        no_prompt = await client.call_tool("generate_video", {})
+    assert result.is_error and "'../../models' is not a video job id" in result.content[0].text
+    assert no_prompt.is_error and "or pass the job_id" in no_prompt.content[0].text
+    assert not [r for r in fake.requests if r["path"].startswith("/v1/videos")]
+
+
+async def test_seconds_and_size_become_a_chat_video_bots_own_parameters(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.enqueue(Reply(text=fake.cdn_url("k.mp4", MP4, "video/mp4")))
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "generate_video",
+            {"prompt": "x", "model": "Kling-2.5-Turbo-Pro", "seconds": 10, "size": "720x1280"},
+        )
+        refused = await client.call_tool(
+            "generate_video", {"prompt": "x", "model": "Wan-2.2", "seconds": 5}
+        )
+    assert not result.is_error, result.content[0].text
+    sent = fake.chat_requests()[-1]["json"]
+    assert sent["duration"] == "10" and sent["aspect"] == "9:16"
+    assert refused.is_error and "wan-2.2 cannot be asked for a length" in refused.content[0].text
+    assert len(fake.chat_requests()) == 1

@@ -143,11 +143,11 @@ async def test_a_video_job_started_on_one_replica_is_fetched_from_another(
         fake.video_steps = 0
         async with connect_http(b) as client:
             done = await client.call_tool(
-                "get_generation", {"job_id": started.structured_content["job_id"]}
+                "generate_video", {"job_id": started.structured_content["job_id"]}
             )
         async with connect_http(a) as client:
             again = await client.call_tool(
-                "get_generation", {"job_id": started.structured_content["job_id"]}
+                "generate_video", {"job_id": started.structured_content["job_id"]}
             )
     assert started.structured_content["status"] == "in_progress"
     data = done.structured_content

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -34,12 +36,23 @@ from .poe.media import (
     save_bytes,
 )
 from .poe.types import ChatRequest, Usage
-from .poe.videos import DONE, FAILED, VideoJob, VideoJobs, VideosEndpointMissing, video_fields
+from .poe.videos import (
+    DONE,
+    FAILED,
+    VideoJob,
+    VideoJobs,
+    VideosEndpointMissing,
+    chat_video_parameters,
+    video_fields,
+)
+
+log = logging.getLogger("poe_mcp.generate")
 
 DEFAULT_MODELS = {"image": "GPT-Image-1", "audio": "ElevenLabs-v2.5-Turbo", "video": "Veo-3"}
 HEARTBEAT_SECONDS = 5.0  # well inside the 10 s a client may wait between progress notifications
 # Common MCP clients give up on a call after 60 s: a video job answers in_progress before that.
 DEFAULT_MAX_WAIT = 50.0
+JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 
 # (progress, total, message): progress rises; total is None when the length of the work is unknown.
 ProgressListener = Callable[[float, float | None, str], Awaitable[None]]
@@ -54,7 +67,9 @@ class Generation:
     usage: Usage | None = None
     cost_usd: float | None = None
     job_id: str | None = None
-    status: str = DONE  # or "in_progress": the job runs on at Poe, fetch it with get_generation
+    status: str = (
+        DONE  # or "in_progress": the job runs on at Poe, fetch it with generate_video(job_id=…)
+    )
     progress: float | None = None
     points: float | None = None
     expires_at: float | None = None
@@ -63,7 +78,7 @@ class Generation:
     def next_call(self) -> str | None:
         """The exact call that picks this job up again, while it is not done."""
         return (
-            f'get_generation(job_id="{self.job_id}")'
+            f'generate_video(job_id="{self.job_id}")'
             if self.job_id and self.status != DONE
             else None
         )
@@ -159,7 +174,11 @@ class MediaService:
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> Generation:
         if not prompt.strip():
-            raise InvalidRequestError("The prompt is empty", advice="Describe what to generate.")
+            raise InvalidRequestError(
+                "The prompt is empty",
+                advice="Describe what to generate"
+                + (" (or pass the job_id of a video job to fetch it)." if kind == "video" else "."),
+            )
         model = model or DEFAULT_MODELS[kind]
         info = await self.poe.resolve_model(model)
         if info is not None and kind not in info.output_modalities:
@@ -173,6 +192,8 @@ class MediaService:
                 pass  # this Poe has no /v1/videos: chat completions serve the same bots
         else:
             parts = await self._load(attachments)
+        if info is not None and kind == "video":
+            parameters = chat_video_parameters(info, parameters, seconds, size)
         generation = await self._dedicated(info, kind, prompt, parameters, parts, progress)
         if generation is None:
             generation = await self._via_chat(info, model, prompt, parameters, parts, progress)
@@ -326,6 +347,11 @@ class MediaService:
         self, job_id: str, progress: ProgressListener, max_wait: float = DEFAULT_MAX_WAIT
     ) -> Generation:
         """A video job by id: its saved files once done, else its status after up to `max_wait` s."""
+        if not JOB_ID.match(job_id):  # it becomes part of a URL path: nothing but an id gets there
+            raise InvalidRequestError(
+                f"{job_id[:80]!r} is not a video job id",
+                advice="Pass the job_id that generate_video returned, e.g. video_abc123.",
+            )
         record = await self.store.load_job(job_id) if self.store is not None else None
         if record is not None and record.status == DONE and record.files:
             return self._generation(record, _files_of(record))
@@ -334,7 +360,7 @@ class MediaService:
         except NotFoundError:
             raise NotFoundError(
                 f"Poe has no video job {job_id!r}",
-                advice="Check the job_id (list_generations lists recent ones); Poe keeps a video only until it expires.",
+                advice="Check the job_id (poe-mcp://generations lists recent ones); Poe keeps a video only until it expires.",
             ) from None
         record = record or MediaJob(job_id, job.model, "", job.status, created_at=time.time())
         return await self._follow(record, job, progress, max_wait)
@@ -349,6 +375,14 @@ class MediaService:
 
         try:
             job = await self._jobs().wait(job, report, max_wait)
+        except anyio.get_cancelled_exc_class():
+            # Poe cannot cancel a job: it runs on (and is paid for); the stored record finds it later.
+            log.info(
+                "Stopped waiting for video job %s; generate_video(job_id=%r) fetches it",
+                job.id,
+                job.id,
+            )
+            raise
         except PoeError:
             record.status = FAILED
             await self._remember(record, None)

@@ -127,12 +127,6 @@ class MediaResult(BaseModel):
     usage: UsageOut | None
     cost_usd: float | None
     skipped_urls: list[SkippedOut]
-    status: str = "completed"  # or "in_progress": call `next_call` to pick the job up
-    job_id: str | None = None
-    progress: float | None = None
-    points: float | None = None  # what Poe charged for the job, once it completed
-    expires_at: str | None = None
-    next_call: str | None = None
 
     @classmethod
     def of(cls, generation: Generation) -> MediaResult:
@@ -152,12 +146,36 @@ class MediaResult(BaseModel):
             usage=UsageOut.of(generation.usage),
             cost_usd=generation.cost_usd,
             skipped_urls=[SkippedOut(url=s.url, reason=s.reason) for s in generation.skipped],
-            status=generation.status,
-            job_id=generation.job_id,
+        )
+
+
+class JobOut(BaseModel):
+    progress: float | None
+    points: float | None  # what Poe charged for the job, once it completed
+    expires_at: str | None
+
+
+class VideoResult(MediaResult):
+    """A video, or the job making it: only video tools carry these fields (tools/list stays small)."""
+
+    status: str = "completed"  # or "in_progress": make `next_call` to pick the job up
+    job_id: str | None = None
+    next_call: str | None = None
+    job: JobOut | None = None
+
+    @classmethod
+    def of(cls, generation: Generation) -> VideoResult:
+        job = JobOut(
             progress=generation.progress,
             points=generation.points,
             expires_at=_iso(generation.expires_at),
+        )
+        return cls(
+            **MediaResult.of(generation).model_dump(),
+            status=generation.status,
+            job_id=generation.job_id,
             next_call=generation.next_call,
+            job=job if generation.job_id else None,
         )
 
 

@@ -166,6 +166,52 @@ def video_fields(
     return {**fields, **rest}
 
 
+_RATIOS = {"landscape": "16:9", "portrait": "9:16", "square": "1:1"}
+
+
+def chat_video_parameters(
+    info: ModelInfo, parameters: dict[str, Any], seconds: Any = None, size: str | None = None
+) -> dict[str, Any]:
+    """`seconds` and `size` as the custom parameters a video bot without /v1/videos declares
+    (`duration`, and `size`/`resolution` or `aspect_ratio`/`aspect`); refused where it has none."""
+    out = dict(parameters)
+    if seconds is not None:
+        out["duration"] = _duration_value(info, check_seconds(info, seconds))
+    if size is not None:
+        name, value = _size_parameter(info, size)
+        out[name] = value
+    return out
+
+
+def _cannot(info: ModelInfo, what: str) -> InvalidRequestError:
+    names = ", ".join(info.parameter_names) or "none"
+    return InvalidRequestError(
+        f"{info.id} cannot be asked for a {what}",
+        advice=f"Leave it out, or use its custom parameters ({names}) in parameters.",
+    )
+
+
+def _duration_value(info: ModelInfo, seconds: str) -> Any:
+    declared = info.parameter("duration")
+    if declared is None:
+        raise _cannot(info, "length")
+    listed = declared.schema.get("enum") or []
+    exact = next((v for v in listed if re.sub(r"s$", "", str(v)) == seconds), None)
+    return exact if exact is not None else int(seconds)  # "8s"-style enums keep their own form
+
+
+def _size_parameter(info: ModelInfo, size: str) -> tuple[str, str]:
+    check_size(info, size)  # the WxH form, and the model's own list where it has one
+    for name in ("size", "resolution", "dimension"):
+        if size in _allowed(info, name):
+            return name, size
+    ratio = _RATIOS[_orientation(size)]
+    for name in ("aspect_ratio", "aspect"):
+        if ratio in _allowed(info, name):
+            return name, ratio
+    raise _cannot(info, f"size of {size}")
+
+
 class VideoJobs:
     def __init__(self, client: PoeClient, poll_interval: float = 5.0) -> None:
         self._client = client

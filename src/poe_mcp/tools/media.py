@@ -8,6 +8,7 @@ import json
 import logging
 import mimetypes
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,11 +23,11 @@ from mcp.types import (
     ResourceLink,
     ToolAnnotations,
 )
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ..conversations import MediaJob
 from ..generate import DEFAULT_MAX_WAIT, Generation
-from ..outputs import MEDIA_URI, MediaResult
+from ..outputs import MEDIA_URI, MediaResult, VideoResult
 from ..poe.media import MediaFile
 from ..results import structured_result
 from ..server import PoeMCPServer, state_of
@@ -34,9 +35,9 @@ from .inputs import Attachments, Parameters, Prompt
 
 log = logging.getLogger("poe_mcp.tools.media")
 
-GENERATOR = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-)
+# Only what differs from MCP's defaults (not read-only, not idempotent, open world): tools/list is paid
+# for in every client's context.
+GENERATOR = ToolAnnotations(destructive_hint=False)
 # Claude Desktop refuses a tool result over 1 MiB once encoded: the text, the structured copy and at
 # most one inline preview share that budget; every file also travels as a resource_link.
 RESULT_BUDGET = 1024 * 1024
@@ -45,50 +46,12 @@ PREVIEW_EDGE = 768
 PREVIEW_MAX_PIXELS = (
     64_000_000  # a larger picture is not decoded for a preview (decompression bombs)
 )
-FETCHER = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-)
-LISTER = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+GENERATIONS_URI = "poe-mcp://generations"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 Model = Annotated[str | None, Field(description="Poe media model")]
-JobId = Annotated[
-    str, Field(min_length=1, max_length=200, description="job_id from generate_video")
-]
-MaxWait = Annotated[
-    float,
-    Field(
-        ge=0, le=3600, description="Seconds to wait before answering in_progress with the job_id"
-    ),
-]
-
-
-class GenerationEntry(BaseModel):
-    job_id: str
-    model: str
-    prompt: str
-    status: str
-    progress: float
-    points: float | None
-    files: list[dict[str, Any]]
-
-    @classmethod
-    def of(cls, job: MediaJob) -> GenerationEntry:
-        files = [{**f, "uri": MEDIA_URI + Path(f["path"]).name} for f in job.files]
-        return cls(
-            job_id=job.id,
-            model=job.model,
-            prompt=job.prompt,
-            status=job.status,
-            progress=job.progress,
-            points=job.points,
-            files=files,
-        )
-
-
-class GenerationsResult(BaseModel):
-    generations: list[GenerationEntry]
+MaxWait = Annotated[float | None, Field(description="Seconds (default 50), then a job_id")]
 
 
 class RisingProgress:
@@ -146,6 +109,12 @@ async def inline_block(file: MediaFile, room: int) -> ContentBlock | None:
     return AudioContent(type="audio", data=encoded, mime_type=mime)
 
 
+def job_entry(job: MediaJob) -> dict[str, Any]:
+    """One line of poe-mcp://generations: the job as stored, each saved file with its media URI."""
+    files = [{**f, "uri": MEDIA_URI + Path(f["path"]).name} for f in job.files]
+    return {**asdict(job), "job_id": job.id, "files": files}
+
+
 def link_for(file: MediaFile) -> ResourceLink:
     return ResourceLink(
         type="resource_link",
@@ -176,19 +145,19 @@ def _points(points: float | None) -> str:
     return f" used {points:g} points." if points is not None else "."
 
 
-async def media_result(generation: Generation) -> CallToolResult:
+async def media_result(
+    generation: Generation, shape: type[MediaResult] = MediaResult
+) -> CallToolResult:
     """Text, structured copy, one inline preview at most (sized to fit the 1 MiB budget), then links."""
     text = summary(generation)
-    structured = MediaResult.of(generation).model_dump()
+    structured = shape.of(generation).model_dump()
     links: list[ContentBlock] = [link_for(f) for f in generation.files]
     used = len(json.dumps(structured)) + len(json.dumps(text)) + RESULT_MARGIN
     used += sum(len(link.model_dump_json()) for link in links)
     room = RESULT_BUDGET - used
-    preview_block = None
-    for file in generation.files:
-        preview_block = await inline_block(file, room)
-        if preview_block is not None or file.kind in ("image", "audio"):
-            break  # only the first image or audio is previewed
+    # Only the first image or audio is shown inline; the others, like it, travel as links.
+    first = next((f for f in generation.files if f.kind in ("image", "audio")), None)
+    preview_block = await inline_block(first, room) if first is not None else None
     blocks = ([preview_block] if preview_block else []) + links
     return structured_result(text, structured, extra=blocks)
 
@@ -209,11 +178,10 @@ def register(mcp: PoeMCPServer) -> None:
         model: str | None,
         parameters: dict[str, Any] | None,
         attachments: list[str] | None,
-        **video: Any,
     ) -> CallToolResult:
         state = state_of(ctx)
         generation = await state.media.generate(
-            kind, prompt, model, parameters or {}, attachments or [], RisingProgress(ctx), **video
+            kind, prompt, model, parameters or {}, attachments or [], RisingProgress(ctx)
         )
         return await media_result(generation)
 
@@ -237,49 +205,45 @@ def register(mcp: PoeMCPServer) -> None:
 
     @mcp.tool(title="Generate a video", annotations=GENERATOR)
     async def generate_video(
-        prompt: Prompt,
         ctx: Context,
+        prompt: Annotated[str | None, Field(description="Required unless job_id")] = None,
         model: Model = None,
-        seconds: Annotated[int | None, Field(ge=1, le=600, description="Length in seconds")] = None,
-        size: Annotated[str | None, Field(description="WIDTHxHEIGHT, e.g. 1280x720")] = None,
-        max_wait: MaxWait = DEFAULT_MAX_WAIT,
+        seconds: Annotated[int | None, Field(description="Length, s")] = None,
+        size: Annotated[str | None, Field(description="WxH, e.g. 1280x720")] = None,
+        max_wait: MaxWait = None,
+        job_id: Annotated[str | None, Field(description="Resume this job")] = None,
         parameters: Parameters = None,
         attachments: Attachments = None,
-    ) -> Annotated[CallToolResult, MediaResult]:
-        """Make a video with a Poe video model (default Veo-3); saved to a file. Jobs take minutes: past
-        max_wait it answers status in_progress with a job_id for get_generation."""
-        return await generate(
-            ctx,
-            "video",
-            prompt,
-            model,
-            parameters,
-            attachments,
-            seconds=seconds,
-            size=size,
-            max_wait=max_wait,
-        )
+    ) -> Annotated[CallToolResult, VideoResult]:
+        """Make a video (default Veo-3), saved to a file; past max_wait, a job_id to call again with."""
+        media = state_of(ctx).media
+        wait = DEFAULT_MAX_WAIT if max_wait is None else max(max_wait, 0.0)
+        if job_id is not None:
+            generation = await media.fetch_job(job_id, RisingProgress(ctx), wait)
+        else:
+            generation = await media.generate(
+                "video",
+                prompt or "",
+                model,
+                parameters or {},
+                attachments or [],
+                RisingProgress(ctx),
+                seconds=seconds,
+                size=size,
+                max_wait=wait,
+            )
+        return await media_result(generation, VideoResult)
 
-    @mcp.tool(title="Get a generation", annotations=FETCHER)
-    async def get_generation(
-        job_id: JobId, ctx: Context, max_wait: MaxWait = DEFAULT_MAX_WAIT
-    ) -> Annotated[CallToolResult, MediaResult]:
-        """A video job by job_id: its saved file once done, else status and progress (waits max_wait s)."""
-        generation = await state_of(ctx).media.fetch_job(job_id, RisingProgress(ctx), max_wait)
-        return await media_result(generation)
-
-    @mcp.tool(title="List generations", annotations=LISTER)
-    async def list_generations(
-        ctx: Context, limit: Annotated[int, Field(ge=1, le=100)] = 20
-    ) -> Annotated[CallToolResult, GenerationsResult]:
-        """Recent video jobs, newest first: job_id, status, and the saved files once done."""
-        jobs = await state_of(ctx).media.list_jobs(limit)
-        listed = GenerationsResult(generations=[GenerationEntry.of(job) for job in jobs])
-        lines = [
-            f"{j.job_id}  {j.model}  {j.status}  {j.prompt[:60]!r}  {len(j.files)} file(s)"
-            for j in listed.generations
-        ]
-        return structured_result("\n".join(lines) or "No generations yet.", listed.model_dump())
+    @mcp.resource(
+        GENERATIONS_URI,
+        name="generations",
+        title="Recent video jobs",
+        mime_type="application/json",
+    )
+    async def generations_resource() -> str:
+        """Recent video jobs, newest first: job_id, model, prompt, status, points, saved files."""
+        jobs = await mcp.state.media.list_jobs(50)
+        return json.dumps([job_entry(job) for job in jobs])
 
     @mcp.resource(
         MEDIA_URI + "{name}",
