@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..chat import Answer, Ask
-from ..outputs import AskResult, ToolsResult
+from ..outputs import AskResult, ToolsResult, completion_handles
 from ..poe.errors import InvalidRequestError
 from ..poe.types import ChatRequest
 from ..results import error_result, structured_result
@@ -86,14 +85,18 @@ class ProgressRelay:
 
 
 def _answer_result(
-    answer: Answer, structured: BaseModel, text: str, ctx: Context
+    answer: Answer, structured: AskResult | ToolsResult, ctx: Context
 ) -> CallToolResult:
-    """The answer text first; a broken stream leads with its error and keeps the partial text."""
+    """The answer text first, then the handles line; a broken stream leads with its error and keeps both."""
+    text = answer.completion.text
+    said = [TextContent(type="text", text=text)] if text else []
+    handles = TextContent(type="text", text=structured.handles())
     error = answer.completion.error
     if error is None:
-        return structured_result(text, structured.model_dump())
+        return CallToolResult(content=[*said, handles], structured_content=structured.model_dump())
     failure = error_result(error, state_of(ctx).secrets)
-    failure.content.append(TextContent(type="text", text=text))
+    unstored = TextContent(type="text", text="This turn was not stored in the session.")
+    failure.content += [*said, handles, unstored]
     failure.structured_content = structured.model_dump()
     return failure
 
@@ -142,7 +145,7 @@ def register(mcp: PoeMCPServer) -> None:
                 stream,
             ),
         )
-        return _answer_result(answer, AskResult.of(answer), answer.completion.text, ctx)
+        return _answer_result(answer, AskResult.of(answer), ctx)
 
     @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
     async def ask_with_attachment(
@@ -216,18 +219,7 @@ def register(mcp: PoeMCPServer) -> None:
                 tool_results,
             ),
         )
-        result = ToolsResult.of(answer)
-        text, calls = result.text, result.tool_calls
-        if calls:
-            listed = "\n".join(
-                f"- {t.name}({json.dumps(t.arguments) if t.arguments is not None else t.arguments_raw}) id={t.id}"
-                for t in calls
-            )
-            text = (text + "\n\n" if text else "") + (
-                f"The model asks for these tool calls:\n{listed}\n"
-                f"Run them, then call ask_poe_with_tools again with session_id={answer.session_id!r} and tool_results."
-            )
-        return _answer_result(answer, result, text, ctx)
+        return _answer_result(answer, ToolsResult.of(answer), ctx)
 
     @mcp.tool(title="Raw chat completion", annotations=CHAT)
     async def chat_completion(
@@ -262,7 +254,11 @@ def register(mcp: PoeMCPServer) -> None:
             parameters=parameters or {},
         )
         completion = await state_of(ctx).chat.complete(request)
-        return structured_result(completion.text, completion.raw or {})
+        return structured_result(
+            completion.text,
+            completion.raw or {},
+            extra=[TextContent(type="text", text=completion_handles(completion))],
+        )
 
     @mcp.tool(
         title="List stored conversations",
