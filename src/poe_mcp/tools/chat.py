@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..chat import Answer, Ask
+from ..chat import Answer, Ask, SessionUse
 from ..outputs import AskResult, ToolsResult, completion_handles
 from ..poe.errors import InvalidRequestError
 from ..poe.types import ChatRequest
@@ -19,6 +19,7 @@ from .inputs import (
     Attachments,
     Bot,
     MaxTokens,
+    NewSession,
     Parameters,
     Prompt,
     SessionId,
@@ -101,6 +102,10 @@ def _answer_result(
     return failure
 
 
+def _session_use(new_session: bool) -> SessionUse:
+    return "start" if new_session else "continue"
+
+
 async def _ask(ctx: Context, ask: Ask) -> Answer:
     state = state_of(ctx)
     ask.bot = ask.bot or state.settings.default_model
@@ -117,6 +122,7 @@ def register(mcp: PoeMCPServer) -> None:
         ctx: Context,
         bot: Bot = None,
         session_id: SessionId = None,
+        new_session: NewSession = False,
         system: System = None,
         attachments: Attachments = None,
         temperature: Temperature = None,
@@ -143,6 +149,7 @@ def register(mcp: PoeMCPServer) -> None:
                 parameters or {},
                 thinking,
                 stream,
+                session_use=_session_use(new_session),
             ),
         )
         return _answer_result(answer, AskResult.of(answer), ctx)
@@ -154,6 +161,7 @@ def register(mcp: PoeMCPServer) -> None:
         ctx: Context,
         bot: Bot = None,
         session_id: SessionId = None,
+        new_session: NewSession = False,
         thinking: Thinking = None,
     ) -> Annotated[CallToolResult, AskResult]:
         """ask_poe with one attachment (for older clients)."""
@@ -162,6 +170,7 @@ def register(mcp: PoeMCPServer) -> None:
             ctx=ctx,
             bot=bot,
             session_id=session_id,
+            new_session=new_session,
             attachments=[attachment_path],
             thinking=thinking,
         )
@@ -176,6 +185,7 @@ def register(mcp: PoeMCPServer) -> None:
         prompt: Annotated[str | None, Field(description="Optional with tool_results")] = None,
         bot: Bot = None,
         session_id: SessionId = None,
+        new_session: NewSession = False,
         tool_results: Annotated[
             list[dict[str, Any]] | None,
             Field(description="[{tool_call_id, content}] for every call of the last turn"),
@@ -193,7 +203,7 @@ def register(mcp: PoeMCPServer) -> None:
         stream: Stream = True,
     ) -> Annotated[CallToolResult, ToolsResult]:
         """Function calling: returns tool_calls for you to run; send their tool_results with the same session_id to continue."""
-        if session_id is None and not tools:
+        if (session_id is None or new_session) and not tools:
             raise InvalidRequestError(
                 "tools is required to start a function-calling conversation",
                 advice="Pass tools (OpenAI function definitions).",
@@ -217,6 +227,7 @@ def register(mcp: PoeMCPServer) -> None:
                 tool_choice,
                 parallel_tool_calls,
                 tool_results,
+                session_use=_session_use(new_session),
             ),
         )
         return _answer_result(answer, ToolsResult.of(answer), ctx)

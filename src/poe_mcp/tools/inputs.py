@@ -12,6 +12,7 @@ from pydantic import Field
 Bot = Annotated[str | None, Field(description="Model name (default: server's)")]
 Prompt = Annotated[str, Field(min_length=1)]
 SessionId = Annotated[str | None, Field(max_length=200, description="Conversation to continue")]
+NewSession = Annotated[bool, Field(description="Start a new conversation under session_id")]
 System = Annotated[str | None, Field(description="System message")]
 Attachments = Annotated[
     list[str] | None, Field(description="Files in allowed dirs, https: or data: URLs")
