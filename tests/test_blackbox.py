@@ -86,6 +86,24 @@ def test_the_inspector_over_stdio(fake: FakePoe, tmp_path: Path) -> None:
 
 
 @needs_inspector
+def test_the_inspector_strict_finds_no_portability_problem(fake: FakePoe, tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    env = env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="WARNING")
+    passed = [
+        a for key, value in env.items() if key.startswith("POE") for a in ("-e", f"{key}={value}")
+    ]
+    run = subprocess.run(
+        [str(INSPECTOR), "--cli", "--strict", *passed, sys.executable, "-m", "poe_mcp"]
+        + ["--method", "tools/list"],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=180,
+    )
+    assert run.returncode == 0 and "Warning: tool" not in run.stderr, run.stderr[-3000:]
+
+
+@needs_inspector
 def test_the_inspector_over_http(fake: FakePoe, tmp_path: Path) -> None:
     with http_replica(fake, tmp_path) as url:
         call_checks(

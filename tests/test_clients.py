@@ -123,3 +123,48 @@ async def test_two_rounds_of_tool_calls_from_the_text_alone(
         ("call_b", "rainy"),
         ("call_c", "snowy"),
     ]
+
+
+def described_inputs_missing(tool: Any) -> list[str]:
+    properties = tool.input_schema.get("properties", {})
+    return [f"{tool.name}.{name}" for name, p in properties.items() if not p.get("description")]
+
+
+async def test_every_input_is_described_and_tools_list_stays_small(
+    settings: Any, mode: str
+) -> None:
+    async with connect(settings, mode) as client:
+        tools = (await client.list_tools()).tools
+    assert [missing for tool in tools for missing in described_inputs_missing(tool)] == []
+    size = len(
+        json.dumps(
+            [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools],
+            separators=(",", ":"),
+        )
+    )
+    assert size <= 12_000, f"tools/list is {size} bytes"  # clients pay for every byte in context
+
+
+async def test_icons_travel_inside_the_messages(settings: Any, mode: str) -> None:
+    async with connect(settings, mode) as client:
+        tools = (await client.list_tools()).tools
+        server_icons = client.server_info.icons if client.server_info else None
+        info = await client.call_tool("get_model_info", {"model": "Assistant"})
+    assert server_icons and server_icons[0].src.startswith("data:image/svg+xml,")
+    assert all(t.icons and t.icons[0].src.startswith("data:image/") for t in tools)
+    icon = info.structured_content["icon_url"]
+    assert icon.startswith("https://") and icon.endswith(".jpeg") and icon in info.content[0].text
+
+
+async def test_lists_and_reads_say_how_long_they_stay_fresh(settings: Any, fake: FakePoe) -> None:
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    (settings.output_dir / "cat.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    async with connect(settings, "auto") as client:
+        tools = await client.list_tools()
+        templates = await client.list_resource_templates()
+        catalog = await client.read_resource("poe://models")
+        media = await client.read_resource("poe-mcp://media/cat.png")
+    for static in (tools, templates):
+        assert (static.ttl_ms, static.cache_scope) == (3_600_000, "public")
+    assert 3_500_000 < catalog.ttl_ms <= 3_600_000 and catalog.cache_scope == "public"
+    assert media.ttl_ms > 0 and media.cache_scope == "private"  # one user's file

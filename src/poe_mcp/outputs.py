@@ -266,6 +266,7 @@ class ModelDetail(ModelEntry):
     max_output_tokens: int | None
     supported_endpoints: list[str]
     parameter_schemas: list[dict[str, Any]]
+    icon_url: str | None
 
     @classmethod
     def of(cls, model: ModelInfo) -> ModelDetail:
@@ -283,6 +284,7 @@ class ModelDetail(ModelEntry):
                 }
                 for p in model.parameters
             ],
+            icon_url=model.icon_url,
         )
 
 

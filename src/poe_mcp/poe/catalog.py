@@ -109,6 +109,7 @@ class ModelInfo:
     supported_endpoints: tuple[str, ...]
     pricing: Pricing | None
     parameters: tuple[ModelParameter, ...]
+    icon_url: str | None = None
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> ModelInfo:
@@ -134,6 +135,7 @@ class ModelInfo:
                 for p in data.get("parameters") or ()
                 if isinstance(p, dict) and p.get("name")
             ),
+            icon_url=_icon_url(meta),
         )
 
     @property
@@ -170,6 +172,13 @@ class ModelInfo:
             options = schema.get("enum") or []
             return {name: "high" if "high" in options else (options[-1] if options else "high")}
         return None
+
+
+def _icon_url(metadata: dict[str, Any]) -> str | None:
+    """The model's picture on Poe's CDN (`metadata.image.url`), when the catalog has one."""
+    image = metadata.get("image")
+    url = image.get("url") if isinstance(image, dict) else None
+    return url if isinstance(url, str) and url.startswith("https://") else None
 
 
 def _check_schema(model: str, name: str, value: Any, schema: dict[str, Any]) -> None:
@@ -289,6 +298,12 @@ class CatalogCache:
             self._catalog = Catalog(entries, time.time())
             self._write_disk(entries)
             return self._catalog
+
+    def fresh_for(self) -> float:
+        """Seconds until the copy in memory is due for a refresh (0 when there is none, or it is due)."""
+        if self._catalog is None:
+            return 0.0
+        return max(0.0, self._ttl - (time.time() - self._catalog.fetched_at))
 
     async def preload(self) -> None:
         """Read the disk copy ahead of the first lookup (parsing 360 models takes tens of milliseconds)."""

@@ -45,7 +45,7 @@ def register(mcp: PoeMCPServer) -> None:
     )
     async def get_usage(
         ctx: Context,
-        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        limit: Annotated[int, Field(ge=1, le=100, description="History entries")] = 20,
         starting_after: Annotated[str | None, Field(description="query_id cursor")] = None,
     ) -> Annotated[CallToolResult, UsageReport]:
         """Points balance, points history (pageable), and this server's call and cost totals."""

@@ -18,8 +18,10 @@ from ..server import PoeMCPServer, state_of
 from .inputs import (
     Attachments,
     Bot,
+    Limit,
     MaxTokens,
     NewSession,
+    ParallelToolCalls,
     Parameters,
     Prompt,
     SessionId,
@@ -102,7 +104,7 @@ def _answer_result(
     return failure
 
 
-def _session_use(new_session: bool) -> SessionUse:
+def _session_use(new_session: bool | None) -> SessionUse:
     return "start" if new_session else "continue"
 
 
@@ -122,7 +124,7 @@ def register(mcp: PoeMCPServer) -> None:
         ctx: Context,
         bot: Bot = None,
         session_id: SessionId = None,
-        new_session: NewSession = False,
+        new_session: NewSession = None,
         system: System = None,
         attachments: Attachments = None,
         temperature: Temperature = None,
@@ -133,7 +135,7 @@ def register(mcp: PoeMCPServer) -> None:
         thinking: Thinking = None,
         stream: Stream = True,
     ) -> Annotated[CallToolResult, AskResult]:
-        """Ask any Poe model (Claude, GPT, Gemini, Grok, ...). Pass the returned session_id to continue the conversation."""
+        """Ask any Poe model (Claude, GPT, Gemini, Grok...). To continue, pass the session_id a result gave."""
         answer = await _ask(
             ctx,
             Ask(
@@ -161,7 +163,6 @@ def register(mcp: PoeMCPServer) -> None:
         ctx: Context,
         bot: Bot = None,
         session_id: SessionId = None,
-        new_session: NewSession = False,
         thinking: Thinking = None,
     ) -> Annotated[CallToolResult, AskResult]:
         """ask_poe with one attachment (for older clients)."""
@@ -170,7 +171,6 @@ def register(mcp: PoeMCPServer) -> None:
             ctx=ctx,
             bot=bot,
             session_id=session_id,
-            new_session=new_session,
             attachments=[attachment_path],
             thinking=thinking,
         )
@@ -185,7 +185,7 @@ def register(mcp: PoeMCPServer) -> None:
         prompt: Annotated[str | None, Field(description="Optional with tool_results")] = None,
         bot: Bot = None,
         session_id: SessionId = None,
-        new_session: NewSession = False,
+        new_session: NewSession = None,
         tool_results: Annotated[
             list[dict[str, Any]] | None,
             Field(description="[{tool_call_id, content}] for every call of the last turn"),
@@ -193,7 +193,7 @@ def register(mcp: PoeMCPServer) -> None:
         tool_choice: Annotated[
             str | None, Field(description="auto, none, required, or a function name")
         ] = None,
-        parallel_tool_calls: bool | None = None,
+        parallel_tool_calls: ParallelToolCalls = None,
         system: System = None,
         temperature: Temperature = None,
         max_tokens: MaxTokens = None,
@@ -202,7 +202,7 @@ def register(mcp: PoeMCPServer) -> None:
         parameters: Parameters = None,
         stream: Stream = True,
     ) -> Annotated[CallToolResult, ToolsResult]:
-        """Function calling: returns tool_calls for you to run; send their tool_results with the same session_id to continue."""
+        """Function calling: returns tool_calls to run; answer with tool_results and the same session_id."""
         if (session_id is None or new_session) and not tools:
             raise InvalidRequestError(
                 "tools is required to start a function-calling conversation",
@@ -234,7 +234,7 @@ def register(mcp: PoeMCPServer) -> None:
 
     @mcp.tool(title="Raw chat completion", annotations=CHAT)
     async def chat_completion(
-        model: str,
+        model: Annotated[str, Field(description="Poe model")],
         messages: Annotated[
             list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages")
         ],
@@ -244,10 +244,14 @@ def register(mcp: PoeMCPServer) -> None:
         temperature: Temperature = None,
         top_p: TopP = None,
         stop: Stop = None,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        stream_options: dict[str, Any] | None = None,  # accepted for compatibility; never streamed
+        tools: Annotated[list[dict[str, Any]] | None, Field(description="OpenAI tools")] = None,
+        tool_choice: Annotated[
+            str | dict[str, Any] | None, Field(description="OpenAI tool_choice")
+        ] = None,
+        parallel_tool_calls: ParallelToolCalls = None,
+        stream_options: Annotated[
+            dict[str, Any] | None, Field(description="Accepted; never streamed")
+        ] = None,
         parameters: Parameters = None,
     ) -> Annotated[CallToolResult, ChatCompletionOut]:
         """Raw OpenAI-compatible chat completion, for clients that keep their own history."""
@@ -276,7 +280,7 @@ def register(mcp: PoeMCPServer) -> None:
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
     async def list_sessions(
-        ctx: Context, limit: Annotated[int, Field(ge=1, le=200)] = 20
+        ctx: Context, limit: Annotated[Limit, Field(le=200)] = 20
     ) -> Annotated[CallToolResult, SessionsResult]:
         """Stored conversations, newest first."""
         sessions = [SessionOut(**vars(s)) for s in await state_of(ctx).store.list(limit)]
@@ -296,7 +300,10 @@ def register(mcp: PoeMCPServer) -> None:
         ),
     )
     async def clear_session(
-        session_id: Annotated[str, Field(min_length=1, max_length=200)], ctx: Context
+        session_id: Annotated[
+            str, Field(min_length=1, max_length=200, description="Session to delete")
+        ],
+        ctx: Context,
     ) -> Annotated[CallToolResult, ClearResult]:
         """Delete a stored conversation."""
         cleared = await state_of(ctx).store.clear(session_id)
