@@ -43,7 +43,7 @@ class UsageOut(BaseModel):
         return f"{usage.total_tokens} tokens" if usage else None
 
 
-def _chat_facts(
+def chat_facts(
     session_id: str,
     bot: str,
     finish_reason: str | None,
@@ -65,7 +65,14 @@ def _chat_facts(
     )
 
 
-class AskResult(BaseModel):
+class ChatResult(BaseModel):
+    """A chat tool's structured result, which can also say its handles as one short text block."""
+
+    def handles(self) -> str:
+        raise NotImplementedError
+
+
+class AskResult(ChatResult):
     text: str
     bot: str
     session_id: str
@@ -94,7 +101,7 @@ class AskResult(BaseModel):
 
     def handles(self) -> str:
         """What a client that shows the model only `content` must still carry: the session, cost, notes."""
-        facts = _chat_facts(
+        facts = chat_facts(
             self.session_id, self.bot, self.finish_reason, self.usage, self.cost_usd, self.notes
         )
         return facts + (f"\nreasoning:\n{self.reasoning}" if self.reasoning else "")
@@ -111,7 +118,7 @@ class ToolCallOut(BaseModel):
         return f"- id={self.id} {self.name}({shown})"
 
 
-class ToolsResult(BaseModel):
+class ToolsResult(ChatResult):
     text: str
     tool_calls: list[ToolCallOut]
     finish_reason: str | None
@@ -148,7 +155,7 @@ class ToolsResult(BaseModel):
 
     def handles(self) -> str:
         """The session line, then each call the model asks for and the exact call that answers them."""
-        facts = _chat_facts(
+        facts = chat_facts(
             self.session_id, self.bot, self.finish_reason, self.usage, self.cost_usd, self.notes
         )
         if not self.tool_calls:

@@ -208,6 +208,10 @@ def build_server(settings: Settings) -> PoeMCPServer:
 
     for family in (chat, media, models, account):
         family.register(server)
+    if settings.compat != "none":
+        from . import compat
+
+        compat.register(server)
     return server
 
 

@@ -10,7 +10,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..chat import Answer, Ask, SessionUse
-from ..outputs import AskResult, ToolsResult, completion_handles
+from ..outputs import AskResult, ChatResult, ToolsResult, completion_handles
 from ..poe.errors import InvalidRequestError
 from ..poe.types import ChatRequest
 from ..results import error_result, structured_result
@@ -87,9 +87,7 @@ class ProgressRelay:
             await self._ctx.report_progress(self._chars, None, message)
 
 
-def _answer_result(
-    answer: Answer, structured: AskResult | ToolsResult, ctx: Context
-) -> CallToolResult:
+def answer_result(answer: Answer, structured: ChatResult, ctx: Context) -> CallToolResult:
     """The answer text first, then the handles line; a broken stream leads with its error and keeps both."""
     text = answer.completion.text
     said = [TextContent(type="text", text=text)] if text else []
@@ -108,7 +106,7 @@ def _session_use(new_session: bool | None) -> SessionUse:
     return "start" if new_session else "continue"
 
 
-async def _ask(ctx: Context, ask: Ask) -> Answer:
+async def ask_with_progress(ctx: Context, ask: Ask) -> Answer:
     state = state_of(ctx)
     ask.bot = ask.bot or state.settings.default_model
     relay = ProgressRelay(ctx)
@@ -136,7 +134,7 @@ def register(mcp: PoeMCPServer) -> None:
         stream: Stream = True,
     ) -> Annotated[CallToolResult, AskResult]:
         """Ask any Poe model (Claude, GPT, Gemini, Grok...). To continue, pass the session_id a result gave."""
-        answer = await _ask(
+        answer = await ask_with_progress(
             ctx,
             Ask(
                 bot or "",
@@ -154,7 +152,7 @@ def register(mcp: PoeMCPServer) -> None:
                 session_use=_session_use(new_session),
             ),
         )
-        return _answer_result(answer, AskResult.of(answer), ctx)
+        return answer_result(answer, AskResult.of(answer), ctx)
 
     @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
     async def ask_with_attachment(
@@ -208,7 +206,7 @@ def register(mcp: PoeMCPServer) -> None:
                 "tools is required to start a function-calling conversation",
                 advice="Pass tools (OpenAI function definitions).",
             )
-        answer = await _ask(
+        answer = await ask_with_progress(
             ctx,
             Ask(
                 bot or "",
@@ -230,7 +228,7 @@ def register(mcp: PoeMCPServer) -> None:
                 session_use=_session_use(new_session),
             ),
         )
-        return _answer_result(answer, ToolsResult.of(answer), ctx)
+        return answer_result(answer, ToolsResult.of(answer), ctx)
 
     @mcp.tool(title="Raw chat completion", annotations=CHAT)
     async def chat_completion(
