@@ -24,8 +24,14 @@ from mcp.types import (
     AudioContent,
     CallToolResult,
     ClientCapabilities,
+    CreateMessageRequest,
+    CreateMessageRequestParams,
+    ElicitRequest,
+    ElicitRequestFormParams,
     EmbeddedResource,
     ImageContent,
+    InputRequiredResult,
+    ListRootsRequest,
     MissingRequiredClientCapabilityErrorData,
     SamplingCapability,
     SamplingMessage,
@@ -247,6 +253,149 @@ def add_client_request_tools(mcp: PoeMCPServer) -> None:
         return text(f"Elicitation completed: {said}")
 
 
+NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+
+
+def ask(message: str, schema: dict[str, Any]) -> ElicitRequest:
+    return ElicitRequest(params=ElicitRequestFormParams(message=message, requested_schema=schema))
+
+
+def sample(prompt: str, max_tokens: int) -> CreateMessageRequest:
+    message = SamplingMessage(role="user", content=TextContent(type="text", text=prompt))
+    return CreateMessageRequest(
+        params=CreateMessageRequestParams(messages=[message], max_tokens=max_tokens)
+    )
+
+
+def answered(ctx: Context, *keys: str) -> dict[str, Any] | None:
+    """The responses to `keys` as plain objects, or None when any of them is missing."""
+    responses = ctx.input_responses or {}
+    if not all(key in responses for key in keys):
+        return None
+    return {key: responses[key].model_dump(mode="json", by_alias=True) for key in keys}
+
+
+def elicited_field(response: dict[str, Any], field: str) -> Any:
+    return (response.get("content") or {}).get(field)
+
+
+def add_multi_round_trip_tools(mcp: PoeMCPServer) -> None:
+    """2026-07-28's multi-round-trip requests (`resultType: input_required`), which poe-mcp never makes."""
+
+    @mcp.tool(description="Asks for a name, then greets")
+    def test_input_required_result_elicitation(ctx: Context) -> Any:
+        got = answered(ctx, "user_name")
+        if got is None:
+            return InputRequiredResult(
+                input_requests={"user_name": ask("What is your name?", NAME_SCHEMA)}
+            )
+        return text(f"Hello, {elicited_field(got['user_name'], 'name')}!")
+
+    @mcp.tool(description="Asks the client to sample")
+    def test_input_required_result_sampling(ctx: Context) -> Any:
+        got = answered(ctx, "capital_question")
+        if got is None:
+            return InputRequiredResult(
+                input_requests={"capital_question": sample("What is the capital of France?", 100)}
+            )
+        return text(f"The model said: {json.dumps(got['capital_question'].get('content'))}")
+
+    @mcp.tool(description="Asks for the client's roots")
+    def test_input_required_result_list_roots(ctx: Context) -> Any:
+        got = answered(ctx, "client_roots")
+        if got is None:
+            return InputRequiredResult(input_requests={"client_roots": ListRootsRequest()})
+        return text(f"Roots: {json.dumps(got['client_roots'].get('roots'))}")
+
+    @mcp.tool(description="Asks with a request state")
+    def test_input_required_result_request_state(ctx: Context) -> Any:
+        got = answered(ctx, "confirm")
+        if got is None or ctx.request_state != "confirm-v1":
+            schema = {
+                "type": "object",
+                "properties": {"ok": {"type": "boolean"}},
+                "required": ["ok"],
+            }
+            return InputRequiredResult(
+                input_requests={"confirm": ask("Please confirm", schema)},
+                request_state="confirm-v1",
+            )
+        return text(f"state-ok: {elicited_field(got['confirm'], 'ok')}")
+
+    @mcp.tool(description="Asks three things at once")
+    def test_input_required_result_multiple_inputs(ctx: Context) -> Any:
+        got = answered(ctx, "user_name", "greeting", "client_roots")
+        if got is None:
+            return InputRequiredResult(
+                input_requests={
+                    "user_name": ask("What is your name?", NAME_SCHEMA),
+                    "greeting": sample("Generate a greeting", 50),
+                    "client_roots": ListRootsRequest(),
+                },
+                request_state="multiple-v1",
+            )
+        return text(f"Got all three: {elicited_field(got['user_name'], 'name')}")
+
+    @mcp.tool(description="Asks in two rounds")
+    def test_input_required_result_multi_round(ctx: Context) -> Any:
+        if ctx.request_state == "round-2" and (got := answered(ctx, "step2")):
+            return text(f"Favourite colour: {elicited_field(got['step2'], 'color')}")
+        if ctx.request_state == "round-1" and answered(ctx, "step1"):
+            color = {
+                "type": "object",
+                "properties": {"color": {"type": "string"}},
+                "required": ["color"],
+            }
+            return InputRequiredResult(
+                input_requests={"step2": ask("Step 2: What is your favorite color?", color)},
+                request_state="round-2",
+            )
+        return InputRequiredResult(
+            input_requests={"step1": ask("Step 1: What is your name?", NAME_SCHEMA)},
+            request_state="round-1",
+        )
+
+    @mcp.tool(description="Signs its request state")
+    def test_input_required_result_tampered_state(ctx: Context) -> Any:
+        # The SDK seals every requestState (RequestStateSecurity): a tampered one never reaches here.
+        if ctx.request_state == "signed-v1" and (got := answered(ctx, "user_name")):
+            return text(f"Hello, {elicited_field(got['user_name'], 'name')}!")
+        return InputRequiredResult(
+            input_requests={"user_name": ask("What is your name?", NAME_SCHEMA)},
+            request_state="signed-v1",
+        )
+
+    @mcp.tool(description="Asks only what the client can answer")
+    def test_input_required_result_capabilities(ctx: Context) -> Any:
+        if ctx.input_responses:
+            return text(f"Answered: {', '.join(sorted(ctx.input_responses))}")
+        declared = ctx.client_capabilities or ClientCapabilities()
+        wanted: dict[str, Any] = {}
+        if declared.elicitation is not None:
+            wanted["user_name"] = ask("What is your name?", NAME_SCHEMA)
+        if declared.sampling is not None:
+            wanted["greeting"] = sample("Generate a greeting", 50)
+        if declared.roots is not None:
+            wanted["client_roots"] = ListRootsRequest()
+        if not wanted:
+            return text("The client declared nothing to ask with")
+        return InputRequiredResult(input_requests=wanted)
+
+    @mcp.prompt(description="A prompt that asks for context first")
+    def test_input_required_result_prompt(ctx: Context) -> Any:
+        got = answered(ctx, "user_context")
+        if got is None:
+            schema = {
+                "type": "object",
+                "properties": {"context": {"type": "string"}},
+                "required": ["context"],
+            }
+            return InputRequiredResult(
+                input_requests={"user_context": ask("What context should the prompt use?", schema)}
+            )
+        return [UserMessage(f"Context: {elicited_field(got['user_context'], 'context')}")]
+
+
 def add_resources_and_prompts(mcp: PoeMCPServer) -> None:
     @mcp.resource(
         "test://static-text", name="static-text", description="Static text", mime_type="text/plain"
@@ -303,6 +452,7 @@ def fixture_server() -> tuple[Any, Any]:
     server = build_server(settings)
     add_tools(server)
     add_client_request_tools(server)
+    add_multi_round_trip_tools(server)
     add_resources_and_prompts(server)
     return settings, build_http_app(settings, server)
 
