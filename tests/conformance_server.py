@@ -158,9 +158,27 @@ def add_tools(mcp: PoeMCPServer) -> None:
     ) -> CallToolResult:
         return text(f"Received {name}")
 
-    registered = mcp._tool_manager.get_tool("json_schema_2020_12_tool")
+    @mcp.tool(description="Routes by a region sent as an Mcp-Param header too")
+    def test_custom_header(region: str) -> CallToolResult:
+        return text(f"Region: {region}")
+
+    set_input_schema(mcp, "json_schema_2020_12_tool", JSON_SCHEMA_2020_12)
+    set_input_schema(
+        mcp,
+        "test_custom_header",
+        {
+            "type": "object",
+            "properties": {"region": {"type": "string", "x-mcp-header": "Region"}},
+            "required": ["region"],
+        },
+    )
+
+
+def set_input_schema(mcp: PoeMCPServer, name: str, schema: dict[str, Any]) -> None:
+    """The suite checks some schemas arrive exactly as written, keywords a signature cannot say included."""
+    registered = mcp._tool_manager.get_tool(name)
     assert registered is not None
-    registered.parameters = JSON_SCHEMA_2020_12  # the suite checks the schema arrives as written
+    registered.parameters = schema
 
 
 SEP1034_SCHEMA = {
