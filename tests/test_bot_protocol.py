@@ -65,7 +65,8 @@ async def test_fields_parameters_and_what_cannot_be_honoured(
 async def test_history_uses_the_bot_role(bot_settings: Any, fake: FakePoe) -> None:
     async with connect(bot_settings) as client:
         await client.call_tool(
-            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "one", "session_id": "s"}
+            "ask_poe",
+            {"bot": "gpt-4-turbo", "prompt": "one", "session_id": "s", "new_session": True},
         )
         await client.call_tool(
             "ask_poe", {"bot": "gpt-4-turbo", "prompt": "two", "session_id": "s"}

@@ -75,8 +75,17 @@ async def test_concurrent_turns_from_two_replicas_keep_one_valid_history(
                 assert not result.is_error and result.content[0].text == f"Echo: msg {i}"
                 answers[f"msg {i}"] = result.structured_content
 
+            await client_a.call_tool(
+                "ask_poe",
+                {
+                    "bot": "gpt-4-turbo",
+                    "prompt": "msg 0",
+                    "session_id": "shared",
+                    "new_session": True,
+                },
+            )
             async with anyio.create_task_group() as group:
-                for i in range(20):
+                for i in range(1, 20):
                     group.start_soon(one, i)
             fake.latency = 0
             await client_a.call_tool(

@@ -33,7 +33,14 @@ async def test_turn_two_sends_turn_one(any_settings: Any, fake: FakePoe, mode: s
 async def test_a_new_system_message_replaces_the_old_one(any_settings: Any, fake: FakePoe) -> None:
     async with connect(any_settings) as client:
         await client.call_tool(
-            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "a", "system": "One.", "session_id": "s1"}
+            "ask_poe",
+            {
+                "bot": "gpt-4-turbo",
+                "prompt": "a",
+                "system": "One.",
+                "session_id": "s1",
+                "new_session": True,
+            },
         )
         await client.call_tool(
             "ask_poe", {"bot": "gpt-4-turbo", "prompt": "b", "system": "Two.", "session_id": "s1"}
@@ -56,7 +63,13 @@ async def test_clients_may_name_their_own_sessions(
 ) -> None:
     async with connect(any_settings, mode) as client:
         result = await client.call_tool(
-            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "Plan a trip", "session_id": "my-trip"}
+            "ask_poe",
+            {
+                "bot": "gpt-4-turbo",
+                "prompt": "Plan a trip",
+                "session_id": "my-trip",
+                "new_session": True,
+            },
         )
         await client.call_tool(
             "ask_poe", {"bot": "gpt-4-turbo", "prompt": "to Rome", "session_id": "my-trip"}
@@ -78,12 +91,14 @@ async def test_clear_session_forgets_the_history(
 ) -> None:
     async with connect(any_settings, mode) as client:
         await client.call_tool(
-            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "secret plan", "session_id": "s"}
+            "ask_poe",
+            {"bot": "gpt-4-turbo", "prompt": "secret plan", "session_id": "s", "new_session": True},
         )
         cleared = await client.call_tool("clear_session", {"session_id": "s"})
         again = await client.call_tool("clear_session", {"session_id": "s"})
         await client.call_tool(
-            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "fresh", "session_id": "s"}
+            "ask_poe",
+            {"bot": "gpt-4-turbo", "prompt": "fresh", "session_id": "s", "new_session": True},
         )
     assert (
         cleared.structured_content["cleared"] is True
@@ -95,7 +110,8 @@ async def test_clear_session_forgets_the_history(
 async def test_a_failed_call_leaves_the_session_as_it_was(any_settings: Any, fake: FakePoe) -> None:
     async with connect(any_settings, max_retries=1) as client:
         await client.call_tool(
-            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "one", "session_id": "s"}
+            "ask_poe",
+            {"bot": "gpt-4-turbo", "prompt": "one", "session_id": "s", "new_session": True},
         )
         fake.error(500, "provider_error", times=2)
         failed = await client.call_tool(
@@ -112,3 +128,60 @@ async def test_a_failed_call_leaves_the_session_as_it_was(any_settings: Any, fak
         {"role": "user", "content": "three"},
     ]
     assert listed.structured_content["sessions"][0]["turns"] == 2
+
+
+async def test_an_unknown_session_id_is_refused_and_nothing_is_sent(
+    settings: Any, fake: FakePoe, mode: str
+) -> None:
+    async with connect(settings, mode) as client:
+        result = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "Go on.", "session_id": "my-tirp"}
+        )
+        tools = await client.call_tool(
+            "ask_poe_with_tools",
+            {"session_id": "my-tirp", "tool_results": [{"tool_call_id": "c1", "content": "x"}]},
+        )
+        listed = await client.call_tool("list_sessions", {})
+    for refused in (result, tools):
+        text = refused.content[0].text
+        assert refused.is_error and text.startswith(
+            "not_found_error (404): No stored session 'my-tirp'."
+        )
+        assert "Omit session_id" in text and "list_sessions" in text
+    assert fake.chat_requests() == [] and listed.structured_content["sessions"] == []
+
+
+async def test_new_session_starts_a_conversation_under_a_chosen_id(
+    settings: Any, fake: FakePoe
+) -> None:
+    async with connect(settings) as client:
+        started = await client.call_tool(
+            "ask_poe",
+            {
+                "bot": "gpt-4-turbo",
+                "prompt": "Plan a trip",
+                "session_id": "trip",
+                "new_session": True,
+            },
+        )
+        again = await client.call_tool(
+            "ask_poe",
+            {
+                "bot": "gpt-4-turbo",
+                "prompt": "Plan another",
+                "session_id": "trip",
+                "new_session": True,
+            },
+        )
+        continued = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "to Rome", "session_id": "trip"}
+        )
+    assert started.structured_content["session_id"] == "trip" and not continued.is_error
+    assert again.is_error and again.content[0].text.startswith(
+        "invalid_request_error (400): Session 'trip' already exists."
+    )
+    assert [m["content"] for m in fake.last_messages()] == [
+        "Plan a trip",
+        "Echo: Plan a trip",
+        "to Rome",
+    ]

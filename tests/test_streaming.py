@@ -69,10 +69,12 @@ async def test_a_cut_stream_keeps_its_text_and_is_not_retried(
     fake.enqueue(Reply(chunks=["Half ", "an ", "answer ", "never ends"], cut_after=3))
     async with connect(settings, mode) as client:
         result = await client.call_tool(
-            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "go", "session_id": "s"}
+            "ask_poe",
+            {"bot": "gpt-4-turbo", "prompt": "go", "session_id": "s", "new_session": True},
         )
         after = await client.call_tool(
-            "ask_poe", {"bot": "gpt-4-turbo", "prompt": "next", "session_id": "s"}
+            "ask_poe",
+            {"bot": "gpt-4-turbo", "prompt": "next", "session_id": "s", "new_session": True},
         )
     assert result.is_error
     assert result.content[0].text.startswith("connection_error: ")

@@ -25,9 +25,10 @@ async def test_tools_are_described_and_annotated(settings: Any, mode: str) -> No
     } <= set(tools)
     for tool in tools.values():
         assert tool.title and tool.description and tool.output_schema and tool.annotations
+    chat = tools["ask_poe"].annotations
     assert (
-        tools["ask_poe"].annotations.read_only_hint and tools["ask_poe"].annotations.open_world_hint
-    )
+        chat.read_only_hint and chat.open_world_hint is not False
+    )  # left out: the spec's default, true
     assert "temperature" in tools["ask_poe"].input_schema["properties"]
 
 

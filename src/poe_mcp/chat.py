@@ -7,12 +7,12 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .attachments import AttachmentError, AttachmentRules, load_attachment
 from .conversations import ConflictError, ConversationStore, UsageEvent
 from .poe.client import PoeClient
-from .poe.errors import InvalidRequestError
+from .poe.errors import InvalidRequestError, NotFoundError
 from .poe.sampling import Sampling
 from .poe.types import ChatMessage, ChatRequest, Completion, TextListener
 
@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 # Stored user messages keep attachments by reference, not their bytes; they are loaded again on resend.
 ATTACHMENT_PART = "poe_mcp_attachment"
+
+# What a given session_id must be: a stored conversation (MCP tools, so a mistyped id is caught), a new
+# one to start under that id (`new_session: true`), or either (the CLI's `--session`).
+SessionUse = Literal["continue", "start", "either"]
 
 
 @dataclass(kw_only=True)
@@ -40,6 +44,7 @@ class Ask:
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     tool_results: list[dict[str, Any]] | None = None
+    session_use: SessionUse = "continue"
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,21 @@ def tool_messages(pending: list[str], results: list[dict[str, Any]]) -> list[Cha
     return [{"role": "tool", "tool_call_id": i, "content": by_id[i]} for i in pending]
 
 
+def check_session_use(session_id: str, use: SessionUse, stored: bool) -> None:
+    """Refuse, before anything is sent, a session_id that is not what the caller meant it to be."""
+    if use == "continue" and not stored:
+        raise NotFoundError(
+            f"No stored session {session_id!r}",
+            advice="Omit session_id to start a new conversation (its id comes back with the answer), "
+            "pass new_session=true to start one under this id, or find the id with list_sessions.",
+        )
+    if use == "start" and stored:
+        raise InvalidRequestError(
+            f"Session {session_id!r} already exists",
+            advice="Omit new_session to continue it, or clear_session first to start it over.",
+        )
+
+
 class ChatService:
     """Builds each request from the stored history, sends it, and stores the turn only once Poe answered."""
 
@@ -166,6 +186,8 @@ class ChatService:
     async def ask(self, ask: Ask, listener: TextListener | None = None) -> Answer:
         session_id = ask.session_id or uuid.uuid4().hex
         conversation = await self.store.load(session_id)
+        if ask.session_id is not None:
+            check_session_use(ask.session_id, ask.session_use, bool(conversation.messages))
         history = conversation.messages
         tools = (
             ask.tools if ask.tools is not None else conversation.tools

@@ -108,6 +108,14 @@ def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str, 
     return parse
 
 
+# POE_MCP_COMPAT: the earlier servers whose clients can be served too (their tools and result shapes).
+COMPAT_PROFILES = ("none", "poe-proxy-mcp")
+
+
+def _compat(name: str, raw: str) -> str:
+    return _choice(COMPAT_PROFILES)(name, raw.strip() or "none")
+
+
 def _port(name: str, raw: str) -> int:
     value = _positive_int(name, raw)
     if value > 65535:
@@ -217,6 +225,9 @@ OPTIONS: dict[str, Option] = {
         "POE_MCP_ALLOWED_ORIGINS", _list, "comma-separated browser Origins HTTP accepts"
     ),
     "log_level": Option("POE_MCP_LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "stderr log level"),
+    "compat": Option(
+        "POE_MCP_COMPAT", _compat, "poe-proxy-mcp: also serve that earlier server's tools"
+    ),
 }
 
 
@@ -246,6 +257,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    compat: str = "none"
     # Not a variable: Poe asks for about 5 s between video polls; tests shorten it.
     video_poll_interval: float = 5.0
     # (variable, file) for each setting read from a `.env`: logged at start so nothing steers unseen.

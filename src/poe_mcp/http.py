@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 
 from . import __version__
 from .config import Settings, SettingsError
-from .server import build_server
+from .server import PoeMCPServer, build_server
 
 log = logging.getLogger("poe_mcp.http")
 
@@ -78,9 +78,10 @@ def transport_security(settings: Settings) -> Any:
     )
 
 
-def build_http_app(settings: Settings) -> Any:
-    """The ASGI app: the SDK's Streamable HTTP at /mcp, /healthz, and bearer auth when a token is set."""
-    server = build_server(settings)
+def build_http_app(settings: Settings, server: PoeMCPServer | None = None) -> Any:
+    """The ASGI app: the SDK's Streamable HTTP at /mcp, /healthz, and bearer auth when a token is set.
+    A test may pass a server it added fixtures to, so that they are served exactly as the product is."""
+    server = server or build_server(settings)
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(request: Request) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,20 @@ from .conversations import UsageTotals
 from .generate import Generation
 from .poe.catalog import ModelInfo
 from .poe.types import Completion, Usage
+
+HANDLE_SEPARATOR = " · "
+
+
+def money(cost: float | None) -> str | None:
+    """A cost in dollars with its significant digits, however small: `$0.0031`, `$0.000012`."""
+    if cost is None:
+        return None
+    return "$" + (f"{cost:.6f}".rstrip("0").rstrip(".") if cost else "0")
+
+
+def handle_line(*facts: str | None) -> str:
+    """The facts that are known, on one line a model and a person both read."""
+    return HANDLE_SEPARATOR.join(f for f in facts if f)
 
 
 class UsageOut(BaseModel):
@@ -25,8 +40,41 @@ class UsageOut(BaseModel):
     def of(cls, usage: Usage | None) -> UsageOut | None:
         return cls(**vars(usage)) if usage else None
 
+    @staticmethod
+    def tokens(usage: UsageOut | None) -> str | None:
+        return f"{usage.total_tokens} tokens" if usage else None
 
-class AskResult(BaseModel):
+
+def chat_facts(
+    session_id: str,
+    bot: str,
+    finish_reason: str | None,
+    usage: UsageOut | None,
+    cost_usd: float | None,
+    notes: list[str],
+) -> str:
+    """`session_id=… · bot · N tokens · $cost`, then what is unusual: a finish other than stop, notes."""
+    finish = (
+        None if finish_reason in (None, "stop", "tool_calls") else f"finish_reason={finish_reason}"
+    )
+    return handle_line(
+        f"session_id={session_id}",
+        bot,
+        UsageOut.tokens(usage),
+        money(cost_usd),
+        finish,
+        "notes: " + "; ".join(notes) if notes else None,
+    )
+
+
+class ChatResult(BaseModel):
+    """A chat tool's structured result, which can also say its handles as one short text block."""
+
+    def handles(self) -> str:
+        raise NotImplementedError
+
+
+class AskResult(ChatResult):
     text: str
     bot: str
     session_id: str
@@ -56,6 +104,13 @@ class AskResult(BaseModel):
             notes=c.notes,
         )
 
+    def handles(self) -> str:
+        """What a client that shows the model only `content` must still carry: the session, cost, notes."""
+        facts = chat_facts(
+            self.session_id, self.bot, self.finish_reason, self.usage, self.cost_usd, self.notes
+        )
+        return facts + (f"\nreasoning:\n{self.reasoning}" if self.reasoning else "")
+
 
 class ToolCallOut(BaseModel):
     id: str
@@ -63,8 +118,12 @@ class ToolCallOut(BaseModel):
     arguments: dict[str, Any] | None
     arguments_raw: str | None = None
 
+    def line(self) -> str:
+        shown = json.dumps(self.arguments) if self.arguments is not None else self.arguments_raw
+        return f"- id={self.id} {self.name}({shown})"
 
-class ToolsResult(BaseModel):
+
+class ToolsResult(ChatResult):
     text: str
     tool_calls: list[ToolCallOut]
     finish_reason: str | None
@@ -98,6 +157,40 @@ class ToolsResult(BaseModel):
             error=_error(c),
             notes=c.notes,
         )
+
+    def handles(self) -> str:
+        """The session line, then each call the model asks for and the exact call that answers them."""
+        facts = chat_facts(
+            self.session_id, self.bot, self.finish_reason, self.usage, self.cost_usd, self.notes
+        )
+        if not self.tool_calls:
+            return facts
+        follow_up = {
+            "session_id": self.session_id,
+            "tool_results": [
+                {"tool_call_id": t.id, "content": f"<result of {t.name}>"} for t in self.tool_calls
+            ],
+        }
+        return "\n".join(
+            [
+                facts,
+                "The model asks for these tool calls:",
+                *(t.line() for t in self.tool_calls),
+                f"Run them, then call ask_poe_with_tools {json.dumps(follow_up)}",
+            ]
+        )
+
+
+def completion_handles(completion: Completion) -> str:
+    """chat_completion's second text block: model, finish, tokens, cost, and any tool calls asked for."""
+    facts = handle_line(
+        completion.model,
+        f"finish_reason={completion.finish_reason}" if completion.finish_reason else None,
+        UsageOut.tokens(UsageOut.of(completion.usage)),
+        money(completion.cost_usd),
+    )
+    calls = [f"- id={t.id} {t.name}({t.arguments_raw})" for t in completion.tool_calls]
+    return "\n".join([facts, *calls])
 
 
 def _error(completion: Completion) -> str | None:
@@ -219,6 +312,7 @@ class ModelDetail(ModelEntry):
     max_output_tokens: int | None
     supported_endpoints: list[str]
     parameter_schemas: list[dict[str, Any]]
+    icon_url: str | None
 
     @classmethod
     def of(cls, model: ModelInfo) -> ModelDetail:
@@ -236,6 +330,7 @@ class ModelDetail(ModelEntry):
                 }
                 for p in model.parameters
             ],
+            icon_url=model.icon_url,
         )
 
 

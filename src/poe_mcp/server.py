@@ -12,13 +12,16 @@ from typing import Any, cast
 import anyio
 import mcp.server.mcpserver.server as sdk_server
 from mcp.server import MCPServer
+from mcp.server.caching import CacheableMethod, CacheHint, apply_cache_hint
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ReadResourceResult, ToolAnnotations
 from pydantic import ValidationError
 
 from . import __version__, apps
 from .config import Settings
 from .core import Core, open_core
+from .icons import SERVER_ICONS, TOOL_ICONS
 from .poe.errors import InternalError, InvalidRequestError, PoeError, poe_error_in
 from .redaction import redact_result
 from .results import error_result
@@ -71,34 +74,48 @@ def compact_input_schema(schema: Any) -> Any:
     return out
 
 
-def _json_type(schema: dict[str, Any]) -> str | list[str]:
-    if "$ref" in schema:
-        return "object"
-    options = schema.get("anyOf")
-    if isinstance(options, list):
-        types: list[str] = []
-        for option in options:
-            found = _json_type(option)
-            types += found if isinstance(found, list) else [found]
-        return sorted(set(types), key=types.index)
-    return schema.get("type", "object")
+# The MCP spec's values for a hint a tool leaves out: sending them again says nothing, at 20 bytes each.
+DEFAULT_HINTS = {
+    "read_only_hint": False,
+    "destructive_hint": True,
+    "idempotent_hint": False,
+    "open_world_hint": True,
+}
 
 
-def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Each top-level field with its JSON type only: enough for clients, a fraction of pydantic's bytes."""
-    properties = schema.get("properties")
-    if not isinstance(properties, dict):
-        return {"type": "object"}
-    return {
-        "type": "object",
-        "properties": {name: _shallow_field(field) for name, field in properties.items()},
-    }
+def without_default_hints(annotations: ToolAnnotations | None) -> ToolAnnotations | None:
+    if annotations is None:
+        return None
+    return annotations.model_copy(
+        update={k: None for k, v in DEFAULT_HINTS.items() if getattr(annotations, k) == v}
+    )
 
 
-def _shallow_field(schema: dict[str, Any]) -> dict[str, Any]:
-    if not any(key in schema for key in ("type", "anyOf", "$ref")):
-        return {}  # typed Any: any JSON value (a parsed structured answer may be an array or a string)
-    return {"type": _json_type(schema)}
+def bare_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """`{"type": "object"}`: every result's structuredContent is an object, and its fields are in the text
+    and the README. Listing them cost 2.6 KB of every client's context (a model reads structuredContent
+    itself, never its schema), and their nullable types were the Inspector's 28 portability warnings."""
+    return {"type": "object"} if schema.get("type") == "object" else schema
+
+
+# tools/list, resources/list and the rest never change while a process runs; none depends on who asks.
+STATIC = CacheHint(ttl_ms=3_600_000, scope="public")
+CACHE_HINTS: dict[CacheableMethod, CacheHint] = {
+    "tools/list": STATIC,
+    "resources/list": STATIC,
+    "resources/templates/list": STATIC,
+    "prompts/list": STATIC,
+    "server/discover": STATIC,
+}
+MEDIA_TTL_MS = 86_400_000  # a saved file never changes under its name
+
+
+def resource_cache_hint(uri: str, catalog_fresh_for: float) -> CacheHint:
+    """The catalog is public and fresh for as long as this process keeps its copy; a saved media file never
+    changes, but it is one user's, so it is cached privately."""
+    if uri.startswith("poe://models"):
+        return CacheHint(ttl_ms=int(catalog_fresh_for * 1000), scope="public")
+    return CacheHint(ttl_ms=MEDIA_TTL_MS, scope="private")
 
 
 class PoeMCPServer(MCPServer[Core]):
@@ -113,8 +130,17 @@ class PoeMCPServer(MCPServer[Core]):
         for tool in tools:
             tool.input_schema = compact_input_schema(tool.input_schema)
             if tool.output_schema is not None:
-                tool.output_schema = shallow_output_schema(tool.output_schema)
+                tool.output_schema = bare_output_schema(tool.output_schema)
+            tool.annotations = without_default_hints(tool.annotations)
+            tool.icons = tool.icons or TOOL_ICONS
         return tools
+
+    async def _handle_read_resource(self, ctx: Any, params: Any) -> Any:
+        result = await super()._handle_read_resource(ctx, params)
+        if isinstance(result, ReadResourceResult):
+            hint = resource_cache_hint(str(params.uri), self.state.poe.catalog.fresh_for())
+            result = apply_cache_hint(result, hint)
+        return result
 
     async def read_resource(self, uri: Any, context: Any = None) -> Any:
         contents = await super().read_resource(uri, context)
@@ -193,6 +219,8 @@ def build_server(settings: Settings) -> PoeMCPServer:
         version=__version__,
         instructions=INSTRUCTIONS,
         website_url="https://poe.com",
+        icons=SERVER_ICONS,
+        cache_hints=CACHE_HINTS,
         lifespan=lifespan,
         log_level=settings.log_level,  # type: ignore[arg-type]
         extensions=[apps.extension()],
@@ -202,6 +230,10 @@ def build_server(settings: Settings) -> PoeMCPServer:
 
     for family in (chat, media, models, account):
         family.register(server)
+    if settings.compat != "none":
+        from . import compat
+
+        compat.register(server)
     return server
 
 

@@ -80,6 +80,7 @@ async def ask(core: Core, args: argparse.Namespace) -> int:
         ),
         parameters=parse_options(args.option or []),
         stream=not args.json,
+        session_use="either",  # `--session ID` continues that conversation or starts it
     )
 
     async def show(piece: str) -> None:

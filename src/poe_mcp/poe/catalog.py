@@ -235,6 +235,7 @@ class ModelInfo:
     pricing: Pricing | None
     parameters: tuple[ModelParameter, ...]
     reasoning: Reasoning | None = None
+    icon_url: str | None = None
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> ModelInfo:
@@ -258,6 +259,7 @@ class ModelInfo:
             pricing=Pricing.from_wire(data.get("pricing")),
             parameters=tuple(_parameter(p) for p in _list(data, "parameters") if _named(p)),
             reasoning=Reasoning.from_wire(data.get("reasoning")),
+            icon_url=_icon_url(meta),
         )
 
     @property
@@ -318,6 +320,13 @@ class ModelInfo:
 
 # Schemas reported as not checked here: logged once each, not on every call.
 _unchecked: set[str] = set()
+
+
+def _icon_url(metadata: dict[str, Any]) -> str | None:
+    """The model's picture on Poe's CDN (`metadata.image.url`), when the catalog has one."""
+    image = metadata.get("image")
+    url = image.get("url") if isinstance(image, dict) else None
+    return url if isinstance(url, str) and url.startswith("https://") else None
 
 
 def _check_schema(model: str, name: str, value: Any, schema: dict[str, Any]) -> None:
@@ -476,6 +485,12 @@ class CatalogCache:
             f"this is the last good copy, from {fetched}"
         )
         return self._catalog
+
+    def fresh_for(self) -> float:
+        """Seconds until the copy in memory is due for a refresh (0 when there is none, or it is due)."""
+        if self._catalog is None:
+            return 0.0
+        return max(0.0, self._ttl - (time.time() - self._catalog.fetched_at))
 
     async def preload(self) -> None:
         """Read the disk copy ahead of the first lookup (parsing 360 models takes tens of milliseconds)."""

@@ -9,7 +9,8 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from .. import __version__
-from ..outputs import UsageReport
+from ..core import Core
+from ..outputs import UsageReport, handle_line
 from ..redaction import shown_url
 from ..results import structured_result
 from ..server import PoeMCPServer, state_of
@@ -25,6 +26,18 @@ class ServerInfo(BaseModel):
     api_key_configured: bool
     features: dict[str, bool | str]
 
+    def summary(self) -> str:
+        features = ", ".join(f"{k}={v}" for k, v in self.features.items())
+        return handle_line(
+            f"{self.name} {self.version}",
+            f"backend={self.backend}",
+            f"transport={self.transport}",
+            f"base_url={self.base_url}",
+            f"default_model={self.default_model}",
+            f"api_key_configured={self.api_key_configured}",
+            features,
+        )
+
 
 def register(mcp: PoeMCPServer) -> None:
     @mcp.tool(
@@ -33,7 +46,7 @@ def register(mcp: PoeMCPServer) -> None:
     )
     async def get_usage(
         ctx: Context,
-        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        limit: Annotated[int, Field(ge=1, le=100, description="History entries")] = 20,
         starting_after: Annotated[str | None, Field(description="query_id cursor")] = None,
     ) -> Annotated[CallToolResult, UsageReport]:
         """Points balance, points history (pageable), and this server's call and cost totals."""
@@ -57,23 +70,28 @@ def register(mcp: PoeMCPServer) -> None:
         title="About this poe-mcp server",
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
-    async def get_server_info(ctx: Context) -> ServerInfo:
+    async def get_server_info(ctx: Context) -> Annotated[CallToolResult, ServerInfo]:
         """This server's version, backend, transport, base URL, default model and features."""
-        state = state_of(ctx)
-        s = state.settings
-        store = "redis" if s.store.startswith(("redis://", "rediss://")) else "sqlite"
-        return ServerInfo(
-            name="poe-mcp",
-            version=__version__,
-            backend=s.backend,
-            transport=state.transport,
-            base_url=shown_url(s.base_url),
-            default_model=s.default_model,
-            api_key_configured=bool(s.api_key),
-            features={
-                "conversation_store": store,
-                "streaming": True,
-                "attachments": True,
-                "http_auth": bool(s.auth_token),
-            },
-        )
+        info = server_info(state_of(ctx))
+        return structured_result(info.summary(), info.model_dump())
+
+
+def server_info(state: Core) -> ServerInfo:
+    """What get_server_info reports; never the key, only whether one is set."""
+    s = state.settings
+    store = "redis" if s.store.startswith(("redis://", "rediss://")) else "sqlite"
+    return ServerInfo(
+        name="poe-mcp",
+        version=__version__,
+        backend=s.backend,
+        transport=state.transport,
+        base_url=shown_url(s.base_url),
+        default_model=s.default_model,
+        api_key_configured=bool(s.api_key),
+        features={
+            "conversation_store": store,
+            "streaming": True,
+            "attachments": True,
+            "http_auth": bool(s.auth_token),
+        },
+    )

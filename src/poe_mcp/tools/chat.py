@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..chat import Answer, Ask
-from ..outputs import AskResult, ToolsResult
+from ..chat import Answer, Ask, SessionUse
+from ..outputs import AskResult, ToolsResult, completion_handles
 from ..poe.errors import InvalidRequestError
 from ..poe.types import ChatRequest, Completion
 from ..redaction import StreamRedactor
@@ -20,10 +19,13 @@ from ..server import PoeMCPServer, state_of
 from .inputs import (
     Attachments,
     Bot,
+    Limit,
     Logprobs,
     MaxCompletionTokens,
     MaxTokens,
     Metadata,
+    NewSession,
+    ParallelToolCalls,
     Parameters,
     Prompt,
     ReasoningEffort,
@@ -102,21 +104,28 @@ class ProgressRelay:
             await self._ctx.report_progress(self._chars, None, message)
 
 
-def _answer_result(
-    completion: Completion, structured: dict[str, Any], text: str, ctx: Context
+def answer_result(
+    completion: Completion, structured: dict[str, Any], texts: list[str], ctx: Context
 ) -> CallToolResult:
-    """The answer text first; a broken stream, or an answer not in the shape asked, leads with its error
-    and keeps the text that arrived."""
+    """The answer text first, then the handles line; a broken stream, or an answer not in the shape
+    asked, leads with its error and keeps both."""
+    blocks: list[ContentBlock] = [TextContent(type="text", text=text) for text in texts if text]
     error = completion.error
     if error is None:
-        return structured_result(text, structured)
+        return CallToolResult(content=blocks, structured_content=structured)
     failure = error_result(error, state_of(ctx).secrets)
-    failure.content.append(TextContent(type="text", text=text))
+    if not completion.complete:
+        blocks.append(TextContent(type="text", text="This turn was not stored in the session."))
+    failure.content += blocks
     failure.structured_content = structured
     return failure
 
 
-async def _ask(ctx: Context, ask: Ask) -> Answer:
+def _session_use(new_session: bool | None) -> SessionUse:
+    return "start" if new_session else "continue"
+
+
+async def ask_with_progress(ctx: Context, ask: Ask) -> Answer:
     state = state_of(ctx)
     ask.bot = ask.bot or state.settings.default_model
     relay = ProgressRelay(ctx)
@@ -132,6 +141,7 @@ def register(mcp: PoeMCPServer) -> None:
         ctx: Context,
         bot: Bot = None,
         session_id: SessionId = None,
+        new_session: NewSession = None,
         system: System = None,
         attachments: Attachments = None,
         temperature: Temperature = None,
@@ -144,9 +154,9 @@ def register(mcp: PoeMCPServer) -> None:
         thinking: Thinking = None,
         stream: Stream = True,
     ) -> Annotated[CallToolResult, AskResult]:
-        """Ask any Poe model (Claude, GPT, Gemini, Grok, ...). Pass the returned session_id to continue the conversation."""
+        """Ask any Poe model (Claude, GPT, Gemini, Grok...). To continue, pass the session_id a result gave."""
         sampling = sampling_from(locals())
-        answer = await _ask(
+        answer = await ask_with_progress(
             ctx,
             Ask(
                 bot=bot or "",
@@ -158,10 +168,12 @@ def register(mcp: PoeMCPServer) -> None:
                 parameters=parameters or {},
                 thinking=thinking,
                 stream=stream,
+                session_use=_session_use(new_session),
             ),
         )
-        return _answer_result(
-            answer.completion, AskResult.of(answer).model_dump(), answer.completion.text, ctx
+        result = AskResult.of(answer)
+        return answer_result(
+            answer.completion, result.model_dump(), [answer.completion.text, result.handles()], ctx
         )
 
     @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
@@ -193,6 +205,7 @@ def register(mcp: PoeMCPServer) -> None:
         prompt: Annotated[str | None, Field(description="Optional with tool_results")] = None,
         bot: Bot = None,
         session_id: SessionId = None,
+        new_session: NewSession = None,
         tool_results: Annotated[
             list[dict[str, Any]] | None,
             Field(description="[{tool_call_id, content}] for every call of the last turn"),
@@ -201,7 +214,7 @@ def register(mcp: PoeMCPServer) -> None:
             str | dict[str, Any] | None,
             Field(description="auto, none, required, or a function name"),
         ] = None,
-        parallel_tool_calls: bool | None = None,
+        parallel_tool_calls: ParallelToolCalls = None,
         system: System = None,
         temperature: Temperature = None,
         max_tokens: MaxTokens = None,
@@ -211,14 +224,14 @@ def register(mcp: PoeMCPServer) -> None:
         parameters: Parameters = None,
         stream: Stream = True,
     ) -> Annotated[CallToolResult, ToolsResult]:
-        """Function calling: returns tool_calls for you to run; send their tool_results with the same session_id to continue."""
+        """Function calling: returns tool_calls to run; answer with tool_results and the same session_id."""
         sampling = sampling_from(locals())
-        if session_id is None and not tools:
+        if (session_id is None or new_session) and not tools:
             raise InvalidRequestError(
                 "tools is required to start a function-calling conversation",
                 advice="Pass tools (OpenAI function definitions).",
             )
-        answer = await _ask(
+        answer = await ask_with_progress(
             ctx,
             Ask(
                 bot=bot or "",
@@ -232,24 +245,17 @@ def register(mcp: PoeMCPServer) -> None:
                 tool_choice=tool_choice,
                 parallel_tool_calls=parallel_tool_calls,
                 tool_results=tool_results,
+                session_use=_session_use(new_session),
             ),
         )
         result = ToolsResult.of(answer)
-        text, calls = result.text, result.tool_calls
-        if calls:
-            listed = "\n".join(
-                f"- {t.name}({json.dumps(t.arguments) if t.arguments is not None else t.arguments_raw}) id={t.id}"
-                for t in calls
-            )
-            text = (text + "\n\n" if text else "") + (
-                f"The model asks for these tool calls:\n{listed}\n"
-                f"Run them, then call ask_poe_with_tools again with session_id={answer.session_id!r} and tool_results."
-            )
-        return _answer_result(answer.completion, result.model_dump(), text, ctx)
+        return answer_result(
+            answer.completion, result.model_dump(), [result.text, result.handles()], ctx
+        )
 
     @mcp.tool(title="Raw chat completion", annotations=CHAT)
     async def chat_completion(
-        model: str,
+        model: Annotated[str, Field(description="Poe model")],
         messages: Annotated[
             list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages")
         ],
@@ -266,10 +272,14 @@ def register(mcp: PoeMCPServer) -> None:
         reasoning_effort: ReasoningEffort = None,
         metadata: Metadata = None,
         user: User = None,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        stream_options: dict[str, Any] | None = None,  # accepted for compatibility; never streamed
+        tools: Annotated[list[dict[str, Any]] | None, Field(description="OpenAI tools")] = None,
+        tool_choice: Annotated[
+            str | dict[str, Any] | None, Field(description="OpenAI tool_choice")
+        ] = None,
+        parallel_tool_calls: ParallelToolCalls = None,
+        stream_options: Annotated[
+            dict[str, Any] | None, Field(description="Accepted; never streamed")
+        ] = None,
         parameters: Parameters = None,
     ) -> Annotated[CallToolResult, ChatCompletionOut]:
         """Raw OpenAI-compatible chat completion, for clients that keep their own history."""
@@ -286,14 +296,16 @@ def register(mcp: PoeMCPServer) -> None:
         structured = dict(completion.raw or {})
         if completion.parsed is not None:
             structured["parsed"] = completion.parsed
-        return _answer_result(completion, structured, completion.text, ctx)
+        return answer_result(
+            completion, structured, [completion.text, completion_handles(completion)], ctx
+        )
 
     @mcp.tool(
         title="List stored conversations",
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
     async def list_sessions(
-        ctx: Context, limit: Annotated[int, Field(ge=1, le=200)] = 20
+        ctx: Context, limit: Annotated[Limit, Field(le=200)] = 20
     ) -> Annotated[CallToolResult, SessionsResult]:
         """Stored conversations, newest first."""
         sessions = [SessionOut(**vars(s)) for s in await state_of(ctx).store.list(limit)]
@@ -313,7 +325,10 @@ def register(mcp: PoeMCPServer) -> None:
         ),
     )
     async def clear_session(
-        session_id: Annotated[str, Field(min_length=1, max_length=200)], ctx: Context
+        session_id: Annotated[
+            str, Field(min_length=1, max_length=200, description="Session to delete")
+        ],
+        ctx: Context,
     ) -> Annotated[CallToolResult, ClearResult]:
         """Delete a stored conversation."""
         cleared = await state_of(ctx).store.clear(session_id)

@@ -20,18 +20,23 @@ def _bounded(name: str, **extra: Any) -> Any:
 
 
 Bot = Annotated[str | None, Field(description="Model name (default: server's)")]
-Prompt = Annotated[str, Field(min_length=1)]
+Prompt = Annotated[str, Field(min_length=1, description="What to ask or make")]
 SessionId = Annotated[str | None, Field(max_length=200, description="Conversation to continue")]
+NewSession = Annotated[bool | None, Field(description="Start a new conversation under session_id")]
 System = Annotated[str | None, Field(description="System message")]
 Attachments = Annotated[
     list[str] | None, Field(description="Files in allowed dirs, https: or data: URLs")
 ]
-Temperature = Annotated[float | None, _bounded("temperature")]
-MaxTokens = Annotated[int | None, _bounded("max_tokens")]
-TopP = Annotated[float | None, _bounded("top_p")]
-Stop = Annotated[list[str] | None, Field(max_length=MAX_STOP_SEQUENCES)]
+Temperature = Annotated[float | None, _bounded("temperature", description="Randomness")]
+MaxTokens = Annotated[int | None, _bounded("max_tokens", description="Answer length cap")]
+TopP = Annotated[float | None, _bounded("top_p", description="Nucleus sampling")]
+Stop = Annotated[
+    list[str] | None, Field(max_length=MAX_STOP_SEQUENCES, description="Stop sequences")
+]
 Parameters = Annotated[dict[str, Any] | None, Field(description="Model's custom parameters")]
 Thinking = Annotated[bool | dict[str, Any] | None, Field(description="Use the model's reasoning")]
+ParallelToolCalls = Annotated[bool | None, Field(description="Allow several calls a turn")]
+Limit = Annotated[int, Field(ge=1, description="Most to list")]
 Stream = Annotated[bool, Field(description="Stream, reporting progress")]
 # The standard OpenAI request fields; their shapes are checked by Sampling (one message for every caller).
 ResponseFormat = Annotated[

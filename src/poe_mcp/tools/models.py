@@ -18,9 +18,12 @@ from pydantic import Field
 from ..outputs import ModelDetail, ModelEntry, ModelsResult
 from ..results import structured_result
 from ..server import PoeMCPServer, state_of
+from .inputs import Limit
 
 MODEL_URI = "poe://models/{model_id}"
 Modality = Annotated[str | None, Field(description="text, image, video or audio")]
+Query = Annotated[str | None, Field(description="Substring of id, name, owner, description")]
+ModelLimit = Annotated[Limit, Field(le=500)]
 CATALOG = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 
 
@@ -60,14 +63,12 @@ def register(mcp: PoeMCPServer) -> None:
     @mcp.tool(title="List Poe models", annotations=CATALOG)
     async def list_models(
         ctx: Context,
-        query: Annotated[
-            str | None, Field(description="Substring of id, name, owner, description")
-        ] = None,
+        query: Query = None,
         owned_by: Annotated[str | None, Field(description="e.g. OpenAI, Anthropic")] = None,
         input_modality: Modality = None,
         output_modality: Modality = None,
         supports_tools: Annotated[bool | None, Field(description="Function calling")] = None,
-        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+        limit: ModelLimit = 50,
     ) -> Annotated[CallToolResult, ModelsResult]:
         """Find Poe models by name, provider, modality or tool support, with context size and price."""
         return await models_result(
@@ -76,14 +77,14 @@ def register(mcp: PoeMCPServer) -> None:
 
     @mcp.tool(title="List Poe models (compatibility)", annotations=CATALOG)
     async def list_available_models(
-        ctx: Context, query: str | None = None, limit: Annotated[int, Field(ge=1, le=500)] = 500
+        ctx: Context, query: Query = None, limit: ModelLimit = 500
     ) -> Annotated[CallToolResult, ModelsResult]:
         """The Poe catalog, as list_models (for older clients)."""
         return await models_result(ctx, query, None, None, None, None, limit)
 
     @mcp.tool(title="Describe one Poe model", annotations=CATALOG)
     async def get_model_info(
-        model: Annotated[str, Field(min_length=1)], ctx: Context
+        model: Annotated[str, Field(min_length=1, description="Model id or name")], ctx: Context
     ) -> Annotated[CallToolResult, ModelDetail]:
         """One model in full: modalities, context, pricing, custom parameters with schemas."""
         info = ModelDetail.of(await state_of(ctx).poe.model_info(model))
@@ -92,7 +93,11 @@ def register(mcp: PoeMCPServer) -> None:
             + (f" — {p['description']}" if p["description"] else "")
             for p in info.parameter_schemas
         )
-        text = f"{_line(info)}\ncontext: {info.context_length}, max output: {info.max_output_tokens}\n{info.description}"
+        text = (
+            f"{_line(info)}\ncontext: {info.context_length}, max output: {info.max_output_tokens}"
+            + (f", icon: {info.icon_url}" if info.icon_url else "")
+            + f"\n{info.description}"
+        )
         return structured_result(
             text + (f"\nparameters:\n{params}" if params else ""), info.model_dump()
         )
