@@ -41,10 +41,9 @@ from mcp.types import (
 
 from poe_mcp.config import load_settings
 from poe_mcp.http import build_http_app
-from poe_mcp.icons import TOOL_PNG
 from poe_mcp.server import PoeMCPServer, build_server
 
-PNG = TOOL_PNG  # a 1x1 PNG, base64
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR42mOIjbkHAAKxAZiL22BFAAAAAElFTkSuQmCC"  # 1x1
 WAV = base64.b64encode(
     b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00@\x1f\x00\x00@\x1f\x00\x00\x01\x00\x08\x00"
     b"data\x00\x00\x00\x00"

@@ -259,6 +259,7 @@ async def test_a_conforming_json_schema_answer_comes_back_parsed(
                 "prompt": "A city?",
                 "response_format": JSON_SCHEMA,
                 "session_id": "s",
+                "new_session": True,
             },
         )
     assert not result.is_error, result.content[0].text
@@ -279,6 +280,7 @@ async def test_a_non_conforming_answer_is_an_invalid_response_error_with_the_raw
                 "prompt": "A city?",
                 "response_format": JSON_SCHEMA,
                 "session_id": "s",
+                "new_session": True,
             },
         )
         assert len(fake.model_calls()) == 1  # no second, paid, attempt
@@ -290,7 +292,7 @@ async def test_a_non_conforming_answer_is_an_invalid_response_error_with_the_raw
         "invalid_response_error: The answer does not match the city schema"
     )
     assert "'about two million' is not of type 'integer'" in text and "['population']" in text
-    assert result.content[-1].text == SLOPPY_JSON  # the raw answer is kept
+    assert result.content[1].text == SLOPPY_JSON  # the raw answer is kept, before the handles
     assert result.structured_content["parsed"] is None
     assert result.structured_content["text"] == SLOPPY_JSON
     assert result.structured_content["cost_usd"] is not None  # it was paid for...
@@ -316,7 +318,7 @@ async def test_an_answer_that_is_not_json_says_where_parsing_failed(
         and "invalid_response_error: The answer is not JSON (Expecting value at line 1"
         in result.content[0].text
     )
-    assert result.content[-1].text == "Sure! Paris, about two million people."
+    assert result.content[1].text == "Sure! Paris, about two million people."
 
 
 async def test_json_in_a_code_fence_is_still_parsed(settings: Any, fake: FakePoe) -> None:
@@ -355,7 +357,7 @@ async def test_chat_completion_carries_parsed_or_the_validation_failure(
         == '{"name": "Echo", "population": 1}'
     )
     assert bad.is_error and "invalid_response_error" in bad.content[0].text
-    assert bad.structured_content["choices"][0]["message"]["content"] == bad.content[-1].text
+    assert bad.structured_content["choices"][0]["message"]["content"] == bad.content[1].text
     assert loose.structured_content["parsed"] == {"echo": "A city?"}
     assert len(fake.model_calls()) == 3
 

@@ -1,8 +1,8 @@
 """poe-mcp's icons, bundled as data: URIs so that no client ever fetches anything to show them.
 
-The server's icon is a rounded purple square with a speech bubble (SVG). Each tool carries the smallest
-mark there is, one purple pixel as a PNG (114 bytes as a data: URI, against 137 for the smallest SVG),
-because every byte of tools/list is paid for in the client's context, once per tool.
+The server's icon is a rounded purple square with a speech bubble (SVG). Tools carry none of their own:
+an icon per tool is paid for in every client's context, once per tool (14 × 130 bytes at the least,
+which tools/list's 12 KB cannot spare), and clients show the server's icon beside its tools.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ SERVER_SVG = (
     "<path d='M8 9h16a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2h-8l-5 4v-4H8a2 2 0 0 1-2-2v-8a2 2 0 0 1 2-2z' "
     "fill='#fff'/></svg>"
 )
-TOOL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR42mOIjbkHAAKxAZiL22BFAAAAAElFTkSuQmCC"  # 1x1, #5d5cde
 
 
 def data_uri(svg: str) -> str:
@@ -26,4 +25,3 @@ def data_uri(svg: str) -> str:
 
 
 SERVER_ICONS = [Icon(src=data_uri(SERVER_SVG), mime_type="image/svg+xml", sizes=["any"])]
-TOOL_ICONS = [Icon(src="data:image/png;base64," + TOOL_PNG)]

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from . import __version__, apps
 from .config import Settings
 from .core import Core, open_core
-from .icons import SERVER_ICONS, TOOL_ICONS
+from .icons import SERVER_ICONS
 from .poe.errors import InternalError, InvalidRequestError, PoeError, poe_error_in
 from .redaction import redact_result
 from .results import error_result
@@ -132,7 +132,6 @@ class PoeMCPServer(MCPServer[Core]):
             if tool.output_schema is not None:
                 tool.output_schema = bare_output_schema(tool.output_schema)
             tool.annotations = without_default_hints(tool.annotations)
-            tool.icons = tool.icons or TOOL_ICONS
         return tools
 
     async def _handle_read_resource(self, ctx: Any, params: Any) -> Any:

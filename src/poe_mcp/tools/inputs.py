@@ -42,13 +42,16 @@ Stream = Annotated[bool, Field(description="Stream, reporting progress")]
 ResponseFormat = Annotated[
     dict[str, Any] | None, Field(description="text, json_object, json_schema")
 ]
-Seed = int | None
-Logprobs = bool | None
-TopLogprobs = Annotated[int | None, _bounded("top_logprobs")]
-MaxCompletionTokens = Annotated[int | None, _bounded("max_completion_tokens")]
-ReasoningEffort = str | None  # low, medium, high...: named by OpenAI, listed in the refusal
-Metadata = dict[str, Any] | None
-User = str | None
+Seed = Annotated[int | None, Field(description="Sampling seed")]
+Logprobs = Annotated[bool | None, Field(description="Return logprobs")]
+TopLogprobs = Annotated[int | None, _bounded("top_logprobs", description="Logprobs per token")]
+MaxCompletionTokens = Annotated[
+    int | None, _bounded("max_completion_tokens", description="Output cap, reasoning included")
+]
+# low, medium, high...: named by OpenAI, listed in the refusal
+ReasoningEffort = Annotated[str | None, Field(description="Reasoning effort")]
+Metadata = Annotated[dict[str, Any] | None, Field(description="Request metadata")]
+User = Annotated[str | None, Field(description="End-user id")]
 
 
 def sampling_from(arguments: dict[str, Any]) -> Sampling:
