@@ -130,12 +130,29 @@ def parser() -> argparse.ArgumentParser:
     config = commands.add_parser(
         "config", help="print (or --write) an MCP client's configuration for poe-mcp"
     )
-    config.add_argument("client", choices=("claude-desktop", "claude-code", "cursor", "vscode"))
+    config.add_argument(
+        "client",
+        choices=(
+            "claude-desktop",
+            "claude-code",
+            "cursor",
+            "vscode",
+            "windsurf",
+            "zed",
+            "gemini",
+            "codex",
+        ),
+    )
     config.add_argument(
         "--write", action="store_true", help="merge it into the client's config file"
     )
     config.add_argument(
         "--file", type=Path, help="config file to write (default: the client's usual one)"
+    )
+    config.add_argument(
+        "--url",
+        help="connect to a poe-mcp served over HTTP at this URL (e.g. http://127.0.0.1:8000/mcp) "
+        "instead of starting one",
     )
     return top
 
@@ -242,7 +259,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         serve(settings)
     elif args.command == "config":
         from . import terminal
+        from .clients import ConfigError
 
-        sys.exit(terminal.config(args))
+        try:
+            sys.exit(terminal.config(args))
+        except ConfigError as error:
+            fail(EXIT_USAGE, f"error: {error}")
     else:
         sys.exit(run_command(settings, args))

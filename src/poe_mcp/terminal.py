@@ -21,7 +21,7 @@ from .core import Core
 from .outputs import AskResult, MediaResult, ModelEntry
 
 out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class UsageError(Exception):
@@ -226,24 +226,87 @@ def _content_text(message: dict[str, Any]) -> str:
 
 
 def config(args: argparse.Namespace) -> int:
-    command = clients.command_path()
-    addition = clients.snippet(args.client, command)
-    path = args.file or clients.config_file(args.client)
-    if not args.write:
-        if args.client == "claude-code":
-            sys.stdout.write(clients.claude_code_command(command) + "\n")
-            err.print(f"[dim]or with --write, into {path}[/dim]")
-        else:
-            print_json(addition)
-            err.print(f"[dim]merge this into {path} (or run with --write)[/dim]")
-        return 0
-    before, after = clients.write_config(path, addition)
-    key = "servers" if args.client == "vscode" else "mcpServers"
-    old = before.get(key, {}).get("poe")
-    err.print(f"{'replaced' if old else 'added'} the 'poe' server in {path}:")
-    print_json(after[key]["poe"])
-    if args.client != "vscode":
-        err.print(
+    client = clients.CLIENTS[args.client]
+    launch = None if args.url else clients.installed_launch()
+    if launch is not None:
+        clients.check_launch(launch)
+    server = clients.entry(client, launch, args.url)
+    path = args.file or client.file()
+    if args.write:
+        _report_written(client, clients.write_config(client, path, server))
+    else:
+        _show_config(client, launch, args.url, server, path)
+    return 0
+
+
+def _show_config(
+    client: clients.Client,
+    launch: clients.Launch | None,
+    url: str | None,
+    server: dict[str, Any],
+    path: Any,
+) -> None:
+    if client.name == "claude-code":
+        sys.stdout.write(clients.claude_code_command(launch, url) + "\n")
+        err.print(f"or with --write, into {path} (a project file: the key comes from $POE_API_KEY)")
+    elif client.name == "codex":
+        sys.stdout.write(clients.toml_table(server))
+        also = f", or run: {clients.codex_command(launch)}" if launch else ""
+        err.print(f"add this to {path} (or run with --write){also}", markup=False)
+    else:
+        print_json(clients.snippet(client, server))
+        err.print(f"merge this into {path} (or run with --write)", markup=False)
+
+
+def _report_written(client: clients.Client, written: clients.Written) -> None:
+    verb = "updated" if written.replaced else "added"
+    backup = f" (the old file is saved as {written.backup})" if written.backup else ""
+    err.print(f"{verb} the 'poe' server in {written.path}{backup}:", markup=False)
+    shown = _without_secrets(written.server)
+    if client.name == "codex":
+        sys.stdout.write(clients.toml_table(shown))
+    else:
+        print_json(shown)
+    for line in _config_advice(client, written):
+        err.print(line, markup=False)
+
+
+def _without_secrets(server: dict[str, Any]) -> dict[str, Any]:
+    """The entry as shown: a key the person pasted stays in the file, never on the screen."""
+    ours = (clients.KEY_PLACEHOLDER, clients.KEY_FROM_ENVIRONMENT, "${input:poe-key}")
+    env = {
+        name: value if value in ours else "(kept, not shown)"
+        for name, value in server.get("env", {}).items()
+    }
+    headers = {name: "(kept, not shown)" for name in server.get("headers", {})}
+    shown = dict(server)
+    if env:
+        shown["env"] = env
+    if headers and clients.TOKEN_PLACEHOLDER not in json.dumps(server["headers"]):
+        shown["headers"] = headers
+    return shown
+
+
+def _config_advice(client: clients.Client, written: clients.Written) -> list[str]:
+    advice = []
+    if written.comments_dropped:
+        advice.append(f"The comments in {written.path} could not be kept; the backup has them.")
+    if written.key_removed:
+        advice.append(
+            f"The key that was in {written.path} was taken out: the file is meant to be committed. "
+            f"Delete {written.backup}, which still has it."
+        )
+    key = written.server.get("env", {}).get("POE_API_KEY")
+    if key == clients.KEY_PLACEHOLDER:
+        advice.append(
             f"Now put your key in place of {clients.KEY_PLACEHOLDER} (from https://poe.com/api_key)."
         )
-    return 0
+    elif key == clients.KEY_FROM_ENVIRONMENT:
+        advice.append(
+            f"{client.name} fills in the key from POE_API_KEY: export it where {client.name} starts."
+        )
+    elif key is not None and key != "${input:poe-key}":
+        advice.append("Your key was kept.")
+    if clients.TOKEN_PLACEHOLDER in json.dumps(written.server):
+        advice.append(f"Now put the server's token in place of {clients.TOKEN_PLACEHOLDER}.")
+    return advice
