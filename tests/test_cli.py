@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,83 @@ def test_generate_reports_a_poe_error_in_one_line(run: Any, fake: FakePoe, tmp_p
         result.stderr.startswith("poe-mcp: insufficient_credits (402): out of points.")
         and "Traceback" not in result.stderr
     )
+
+
+# Text a model or a person can produce that a terminal must not interpret: rich markup (a stray
+# closing tag crashes rich), a bracketed word rich would swallow, a colour and a title-setting
+# escape sequence.
+HOSTILE = "[/b] [red]red[/red] [fake-text] \x1b[31mESC\x1b[0m \x1b]0;pwned\x07end"
+LITERAL = "[/b] [red]red[/red] [fake-text] ESC end"
+
+
+def assert_literal(result: subprocess.CompletedProcess[str], where: str = "stdout") -> None:
+    shown = getattr(result, where)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "\x1b" not in result.stdout + result.stderr
+    assert LITERAL in shown
+
+
+def test_stored_and_model_text_is_shown_literally(run: Any, fake: FakePoe) -> None:
+    fake.enqueue(Reply(chunks=[HOSTILE[:34], HOSTILE[34:]]))  # an escape split between chunks
+    assert_literal(run("ask", "gpt-4-turbo", "--session", "h1", HOSTILE))
+    assert_literal(run("sessions"))
+    shown = run("sessions", "show", "h1")
+    assert_literal(shown)
+    assert shown.stdout.count(LITERAL) == 2, "the prompt and the answer"
+
+
+def test_catalog_text_is_shown_literally(run: Any, fake: FakePoe) -> None:
+    fake.models.append(
+        {
+            "id": "hostile-bot",
+            "object": "model",
+            "owned_by": "[/b]Mallory",
+            "description": HOSTILE,
+            "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
+            "pricing": None,
+        }
+    )
+    result = run("models", "hostile")
+    assert result.returncode == 0 and "\x1b" not in result.stdout, result.stderr
+    assert "hostile-bot" in result.stdout and "[/b]Mallory" in result.stdout
+    assert "[/b] [red]red[/red]" in result.stdout
+
+
+def test_generate_shows_the_bots_text_literally(run: Any, fake: FakePoe, tmp_path: Path) -> None:
+    image = fake.cdn_url("p.png", PNG, "image/png")
+    fake.enqueue(Reply(text=f"{HOSTILE}\n![img]({image}) ![x](https://elsewhere.example/[/b].png)"))
+    result = run("generate", "image", "a cat", "--out", str(tmp_path / "out"))
+    assert_literal(result, "stderr")
+    assert "https://elsewhere.example/[/b].png" in result.stderr
+
+
+def test_bot_protocol_ask_prints_exactly_the_final_text(run: Any, fake: FakePoe) -> None:
+    fake.enqueue(Reply(chunks=["Thinking...", "The final ", "message."], replace_at=1))
+    result = run("ask", "gpt-4-turbo", "hi", POE_MCP_BACKEND="fastapi_poe")
+    assert (result.returncode, result.stdout) == (0, "The final message.\n"), result.stderr
+
+
+def test_ask_without_a_model_asks_the_default_model(run: Any, fake: FakePoe) -> None:
+    result = run("ask", "What is MCP?")
+    assert (result.returncode, result.stdout) == (0, "Echo: What is MCP?\n"), result.stderr
+    assert fake.chat_requests()[-1]["json"]["model"].lower() == "claude-sonnet-4.5"
+
+
+def test_piped_models_table_keeps_whole_ids_on_one_line(run: Any, fake: FakePoe) -> None:
+    result = run("models")
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(fake.models) + 1, "a header, then one line per model: no wrapping"
+    assert all(line == line.rstrip() for line in lines), "no trailing spaces"
+    ids = {line.split()[0] for line in lines[1:]}
+    assert {m["id"] for m in fake.models} == ids, "every id whole"
+    flat_fee = next(line for line in lines if line.startswith("test-flat-fee "))
+    assert "0.002" in flat_fee, "the per-request price"
+    per_token = next(line for line in lines if line.startswith("claude-sonnet-4.5 "))
+    columns = re.split(r"\s{2,}", per_token)
+    assert all(float(price) > 0 for price in columns[4:6]), "the per-token prices, in and out"
+
+
+def test_a_serve_flag_before_the_command_says_where_it_goes(run: Any) -> None:
+    result = run("--rpm", "100")
+    assert result.returncode == 2 and "poe-mcp serve --rpm VALUE" in result.stderr
+    assert "POE_MCP_RPM" in result.stderr and "invalid choice" not in result.stderr

@@ -65,7 +65,12 @@ def parser() -> argparse.ArgumentParser:
         help="ask a model; streams the answer",
         description="Ask a Poe model. The answer streams to stdout.",
     )
-    ask.add_argument("bot", help="model or bot name, e.g. Claude-Sonnet-4.5")
+    ask.add_argument(
+        "bot",
+        nargs="?",
+        help="model or bot name, e.g. Claude-Sonnet-4.5 (default POE_MCP_DEFAULT_MODEL: "
+        'with one argument, `ask "What is MCP?"`, that argument is the prompt)',
+    )
     ask.add_argument("prompt", nargs="?", help="the prompt (or pipe it on stdin)")
     ask.add_argument(
         "-c",
@@ -205,6 +210,14 @@ def fail(code: int, message: str) -> None:
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     top = parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `poe-mcp --rpm 100` would otherwise read as the command `100`
+    flags = {option.flag.split("=")[0]: option for option in OPTIONS.values()}
+    if words and (option := flags.get(words[0].split("=")[0])) is not None:
+        top.error(
+            f"{option.flag} is an option of serve: poe-mcp serve {option.flag} VALUE "
+            f"(or set {option.env})"
+        )
     args, extra = top.parse_known_args(argv)
     # argparse cannot take `ask BOT -c "prompt"` (an option between two positionals): the prompt lands here.
     if extra and getattr(args, "prompt", "") is None and not any(e.startswith("-") for e in extra):

@@ -13,11 +13,11 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from . import clients
 from .chat import Ask
 from .core import Core
+from .display import AnswerWriter, plain, show_table, terminal_safe
 from .outputs import AskResult, MediaResult, ModelEntry
 
 out = Console(soft_wrap=True, highlight=False)
@@ -57,6 +57,17 @@ def read_prompt(prompt: str | None) -> str:
     return "\n\n".join(parts)
 
 
+def bot_and_prompt(args: argparse.Namespace, default_model: str) -> tuple[str, str | None]:
+    """`ask BOT PROMPT`, or `ask PROMPT` for the default model: one argument is the prompt when it
+    has a space in it or nothing is piped in (a model id has no spaces)."""
+    bot, prompt = args.bot, args.prompt
+    if prompt is None and bot is not None:
+        piped = sys.stdin is not None and not sys.stdin.isatty()
+        if any(ch.isspace() for ch in bot) or not piped:
+            bot, prompt = None, bot
+    return bot or default_model, prompt
+
+
 async def ask(core: Core, args: argparse.Namespace) -> int:
     session_id = args.session
     if args.continue_:
@@ -64,27 +75,24 @@ async def ask(core: Core, args: argparse.Namespace) -> int:
         if not recent:
             raise UsageError("there is no earlier conversation to continue; drop -c to start one")
         session_id = recent[0].id
+    bot, prompt = bot_and_prompt(args, core.settings.default_model)
     request = Ask(
-        bot=args.bot,
-        prompt=read_prompt(args.prompt),
+        bot=bot,
+        prompt=read_prompt(prompt),
         session_id=session_id,
         system=args.system,
         attachments=args.attach or [],
         parameters=parse_options(args.option or []),
         stream=not args.json,
     )
-
-    async def show(piece: str) -> None:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-
-    answer = await core.chat.ask(request, None if args.json else show)
+    # only the bot protocol replaces text it sent (replace_response)
+    writer = AnswerWriter(sys.stdout, hold=core.settings.backend == "fastapi_poe")
+    answer = await core.chat.ask(request, None if args.json else writer)
     if args.json:
         print_json(AskResult.of(answer).model_dump())
     else:
-        if not answer.completion.text.endswith("\n"):
-            sys.stdout.write("\n")
-        err.print(f"[dim]session {answer.session_id}[/dim]")
+        writer.finish(answer.completion.text)
+        err.print(plain(f"session {answer.session_id}", "dim"))
     if answer.completion.error:
         raise answer.completion.error
     return 0
@@ -99,32 +107,28 @@ async def models(core: Core, args: argparse.Namespace) -> int:
         args.output_modality,
         True if args.tools else None,
     )
-    entries = [ModelEntry.of(m) for m in found]
     if args.json:
-        print_json({"models": [e.model_dump() for e in entries], "total": len(entries)})
+        entries = [ModelEntry.of(m).model_dump() for m in found]
+        print_json({"models": entries, "total": len(entries)})
         return 0
-    table = Table(
-        "id",
-        "owner",
-        "modalities",
-        "context",
-        "$ / 1M in",
-        "$ / 1M out",
-        box=None,
-        header_style="bold",
-    )
-    for e in entries:
-        price = e.pricing or {}
-        table.add_row(
-            e.id,
-            e.owned_by,
-            f"{'+'.join(e.input_modalities)} -> {'+'.join(e.output_modalities)}",
-            str(e.context_length or ""),
-            _money(price.get("input_per_million")),
-            _money(price.get("output_per_million")),
+    headers = ("id", "owner", "modalities", "context", "$/1M in", "$/1M out", "$/request")
+    rows = []
+    for model in found:
+        price = model.pricing.per_million() if model.pricing else {}
+        rows.append(
+            [
+                model.id,
+                model.owned_by,
+                f"{'+'.join(model.input_modalities)} -> {'+'.join(model.output_modalities)}",
+                str(model.context_length or ""),
+                _money(price.get("input_per_million")),
+                _money(price.get("output_per_million")),
+                _money(price.get("per_request")),
+                model.description,
+            ]
         )
-    out.print(table)
-    err.print(f"[dim]{len(entries)} models[/dim]")
+    show_table(out, (*headers, "description"), rows)  # the description is what gets cut short
+    err.print(f"[dim]{len(rows)} models[/dim]")
     return 0
 
 
@@ -138,10 +142,11 @@ async def usage(core: Core, args: argparse.Namespace) -> int:
         print_json(report.model_dump())
         return 0
     out.print(f"Balance: [bold]{report.current_point_balance}[/bold] points")
-    table = Table("time", "bot", "points", "type", box=None, header_style="bold")
-    for e in report.history.data:
-        table.add_row(e.time or "", e.bot_name or "", str(e.cost_points), e.usage_type or "")
-    out.print(table)
+    rows = [
+        [e.time or "", e.bot_name or "", str(e.cost_points), e.usage_type or ""]
+        for e in report.history.data
+    ]
+    show_table(out, ("time", "bot", "points", "type"), rows)
     return 0
 
 
@@ -153,7 +158,7 @@ async def generate(core: Core, args: argparse.Namespace) -> int:
 
     async def progress(value: float, total: float | None, message: str) -> None:
         if status is not None:
-            status.update(f"{message} - {time.monotonic() - started:.0f} s")
+            status.update(plain(f"{message} - {time.monotonic() - started:.0f} s"))
 
     if status is not None:
         status.start()
@@ -173,11 +178,11 @@ async def generate(core: Core, args: argparse.Namespace) -> int:
         print_json(MediaResult.of(generation).model_dump())
         return 0
     for file in generation.files:
-        sys.stdout.write(f"{file.path}\n")
+        sys.stdout.write(f"{terminal_safe(str(file.path))}\n")
     for skipped in generation.skipped:
-        err.print(f"not downloaded: {skipped.url} ({skipped.reason})")
+        err.print(plain(f"not downloaded: {skipped.url} ({skipped.reason})"))
     if generation.text:
-        err.print(generation.text)
+        err.print(plain(generation.text))
     err.print(f"[dim]{len(generation.files)} file(s) in {time.monotonic() - started:.0f} s[/dim]")
     return 0
 
@@ -189,18 +194,14 @@ async def sessions(core: Core, args: argparse.Namespace) -> int:
         if args.json:
             print_json([vars(s) for s in found])
             return 0
-        table = Table(
-            "id", "model", "turns", "last used", "first prompt", box=None, header_style="bold"
-        )
-        for s in found:
-            table.add_row(s.id, s.model or "", str(s.turns), s.last_used, s.preview)
-        out.print(table)
+        rows = [[s.id, s.model or "", str(s.turns), s.last_used, s.preview] for s in found]
+        show_table(out, ("id", "model", "turns", "last used", "first prompt"), rows)
         return 0
     if not args.id:
         raise UsageError(f"sessions {action} needs a session id")
     if action == "clear":
         cleared = await core.store.clear(args.id)
-        err.print(f"cleared {args.id}" if cleared else f"no session {args.id}")
+        err.print(plain(f"cleared {args.id}" if cleared else f"no session {args.id}"))
         return 0 if cleared else 1
     conversation = await core.store.load(args.id)
     if not conversation.messages:
@@ -209,7 +210,7 @@ async def sessions(core: Core, args: argparse.Namespace) -> int:
         print_json(conversation.messages)
         return 0
     for message in conversation.messages:
-        out.print(f"[bold]{message['role']}[/bold]: {_content_text(message)}")
+        out.print(plain(f"{message['role']}:", "bold"), plain(_content_text(message)))
     return 0
 
 
@@ -248,7 +249,10 @@ def _show_config(
 ) -> None:
     if client.name == "claude-code":
         sys.stdout.write(clients.claude_code_command(launch, url) + "\n")
-        err.print(f"or with --write, into {path} (a project file: the key comes from $POE_API_KEY)")
+        err.print(
+            f"or with --write, into {path} (a project file: the key comes from $POE_API_KEY)",
+            markup=False,
+        )
     elif client.name == "codex":
         sys.stdout.write(clients.toml_table(server))
         also = f", or run: {clients.codex_command(launch)}" if launch else ""
