@@ -100,7 +100,7 @@ def test_the_inspector_over_http(fake: FakePoe, tmp_path: Path) -> None:
 )
 def test_the_conformance_suite(fake: FakePoe, tmp_path: Path) -> None:
     results = tmp_path / "conformance"
-    with http_replica(fake, tmp_path, POE_MCP_AUTH_TOKEN="") as url:
+    with http_replica(fake, tmp_path, POE_MCP_AUTH_TOKEN="none") as url:
         run = subprocess.run(
             [
                 str(NODE22),

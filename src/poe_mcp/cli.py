@@ -9,12 +9,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
 from .config import OPTIONS, Settings, SettingsError, load_settings
 
 EXIT_OK, EXIT_POE_ERROR, EXIT_USAGE = 0, 1, 2
+NO_AUTH = "none"  # POE_MCP_AUTH_TOKEN=none: HTTP on loopback without a token, chosen outright
 
 
 class RedactingFilter(logging.Filter):
@@ -163,9 +165,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def serve(settings: Settings) -> None:
+    from . import startup
+
     if settings.transport == "http":
         from .http import serve_http
 
+        if settings.auth_token == NO_AUTH:  # said outright; refused off loopback all the same
+            settings = replace(settings, auth_token=None)
+            print("poe-mcp: POE_MCP_AUTH_TOKEN=none: no token is asked for", file=sys.stderr)
+        else:
+            settings = startup.with_http_token(settings)
         try:
             serve_http(settings)
         except SettingsError as error:
@@ -173,6 +182,7 @@ def serve(settings: Settings) -> None:
         return
     from .server import build_server
 
+    startup.greet_if_a_person_started_it(settings)
     build_server(settings).run()
 
 
@@ -255,6 +265,28 @@ def log_where_settings_came_from(settings: Settings) -> None:
         )
 
 
+def start_serving(settings: Settings, token_flag: str | None) -> None:
+    """Check what would only fail later, say in one line what starts, then serve."""
+    from . import startup
+
+    if settings.transport == "http" and startup.empty_token_given(token_flag):
+        fail(
+            EXIT_USAGE,
+            "configuration error: POE_MCP_AUTH_TOKEN is set but empty; set a token, unset it to "
+            f"have one made for this run, or set it to {NO_AUTH} for no auth on loopback",
+        )
+    problem = startup.check_store(settings)
+    if problem is not None:
+        fail(EXIT_USAGE, f"configuration error: {problem}")
+
+    def start() -> None:
+        logging.getLogger("poe_mcp").info("%s", startup.start_line(settings))
+        log_where_settings_came_from(settings)
+        serve(settings)
+
+    sys.exit(startup.serve_until_stopped(start))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
     flags = {name: getattr(args, name, None) for name in OPTIONS}
@@ -268,8 +300,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     level = settings.log_level if serving or settings.log_level == "DEBUG" else "WARNING"
     setup_logging(level, (settings.api_key, settings.auth_token))
     if serving:
-        log_where_settings_came_from(settings)
-        serve(settings)
+        start_serving(settings, getattr(args, "auth_token", None))
     elif args.command == "config":
         from . import terminal
         from .clients import ConfigError
@@ -279,4 +310,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         except ConfigError as error:
             fail(EXIT_USAGE, f"error: {error}")
     else:
+        from .startup import check_store
+
+        problem = check_store(settings)
+        if problem is not None:
+            fail(EXIT_USAGE, f"configuration error: {problem}")
         sys.exit(run_command(settings, args))
