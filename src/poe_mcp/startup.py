@@ -70,20 +70,9 @@ def greet_if_a_person_started_it(settings: Settings) -> None:
 def check_store(settings: Settings) -> str | None:
     """Open the store and read from it once, so that a store that cannot work stops the start
     (in one line) instead of the first call. Returns what went wrong, or None."""
-    import anyio
-
-    from .conversations import open_store
-
-    async def probe() -> None:
-        with anyio.fail_after(10):  # a Redis behind a dropped route would hang forever
-            store = open_store(settings.store)
-            try:
-                await store.list(1)
-            finally:
-                await store.aclose()
-
+    probe = _probe_redis if settings.store.startswith(("redis://", "rediss://")) else _probe_sqlite
     try:
-        anyio.run(probe)
+        probe(settings.store)
     except Exception as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         return (
@@ -91,6 +80,35 @@ def check_store(settings: Settings) -> str | None:
             "fix it, or point POE_MCP_STORE at a writable SQLite path"
         )
     return None
+
+
+def _probe_sqlite(path: str) -> None:
+    """Plain sqlite3, no event loop: this runs on every start, before the server's own imports."""
+    import sqlite3
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        db.execute("PRAGMA user_version").fetchone()  # reads the header: not a database fails here
+    finally:
+        db.close()
+
+
+def _probe_redis(url: str) -> None:
+    import anyio
+
+    from .conversations import open_store
+
+    async def probe() -> None:
+        with anyio.fail_after(10):  # a Redis behind a dropped route would hang forever
+            store = open_store(url)
+            try:
+                await store.list(1)
+            finally:
+                await store.aclose()
+
+    anyio.run(probe)
 
 
 def with_http_token(settings: Settings) -> Settings:
