@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from conftest import SECRET_KEY, env_for
 from fakepoe import PNG, FakePoe, Reply
+from terminals import in_a_terminal, read_until
 
 POE_MCP = str(Path(sys.executable).parent / "poe-mcp")
 
@@ -251,3 +253,28 @@ def test_a_serve_flag_before_the_command_says_where_it_goes(run: Any) -> None:
     result = run("--rpm", "100")
     assert result.returncode == 2 and "poe-mcp serve --rpm VALUE" in result.stderr
     assert "POE_MCP_RPM" in result.stderr and "invalid choice" not in result.stderr
+
+
+def test_in_a_terminal_a_spinner_waits_and_video_shows_poes_progress(
+    fake: FakePoe, tmp_path: Path
+) -> None:
+    (tmp_path / "work").mkdir(exist_ok=True)
+    env = env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="WARNING", COLUMNS="100", TERM="xterm")
+    fake.enqueue(Reply(text="Hello there", stall=1.5))
+    process, terminal = in_a_terminal([POE_MCP, "ask", "gpt-4-turbo", "hi"], env, tmp_path)
+    shown = read_until(terminal, "session ")
+    assert process.wait(timeout=30) == 0 and "waiting for gpt-4-turbo" in shown
+    assert "Hello there" in shown
+    os.close(terminal)
+    fake.video_steps = 3
+    video = [POE_MCP, "generate", "video", "a wave", "--out", str(tmp_path / "out")]
+    process, terminal = in_a_terminal(video, env, tmp_path)
+    shown = read_until(terminal, "file(s) in", timeout=60)
+    assert process.wait(timeout=60) == 0, shown
+    os.close(terminal)
+    assert "%" in shown and "Traceback" not in shown, shown
+
+
+def test_piped_there_is_no_spinner(run: Any, fake: FakePoe) -> None:
+    result = run("ask", "gpt-4-turbo", "hi")
+    assert "waiting for" not in result.stderr

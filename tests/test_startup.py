@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -15,37 +13,15 @@ import httpx2
 from conftest import SECRET_KEY, env_for
 from fakepoe import FakePoe
 from servers import free_port
+from terminals import in_a_terminal, read_until
 
 POE_MCP = str(Path(sys.executable).parent / "poe-mcp")
 
 
-def read_until(fd: int, wanted: str, timeout: float = 30) -> str:
-    """What the terminal shows, up to and including `wanted` (or all of it by the timeout)."""
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while wanted.encode() not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # the other side closed
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen.decode(errors="replace")
-
-
-def in_a_terminal(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[bytes], int]:
-    main, child = pty.openpty()
-    process = subprocess.Popen([POE_MCP], stdin=child, stdout=child, stderr=child, env=env, cwd=cwd)
-    os.close(child)
-    return process, main
-
-
 def test_in_a_terminal_it_greets_and_ctrl_c_exits_quietly(fake: FakePoe, tmp_path: Path) -> None:
     (tmp_path / "work").mkdir()
-    process, terminal = in_a_terminal(env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="INFO"), tmp_path)
+    env = env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="INFO")
+    process, terminal = in_a_terminal([POE_MCP], env, tmp_path)
     try:
         shown = read_until(terminal, "Ctrl-C to stop")
         assert "an MCP server for Poe" in shown and "poe-mcp config" in shown

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from rich.cells import cell_len
@@ -52,8 +52,11 @@ class AnswerWriter:
     be taken back, so when the backend can replace (`hold`) the answer is written once it is
     whole; otherwise it streams as it comes."""
 
-    def __init__(self, stream: TextIO, hold: bool) -> None:
+    def __init__(
+        self, stream: TextIO, hold: bool, before_first: Callable[[], None] | None = None
+    ) -> None:
         self.stream = stream
+        self._before_first = before_first  # e.g. stop a spinner: it and the text share the screen
         self.live = stream.isatty()
         self.hold = hold and not self.live
         self.shown = ""
@@ -83,6 +86,9 @@ class AnswerWriter:
 
     def _write(self, text: str) -> None:
         if text:
+            if self._before_first is not None:
+                self._before_first()
+                self._before_first = None
             self.stream.write(text)
             self.stream.flush()
             self.shown += text

@@ -10,9 +10,12 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from . import clients
 from .chat import Ask
@@ -22,6 +25,9 @@ from .outputs import AskResult, MediaResult, ModelEntry
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+ProgressListener = Callable[[float, float | None, str], Awaitable[None]]
 
 
 class UsageError(Exception):
@@ -85,9 +91,21 @@ async def ask(core: Core, args: argparse.Namespace) -> int:
         parameters=parse_options(args.option or []),
         stream=not args.json,
     )
+    # a spinner on a terminal until the first text comes
+    waiting = err.status(plain(f"waiting for {bot}")) if err.is_terminal and not args.json else None
     # only the bot protocol replaces text it sent (replace_response)
-    writer = AnswerWriter(sys.stdout, hold=core.settings.backend == "fastapi_poe")
-    answer = await core.chat.ask(request, None if args.json else writer)
+    writer = AnswerWriter(
+        sys.stdout,
+        hold=core.settings.backend == "fastapi_poe",
+        before_first=waiting.stop if waiting else None,
+    )
+    if waiting is not None:
+        waiting.start()
+    try:
+        answer = await core.chat.ask(request, None if args.json else writer)
+    finally:
+        if waiting is not None:
+            waiting.stop()
     if args.json:
         print_json(AskResult.of(answer).model_dump())
     else:
@@ -150,19 +168,43 @@ async def usage(core: Core, args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def generation_progress(kind: str) -> Iterator[ProgressListener]:
+    """On a terminal, a bar that follows Poe's own progress where it gives one (video jobs give a
+    percentage; others pulse, with the time so far); elsewhere nothing."""
+    if not err.is_terminal:
+
+        async def ignore(value: float, total: float | None, message: str) -> None:
+            return None
+
+        yield ignore
+        return
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),  # Poe's status text is data
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    task = bar.add_task(f"Generating {kind}", total=None)
+
+    async def show(value: float, total: float | None, message: str) -> None:
+        described = terminal_safe(message)
+        if total:
+            bar.update(task, completed=value, total=total, description=described)
+        else:
+            bar.update(task, description=described)
+
+    with bar:
+        yield show
+
+
 async def generate(core: Core, args: argparse.Namespace) -> int:
     if args.out:
         core.media.output_dir = args.out
     started = time.monotonic()
-    status = err.status(f"Generating {args.kind}...") if err.is_terminal else None
-
-    async def progress(value: float, total: float | None, message: str) -> None:
-        if status is not None:
-            status.update(plain(f"{message} - {time.monotonic() - started:.0f} s"))
-
-    if status is not None:
-        status.start()
-    try:
+    with generation_progress(args.kind) as progress:
         generation = await core.media.generate(
             args.kind,
             read_prompt(args.prompt),
@@ -171,9 +213,6 @@ async def generate(core: Core, args: argparse.Namespace) -> int:
             args.attach or [],
             progress,
         )
-    finally:
-        if status is not None:
-            status.stop()
     if args.json:
         print_json(MediaResult.of(generation).model_dump())
         return 0
