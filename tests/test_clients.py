@@ -159,3 +159,36 @@ def test_remote_snippets_for_a_server_over_http(tmp_path: Path) -> None:
     assert claude.startswith(f"claude mcp add --scope user --transport http poe {url}")
     desktop = config(tmp_path, "claude-desktop", "--url", url)
     assert desktop.returncode == 2 and "Connectors" in desktop.stderr
+
+
+@pytest.mark.anyio
+async def test_without_a_console_script_the_interpreter_runs_the_module(
+    fake: FakePoe, tmp_path: Path
+) -> None:
+    """An installation with no `poe-mcp` beside its python (a bare venv that sees the package
+    through a .pth file): config writes `python -m poe_mcp`, and that serves."""
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next(venv.glob("lib/python*/site-packages"))
+    ours = [p for p in sys.path if p.endswith("site-packages")] + [
+        str(Path(__file__).parents[1] / "src")
+    ]
+    (site / "poe-mcp-test.pth").write_text("\n".join(ours) + "\n")
+    python = str(venv / "bin" / "python")
+    file = tmp_path / "mcp.json"
+    done = subprocess.run(
+        [python, "-m", "poe_mcp", "config", "cursor", "--write", "--file", str(file)],
+        capture_output=True,
+        text=True,
+        env={"PATH": BARE_PATH, "HOME": str(tmp_path)},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    entry = server_entry("cursor", file)
+    assert (entry["command"], entry["args"]) == (python, ["-m", "poe_mcp"])
+    (tmp_path / "work").mkdir()
+    params = StdioServerParameters(
+        command=entry["command"], args=entry["args"], env=env_for(fake, tmp_path), cwd=str(tmp_path)
+    )
+    async with Client(params) as session:
+        assert (await session.list_tools()).tools
