@@ -76,10 +76,10 @@ class ScriptedBot(fp.PoeBot):
                 text="", attachment=fp.Attachment(url=url, content_type=content_type, name=name)
             )
         pieces = reply.chunks if reply.chunks is not None else ([reply.text] if reply.text else [])
-        for piece in pieces:
+        for index, piece in enumerate(pieces):
             if self.fake.chunk_delay:
                 await asyncio.sleep(self.fake.chunk_delay)
-            yield fp.PartialResponse(text=piece)
+            yield fp.PartialResponse(text=piece, is_replace_response=index == reply.replace_at)
         for index, call in enumerate(reply.tool_calls):
             yield _chunk(
                 {

@@ -106,6 +106,9 @@ class Reply:
     files: list[tuple[str, str, str]] = field(
         default_factory=list
     )  # bot protocol: (url, content type, name) `file` events
+    replace_at: int | None = (
+        None  # bot protocol: this chunk is a `replace_response` event (it replaces the text so far)
+    )
 
 
 def _words(text: str) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 from conftest import SECRET_KEY, env_for
 from fakepoe import PNG, FakePoe, Reply
+from terminals import in_a_terminal, read_until
 
 POE_MCP = str(Path(sys.executable).parent / "poe-mcp")
 
@@ -215,3 +218,108 @@ def test_generate_without_media_exits_1(run: Any, fake: FakePoe, tmp_path: Path)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("poe-mcp: no_media_error: nano-banana returned no media")
     assert "it is fluffy" in result.stderr
+
+
+# Text a model or a person can produce that a terminal must not interpret: rich markup (a stray
+# closing tag crashes rich), a bracketed word rich would swallow, a colour and a title-setting
+# escape sequence.
+HOSTILE = "[/b] [red]red[/red] [fake-text] \x1b[31mESC\x1b[0m \x1b]0;pwned\x07end"
+LITERAL = "[/b] [red]red[/red] [fake-text] ESC end"
+
+
+def assert_literal(result: subprocess.CompletedProcess[str], where: str = "stdout") -> None:
+    shown = getattr(result, where)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "\x1b" not in result.stdout + result.stderr
+    assert LITERAL in shown
+
+
+def test_stored_and_model_text_is_shown_literally(run: Any, fake: FakePoe) -> None:
+    fake.enqueue(Reply(chunks=[HOSTILE[:34], HOSTILE[34:]]))  # an escape split between chunks
+    assert_literal(run("ask", "gpt-4-turbo", "--session", "h1", HOSTILE))
+    assert_literal(run("sessions"))
+    shown = run("sessions", "show", "h1")
+    assert_literal(shown)
+    assert shown.stdout.count(LITERAL) == 2, "the prompt and the answer"
+
+
+def test_catalog_text_is_shown_literally(run: Any, fake: FakePoe) -> None:
+    fake.models.append(
+        {
+            "id": "hostile-bot",
+            "object": "model",
+            "owned_by": "[/b]Mallory",
+            "description": HOSTILE,
+            "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
+            "pricing": None,
+        }
+    )
+    result = run("models", "hostile")
+    assert result.returncode == 0 and "\x1b" not in result.stdout, result.stderr
+    assert "hostile-bot" in result.stdout and "[/b]Mallory" in result.stdout
+    assert "[/b] [red]red[/red]" in result.stdout
+
+
+def test_generate_shows_the_bots_text_literally(run: Any, fake: FakePoe, tmp_path: Path) -> None:
+    image = fake.cdn_url("p.png", PNG, "image/png")
+    fake.enqueue(Reply(text=f"{HOSTILE}\n![img]({image}) ![x](https://elsewhere.example/[/b].png)"))
+    result = run("generate", "image", "a cat", "--out", str(tmp_path / "out"))
+    assert_literal(result, "stderr")
+    assert "https://elsewhere.example/[/b].png" in result.stderr
+
+
+def test_bot_protocol_ask_prints_exactly_the_final_text(run: Any, fake: FakePoe) -> None:
+    fake.enqueue(Reply(chunks=["Thinking...", "The final ", "message."], replace_at=1))
+    result = run("ask", "gpt-4-turbo", "hi", POE_MCP_BACKEND="fastapi_poe")
+    assert (result.returncode, result.stdout) == (0, "The final message.\n"), result.stderr
+
+
+def test_ask_without_a_model_asks_the_default_model(run: Any, fake: FakePoe) -> None:
+    result = run("ask", "What is MCP?")
+    assert (result.returncode, result.stdout) == (0, "Echo: What is MCP?\n"), result.stderr
+    assert fake.chat_requests()[-1]["json"]["model"].lower() == "claude-sonnet-4.5"
+
+
+def test_piped_models_table_keeps_whole_ids_on_one_line(run: Any, fake: FakePoe) -> None:
+    result = run("models")
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(fake.models) + 1, "a header, then one line per model: no wrapping"
+    assert all(line == line.rstrip() for line in lines), "no trailing spaces"
+    ids = {line.split()[0] for line in lines[1:]}
+    assert {m["id"] for m in fake.models} == ids, "every id whole"
+    flat_fee = next(line for line in lines if line.startswith("test-flat-fee "))
+    assert "0.002" in flat_fee, "the per-request price"
+    per_token = next(line for line in lines if line.startswith("claude-sonnet-4.5 "))
+    columns = re.split(r"\s{2,}", per_token)
+    assert all(float(price) > 0 for price in columns[4:6]), "the per-token prices, in and out"
+
+
+def test_a_serve_flag_before_the_command_says_where_it_goes(run: Any) -> None:
+    result = run("--rpm", "100")
+    assert result.returncode == 2 and "poe-mcp serve --rpm VALUE" in result.stderr
+    assert "POE_MCP_RPM" in result.stderr and "invalid choice" not in result.stderr
+
+
+def test_in_a_terminal_a_spinner_waits_and_video_shows_poes_progress(
+    fake: FakePoe, tmp_path: Path
+) -> None:
+    (tmp_path / "work").mkdir(exist_ok=True)
+    env = env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="WARNING", COLUMNS="100", TERM="xterm")
+    fake.enqueue(Reply(text="Hello there", stall=1.5))
+    process, terminal = in_a_terminal([POE_MCP, "ask", "gpt-4-turbo", "hi"], env, tmp_path)
+    shown = read_until(terminal, "session ")
+    assert process.wait(timeout=30) == 0 and "waiting for gpt-4-turbo" in shown
+    assert "Hello there" in shown
+    os.close(terminal)
+    fake.video_steps = 3
+    video = [POE_MCP, "generate", "video", "a wave", "--out", str(tmp_path / "out")]
+    process, terminal = in_a_terminal(video, env, tmp_path)
+    shown = read_until(terminal, "file(s) in", timeout=60)
+    assert process.wait(timeout=60) == 0, shown
+    os.close(terminal)
+    assert "%" in shown and "Traceback" not in shown, shown
+
+
+def test_piped_there_is_no_spinner(run: Any, fake: FakePoe) -> None:
+    result = run("ask", "gpt-4-turbo", "hi")
+    assert "waiting for" not in result.stderr

@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
@@ -16,6 +17,7 @@ from .config import OPTIONS, Settings, SettingsError, load_settings
 from .redaction import RedactingFormatter
 
 EXIT_OK, EXIT_POE_ERROR, EXIT_USAGE = 0, 1, 2
+NO_AUTH = "none"  # POE_MCP_AUTH_TOKEN=none: HTTP on loopback without a token, chosen outright
 
 
 def setup_logging(level: str, secrets: Sequence[str | None]) -> None:
@@ -54,7 +56,12 @@ def parser() -> argparse.ArgumentParser:
         help="ask a model; streams the answer",
         description="Ask a Poe model. The answer streams to stdout.",
     )
-    ask.add_argument("bot", help="model or bot name, e.g. Claude-Sonnet-4.5")
+    ask.add_argument(
+        "bot",
+        nargs="?",
+        help="model or bot name, e.g. Claude-Sonnet-4.5 (default POE_MCP_DEFAULT_MODEL: "
+        'with one argument, `ask "What is MCP?"`, that argument is the prompt)',
+    )
     ask.add_argument("prompt", nargs="?", help="the prompt (or pipe it on stdin)")
     ask.add_argument(
         "-c",
@@ -125,20 +132,44 @@ def parser() -> argparse.ArgumentParser:
     config = commands.add_parser(
         "config", help="print (or --write) an MCP client's configuration for poe-mcp"
     )
-    config.add_argument("client", choices=("claude-desktop", "claude-code", "cursor", "vscode"))
+    config.add_argument(
+        "client",
+        choices=(
+            "claude-desktop",
+            "claude-code",
+            "cursor",
+            "vscode",
+            "windsurf",
+            "zed",
+            "gemini",
+            "codex",
+        ),
+    )
     config.add_argument(
         "--write", action="store_true", help="merge it into the client's config file"
     )
     config.add_argument(
         "--file", type=Path, help="config file to write (default: the client's usual one)"
     )
+    config.add_argument(
+        "--url",
+        help="connect to a poe-mcp served over HTTP at this URL (e.g. http://127.0.0.1:8000/mcp) "
+        "instead of starting one",
+    )
     return top
 
 
 def serve(settings: Settings) -> None:
+    from . import startup
+
     if settings.transport == "http":
         from .http import serve_http
 
+        if settings.auth_token == NO_AUTH:  # said outright; refused off loopback all the same
+            settings = replace(settings, auth_token=None)
+            print("poe-mcp: POE_MCP_AUTH_TOKEN=none: no token is asked for", file=sys.stderr)
+        else:
+            settings = startup.with_http_token(settings)
         try:
             serve_http(settings)
         except SettingsError as error:
@@ -146,6 +177,7 @@ def serve(settings: Settings) -> None:
         return
     from .server import build_server
 
+    startup.greet_if_a_person_started_it(settings)
     build_server(settings).run()
 
 
@@ -184,6 +216,14 @@ def fail(code: int, message: str) -> None:
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     top = parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `poe-mcp --rpm 100` would otherwise read as the command `100`
+    flags = {option.flag.split("=")[0]: option for option in OPTIONS.values()}
+    if words and (option := flags.get(words[0].split("=")[0])) is not None:
+        top.error(
+            f"{option.flag} is an option of serve: poe-mcp serve {option.flag} VALUE "
+            f"(or set {option.env})"
+        )
     args, extra = top.parse_known_args(argv)
     # argparse cannot take `ask BOT -c "prompt"` (an option between two positionals): the prompt lands here.
     if extra and getattr(args, "prompt", "") is None and not any(e.startswith("-") for e in extra):
@@ -221,6 +261,28 @@ def log_where_settings_came_from(settings: Settings) -> None:
         )
 
 
+def start_serving(settings: Settings, token_flag: str | None) -> None:
+    """Check what would only fail later, say in one line what starts, then serve."""
+    from . import startup
+
+    if settings.transport == "http" and startup.empty_token_given(token_flag):
+        fail(
+            EXIT_USAGE,
+            "configuration error: POE_MCP_AUTH_TOKEN is set but empty; set a token, unset it to "
+            f"have one made for this run, or set it to {NO_AUTH} for no auth on loopback",
+        )
+    problem = startup.check_store(settings)
+    if problem is not None:
+        fail(EXIT_USAGE, f"configuration error: {problem}")
+
+    def start() -> None:
+        logging.getLogger("poe_mcp").info("%s", startup.start_line(settings))
+        log_where_settings_came_from(settings)
+        serve(settings)
+
+    sys.exit(startup.serve_until_stopped(start))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
     flags = {name: getattr(args, name, None) for name in OPTIONS}
@@ -234,11 +296,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     level = settings.log_level if serving or settings.log_level == "DEBUG" else "WARNING"
     setup_logging(level, (settings.api_key, settings.auth_token))
     if serving:
-        log_where_settings_came_from(settings)
-        serve(settings)
+        start_serving(settings, getattr(args, "auth_token", None))
     elif args.command == "config":
         from . import terminal
+        from .clients import ConfigError
 
-        sys.exit(terminal.config(args))
+        try:
+            sys.exit(terminal.config(args))
+        except ConfigError as error:
+            fail(EXIT_USAGE, f"error: {error}")
     else:
+        from .startup import check_store
+
+        problem = check_store(settings)
+        if problem is not None:
+            fail(EXIT_USAGE, f"configuration error: {problem}")
         sys.exit(run_command(settings, args))

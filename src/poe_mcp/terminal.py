@@ -11,19 +11,25 @@ import json
 import math
 import sys
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from . import clients
 from .chat import Ask
 from .core import Core
+from .display import AnswerWriter, plain, show_table, terminal_safe
 from .outputs import AskResult, MediaResult, ModelEntry
 from .poe.sampling import Sampling
 
 out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+ProgressListener = Callable[[float, float | None, str], Awaitable[None]]
 
 
 class UsageError(Exception):
@@ -59,6 +65,17 @@ def read_prompt(prompt: str | None) -> str:
     return "\n\n".join(parts)
 
 
+def bot_and_prompt(args: argparse.Namespace, default_model: str) -> tuple[str, str | None]:
+    """`ask BOT PROMPT`, or `ask PROMPT` for the default model: one argument is the prompt when it
+    has a space in it or nothing is piped in (a model id has no spaces)."""
+    bot, prompt = args.bot, args.prompt
+    if prompt is None and bot is not None:
+        piped = sys.stdin is not None and not sys.stdin.isatty()
+        if any(ch.isspace() for ch in bot) or not piped:
+            bot, prompt = None, bot
+    return bot or default_model, prompt
+
+
 async def ask(core: Core, args: argparse.Namespace) -> int:
     session_id = args.session
     if args.continue_:
@@ -66,9 +83,10 @@ async def ask(core: Core, args: argparse.Namespace) -> int:
         if not recent:
             raise UsageError("there is no earlier conversation to continue; drop -c to start one")
         session_id = recent[0].id
+    bot, prompt = bot_and_prompt(args, core.settings.default_model)
     request = Ask(
-        bot=args.bot,
-        prompt=read_prompt(args.prompt),
+        bot=bot,
+        prompt=read_prompt(prompt),
         session_id=session_id,
         system=args.system,
         attachments=args.attach or [],
@@ -82,18 +100,26 @@ async def ask(core: Core, args: argparse.Namespace) -> int:
         stream=not args.json,
         session_use="either",  # `--session ID` continues that conversation or starts it
     )
-
-    async def show(piece: str) -> None:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-
-    answer = await core.chat.ask(request, None if args.json else show)
+    # a spinner on a terminal until the first text comes
+    waiting = err.status(plain(f"waiting for {bot}")) if err.is_terminal and not args.json else None
+    # only the bot protocol replaces text it sent (replace_response)
+    writer = AnswerWriter(
+        sys.stdout,
+        hold=core.settings.backend == "fastapi_poe",
+        before_first=waiting.stop if waiting else None,
+    )
+    if waiting is not None:
+        waiting.start()
+    try:
+        answer = await core.chat.ask(request, None if args.json else writer)
+    finally:
+        if waiting is not None:
+            waiting.stop()
     if args.json:
         print_json(AskResult.of(answer).model_dump())
     else:
-        if not answer.completion.text.endswith("\n"):
-            sys.stdout.write("\n")
-        err.print(f"[dim]session {answer.session_id}[/dim]")
+        writer.finish(answer.completion.text)
+        err.print(plain(f"session {answer.session_id}", "dim"))
     if answer.completion.error:
         raise answer.completion.error
     return 0
@@ -108,32 +134,28 @@ async def models(core: Core, args: argparse.Namespace) -> int:
         args.output_modality,
         True if args.tools else None,
     )
-    entries = [ModelEntry.of(m) for m in found]
     if args.json:
-        print_json({"models": [e.model_dump() for e in entries], "total": len(entries)})
+        entries = [ModelEntry.of(m).model_dump() for m in found]
+        print_json({"models": entries, "total": len(entries)})
         return 0
-    table = Table(
-        "id",
-        "owner",
-        "modalities",
-        "context",
-        "$ / 1M in",
-        "$ / 1M out",
-        box=None,
-        header_style="bold",
-    )
-    for e in entries:
-        price = e.pricing or {}
-        table.add_row(
-            e.id,
-            e.owned_by,
-            f"{'+'.join(e.input_modalities)} -> {'+'.join(e.output_modalities)}",
-            str(e.context_length or ""),
-            _money(price.get("input_per_million")),
-            _money(price.get("output_per_million")),
+    headers = ("id", "owner", "modalities", "context", "$/1M in", "$/1M out", "$/request")
+    rows = []
+    for model in found:
+        price = model.pricing.per_million() if model.pricing else {}
+        rows.append(
+            [
+                model.id,
+                model.owned_by,
+                f"{'+'.join(model.input_modalities)} -> {'+'.join(model.output_modalities)}",
+                str(model.context_length or ""),
+                _money(price.get("input_per_million")),
+                _money(price.get("output_per_million")),
+                _money(price.get("per_request")),
+                model.description,
+            ]
         )
-    out.print(table)
-    err.print(f"[dim]{len(entries)} models[/dim]")
+    show_table(out, (*headers, "description"), rows)  # the description is what gets cut short
+    err.print(f"[dim]{len(rows)} models[/dim]")
     return 0
 
 
@@ -147,26 +169,51 @@ async def usage(core: Core, args: argparse.Namespace) -> int:
         print_json(report.model_dump())
         return 0
     out.print(f"Balance: [bold]{report.current_point_balance}[/bold] points")
-    table = Table("time", "bot", "points", "type", box=None, header_style="bold")
-    for e in report.history.data:
-        table.add_row(e.time or "", e.bot_name or "", str(e.cost_points), e.usage_type or "")
-    out.print(table)
+    rows = [
+        [e.time or "", e.bot_name or "", str(e.cost_points), e.usage_type or ""]
+        for e in report.history.data
+    ]
+    show_table(out, ("time", "bot", "points", "type"), rows)
     return 0
+
+
+@contextmanager
+def generation_progress(kind: str) -> Iterator[ProgressListener]:
+    """On a terminal, a bar that follows Poe's own progress where it gives one (video jobs give a
+    percentage; others pulse, with the time so far); elsewhere nothing."""
+    if not err.is_terminal:
+
+        async def ignore(value: float, total: float | None, message: str) -> None:
+            return None
+
+        yield ignore
+        return
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),  # Poe's status text is data
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    task = bar.add_task(f"Generating {kind}", total=None)
+
+    async def show(value: float, total: float | None, message: str) -> None:
+        described = terminal_safe(message)
+        if total:
+            bar.update(task, completed=value, total=total, description=described)
+        else:
+            bar.update(task, description=described)
+
+    with bar:
+        yield show
 
 
 async def generate(core: Core, args: argparse.Namespace) -> int:
     if args.out:
         core.media.output_dir = args.out
     started = time.monotonic()
-    status = err.status(f"Generating {args.kind}...") if err.is_terminal else None
-
-    async def progress(value: float, total: float | None, message: str) -> None:
-        if status is not None:
-            status.update(f"{message} - {time.monotonic() - started:.0f} s")
-
-    if status is not None:
-        status.start()
-    try:
+    with generation_progress(args.kind) as progress:
         generation = await core.media.generate(
             args.kind,
             read_prompt(args.prompt),
@@ -176,18 +223,15 @@ async def generate(core: Core, args: argparse.Namespace) -> int:
             progress,
             max_wait=math.inf,  # a person at a terminal waits for the video; no client timeout applies
         )
-    finally:
-        if status is not None:
-            status.stop()
     if args.json:
         print_json(MediaResult.of(generation).model_dump())
         return 0
     for file in generation.files:
-        sys.stdout.write(f"{file.path}\n")
+        sys.stdout.write(f"{terminal_safe(str(file.path))}\n")
     for skipped in generation.skipped:
-        err.print(f"not downloaded: {skipped.url} ({skipped.reason})")
+        err.print(plain(f"not downloaded: {skipped.url} ({skipped.reason})"))
     if generation.text:
-        err.print(generation.text)
+        err.print(plain(generation.text))
     err.print(f"[dim]{len(generation.files)} file(s) in {time.monotonic() - started:.0f} s[/dim]")
     return 0
 
@@ -199,18 +243,14 @@ async def sessions(core: Core, args: argparse.Namespace) -> int:
         if args.json:
             print_json([vars(s) for s in found])
             return 0
-        table = Table(
-            "id", "model", "turns", "last used", "first prompt", box=None, header_style="bold"
-        )
-        for s in found:
-            table.add_row(s.id, s.model or "", str(s.turns), s.last_used, s.preview)
-        out.print(table)
+        rows = [[s.id, s.model or "", str(s.turns), s.last_used, s.preview] for s in found]
+        show_table(out, ("id", "model", "turns", "last used", "first prompt"), rows)
         return 0
     if not args.id:
         raise UsageError(f"sessions {action} needs a session id")
     if action == "clear":
         cleared = await core.store.clear(args.id)
-        err.print(f"cleared {args.id}" if cleared else f"no session {args.id}")
+        err.print(plain(f"cleared {args.id}" if cleared else f"no session {args.id}"))
         return 0 if cleared else 1
     conversation = await core.store.load(args.id)
     if not conversation.messages:
@@ -219,7 +259,7 @@ async def sessions(core: Core, args: argparse.Namespace) -> int:
         print_json(conversation.messages)
         return 0
     for message in conversation.messages:
-        out.print(f"[bold]{message['role']}[/bold]: {_content_text(message)}")
+        out.print(plain(f"{message['role']}:", "bold"), plain(_content_text(message)))
     return 0
 
 
@@ -236,24 +276,90 @@ def _content_text(message: dict[str, Any]) -> str:
 
 
 def config(args: argparse.Namespace) -> int:
-    command = clients.command_path()
-    addition = clients.snippet(args.client, command)
-    path = args.file or clients.config_file(args.client)
-    if not args.write:
-        if args.client == "claude-code":
-            sys.stdout.write(clients.claude_code_command(command) + "\n")
-            err.print(f"[dim]or with --write, into {path}[/dim]")
-        else:
-            print_json(addition)
-            err.print(f"[dim]merge this into {path} (or run with --write)[/dim]")
-        return 0
-    before, after = clients.write_config(path, addition)
-    key = "servers" if args.client == "vscode" else "mcpServers"
-    old = before.get(key, {}).get("poe")
-    err.print(f"{'replaced' if old else 'added'} the 'poe' server in {path}:")
-    print_json(after[key]["poe"])
-    if args.client != "vscode":
+    client = clients.CLIENTS[args.client]
+    launch = None if args.url else clients.installed_launch()
+    if launch is not None:
+        clients.check_launch(launch)
+    server = clients.entry(client, launch, args.url)
+    path = args.file or client.file()
+    if args.write:
+        _report_written(client, clients.write_config(client, path, server))
+    else:
+        _show_config(client, launch, args.url, server, path)
+    return 0
+
+
+def _show_config(
+    client: clients.Client,
+    launch: clients.Launch | None,
+    url: str | None,
+    server: dict[str, Any],
+    path: Any,
+) -> None:
+    if client.name == "claude-code":
+        sys.stdout.write(clients.claude_code_command(launch, url) + "\n")
         err.print(
+            f"or with --write, into {path} (a project file: the key comes from $POE_API_KEY)",
+            markup=False,
+        )
+    elif client.name == "codex":
+        sys.stdout.write(clients.toml_table(server))
+        also = f", or run: {clients.codex_command(launch)}" if launch else ""
+        err.print(f"add this to {path} (or run with --write){also}", markup=False)
+    else:
+        print_json(clients.snippet(client, server))
+        err.print(f"merge this into {path} (or run with --write)", markup=False)
+
+
+def _report_written(client: clients.Client, written: clients.Written) -> None:
+    verb = "updated" if written.replaced else "added"
+    backup = f" (the old file is saved as {written.backup})" if written.backup else ""
+    err.print(f"{verb} the 'poe' server in {written.path}{backup}:", markup=False)
+    shown = _without_secrets(written.server)
+    if client.name == "codex":
+        sys.stdout.write(clients.toml_table(shown))
+    else:
+        print_json(shown)
+    for line in _config_advice(client, written):
+        err.print(line, markup=False)
+
+
+def _without_secrets(server: dict[str, Any]) -> dict[str, Any]:
+    """The entry as shown: a key the person pasted stays in the file, never on the screen."""
+    ours = (clients.KEY_PLACEHOLDER, clients.KEY_FROM_ENVIRONMENT, "${input:poe-key}")
+    env = {
+        name: value if value in ours else "(kept, not shown)"
+        for name, value in server.get("env", {}).items()
+    }
+    headers = {name: "(kept, not shown)" for name in server.get("headers", {})}
+    shown = dict(server)
+    if env:
+        shown["env"] = env
+    if headers and clients.TOKEN_PLACEHOLDER not in json.dumps(server["headers"]):
+        shown["headers"] = headers
+    return shown
+
+
+def _config_advice(client: clients.Client, written: clients.Written) -> list[str]:
+    advice = []
+    if written.comments_dropped:
+        advice.append(f"The comments in {written.path} could not be kept; the backup has them.")
+    if written.key_removed:
+        advice.append(
+            f"The key that was in {written.path} was taken out: the file is meant to be committed. "
+            f"Delete {written.backup}, which still has it."
+        )
+    key = written.server.get("env", {}).get("POE_API_KEY")
+    if key == clients.KEY_PLACEHOLDER:
+        advice.append(
             f"Now put your key in place of {clients.KEY_PLACEHOLDER} (from https://poe.com/api_key)."
         )
-    return 0
+    elif key == clients.KEY_FROM_ENVIRONMENT:
+        advice.append(
+            f"{client.name} fills in the key from POE_API_KEY: export it where {client.name} starts."
+        )
+    elif key is not None and key != "${input:poe-key}":
+        advice.append("Your key was kept.")
+    if clients.TOKEN_PLACEHOLDER in json.dumps(written.server):
+        advice.append(f"Now put the server's token in place of {clients.TOKEN_PLACEHOLDER}.")
+    return advice

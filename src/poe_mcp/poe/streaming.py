@@ -56,8 +56,15 @@ class StreamAssembler:
         if self._listener is not None:
             await self._listener(piece)
 
-    def replace_text(self, text: str) -> None:
+    async def replace_text(self, text: str) -> None:
+        """The bot protocol's replace_response: the text so far is dropped. A listener that has an
+        async `replace(text)` is told, so that what it showed can be redrawn; others only ever see
+        additions, so they are given none of the replacement."""
         self._text = [text]
+        self.received = True
+        replace = getattr(self._listener, "replace", None)
+        if replace is not None:
+            await replace(text)
 
     def add_reasoning(self, content: Any) -> None:
         piece = plain_text(content)

@@ -163,7 +163,7 @@ class BotProtocolBackend:
         ):
             return
         if message.is_replace_response:
-            assembler.replace_text(message.text)
+            await assembler.replace_text(message.text)
             return
         await assembler.add_text(message.text)
 
