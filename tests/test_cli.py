@@ -263,7 +263,8 @@ def test_catalog_text_is_shown_literally(run: Any, fake: FakePoe) -> None:
 def test_generate_shows_the_bots_text_literally(run: Any, fake: FakePoe, tmp_path: Path) -> None:
     image = fake.cdn_url("p.png", PNG, "image/png")
     fake.enqueue(Reply(text=f"{HOSTILE}\n![img]({image}) ![x](https://elsewhere.example/[/b].png)"))
-    result = run("generate", "image", "a cat", "--out", str(tmp_path / "out"))
+    # a chat image bot: its answer is text with links (GPT-Image-1 goes to /v1/images, which has none)
+    result = run("generate", "image", "a cat", "-m", "Nano-Banana", "--out", str(tmp_path / "out"))
     assert_literal(result, "stderr")
     assert "https://elsewhere.example/[/b].png" in result.stderr
 
