@@ -264,14 +264,15 @@ def test_the_media_viewer_shows_the_image_as_text_safe_and_generates_again(
         Reply(text=f"![again]({fake.cdn_url('second.png', png(32, 80), 'image/png')})"),
     )
     prompt = f"a cat {HOSTILE}"
-    open_app(host, "generate_image", {"prompt": prompt, "model": "GPT-Image-1"})
+    # a chat image bot, so "generate again" shows as a second chat request (GPT-Image-1 uses /v1/images)
+    open_app(host, "generate_image", {"prompt": prompt, "model": "Nano-Banana"})
 
     width = wait_for(
         host, "const i = document.querySelector('figure img'); return i && i.naturalWidth"
     )
     assert width == 64
     shown = text_of(host)
-    assert prompt in shown and "GPT-Image-1".lower() in shown.lower()
+    assert prompt in shown and "nano-banana" in shown.lower()
     assert host.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
     screenshot(host, "media-viewer-image")
 

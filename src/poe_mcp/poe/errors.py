@@ -213,15 +213,22 @@ def poe_error_in(exc: BaseException | None) -> PoeError | None:
     return None
 
 
+def plain_seconds(value: str) -> float | None:
+    """A header value that is a plain number of seconds (never negative), else None."""
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` header given in seconds or as an HTTP date."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = plain_seconds(value)
+    if seconds is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from .errors import PoeError
+from .errors import PoeError, plain_seconds
 
 log = logging.getLogger("poe_mcp.retry")
 T = TypeVar("T")
@@ -60,10 +60,9 @@ def parse_reset(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = plain_seconds(value)
+    if seconds is not None:
+        return seconds
     parts = DURATION_PART.findall(value)
     if not parts or "".join(n + u for n, u in parts) != value:
         return None

@@ -72,6 +72,17 @@ class StreamAssembler:
             self._reasoning.append(piece)
             self.received = True
 
+    def add_tool_calls_of(self, delta: dict[str, Any]) -> None:
+        """Every tool-call piece in one OpenAI-style chunk `delta`."""
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") or {}
+            self.add_tool_call_delta(
+                call.get("index", 0),
+                call.get("id"),
+                function.get("name"),
+                function.get("arguments"),
+            )
+
     def add_tool_call_delta(
         self, index: int, id: str | None, name: str | None, arguments: str | None
     ) -> None:

@@ -147,14 +147,7 @@ class BotProtocolBackend:
             "choices"
         ):  # OpenAI-style chunks in `json` events: tool calls
             delta = data["choices"][0].get("delta") or {}
-            for call in delta.get("tool_calls") or ():
-                function = call.get("function") or {}
-                assembler.add_tool_call_delta(
-                    call.get("index", 0),
-                    call.get("id"),
-                    function.get("name"),
-                    function.get("arguments"),
-                )
+            assembler.add_tool_calls_of(delta)
             await assembler.add_text(delta.get("content"))
             return
         if (

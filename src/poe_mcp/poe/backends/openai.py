@@ -129,14 +129,7 @@ class OpenAIBackend:
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             assembler.add_reasoning(delta.get("reasoning_content"))
-            for call in delta.get("tool_calls") or ():
-                function = call.get("function") or {}
-                assembler.add_tool_call_delta(
-                    call.get("index", 0),
-                    call.get("id"),
-                    function.get("name"),
-                    function.get("arguments"),
-                )
+            assembler.add_tool_calls_of(delta)
             await assembler.add_text(delta.get("content"))
             assembler.finish(choice.get("finish_reason"))
 
