@@ -146,7 +146,7 @@ def test_the_conformance_suite(fake: FakePoe, tmp_path: Path, era: str) -> None:
     """The whole suite, once per era, against our own server class with the suite's fixtures added."""
     results = tmp_path / "conformance"
     with http_replica(
-        fake, tmp_path, command=[sys.executable, str(FIXTURE_SERVER)], POE_MCP_AUTH_TOKEN="none"
+        fake, tmp_path, command=[sys.executable, str(FIXTURE_SERVER)], POE_MCP_AUTH_TOKEN=""
     ) as url:
         run = subprocess.run(
             [str(NODE22), str(CONFORMANCE), "server", "--url", url, "--requirements", era]

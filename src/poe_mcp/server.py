@@ -68,9 +68,8 @@ def compact_input_schema(schema: Any) -> Any:
         if len(rest) == 1:
             out.pop("anyOf")
             out.update(rest[0])
-        elif all(list(o) == ["type"] and isinstance(o["type"], str) for o in rest):
-            out.pop("anyOf")  # [{type: A}, {type: B}] says no more than type: [A, B]
-            out["type"] = [o["type"] for o in rest]
+        else:  # kept as anyOf branches of one type each: a `type` array is less portable (Gemini)
+            out["anyOf"] = rest
     return out
 
 
