@@ -14,7 +14,8 @@ from conftest import SECRET_KEY, env_for
 from fakepoe import FakePoe
 from mcp import Client, StdioServerParameters
 
-from poe_mcp import cli, clients
+from poe_mcp import cli
+from poe_mcp.cli import client_config as clients
 
 POE_MCP = str(Path(sys.executable).parent / "poe-mcp")
 # The two ways the README runs it, neither with the venv activated: its bin is not on PATH.

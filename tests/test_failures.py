@@ -210,7 +210,7 @@ async def test_a_bug_in_a_tool_is_one_line_of_internal_error_and_the_next_call_w
 ) -> None:
     from conftest import SECRET_KEY
 
-    from poe_mcp.chat import ChatService
+    from poe_mcp.services.conversations import ChatService
 
     real_ask = ChatService.ask
     calls = 0

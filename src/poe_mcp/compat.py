@@ -14,11 +14,11 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from . import __version__
-from .chat import Answer, Ask
-from .outputs import ChatResult, UsageOut, chat_facts, handle_line
 from .poe.catalog import ModelInfo
-from .results import structured_result
+from .result_shapes import ChatResult, UsageOut, chat_facts, handle_line
 from .server import PoeMCPServer, state_of
+from .services.conversations import Answer, Ask
+from .tool_results import structured_result
 from .tools.chat import answer_result, ask_with_progress
 from .tools.inputs import MaxTokens, Prompt, SessionId, Stop, Temperature, TopP, sampling_from
 

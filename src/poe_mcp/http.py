@@ -15,7 +15,7 @@ from . import __version__
 from .config import Settings, SettingsError
 from .server import PoeMCPServer, build_server
 
-log = logging.getLogger("poe_mcp.http")
+log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")

@@ -20,11 +20,11 @@ from pydantic import ValidationError
 
 from . import __version__, apps
 from .config import Settings
-from .core import Core, open_core
 from .icons import SERVER_ICONS
 from .poe.errors import InternalError, InvalidRequestError, PoeError, poe_error_in
 from .redaction import redact_result
-from .results import error_result
+from .services.shared import Services, open_services
+from .tool_results import error_result
 
 log = logging.getLogger("poe_mcp.server")
 
@@ -34,8 +34,8 @@ INSTRUCTIONS = (
 )
 
 
-def state_of(ctx: Context) -> Core:
-    return cast(Core, ctx.request_context.lifespan_context)
+def state_of(ctx: Context) -> Services:
+    return cast(Services, ctx.request_context.lifespan_context)
 
 
 def _describe_validation(error: ValidationError) -> str:
@@ -117,11 +117,11 @@ def resource_cache_hint(uri: str, catalog_fresh_for: float) -> CacheHint:
     return CacheHint(ttl_ms=MEDIA_TTL_MS, scope="private")
 
 
-class PoeMCPServer(MCPServer[Core]):
+class PoeMCPServer(MCPServer[Services]):
     """MCPServer whose failures read like Poe's own errors: `type (status): message. advice`."""
 
     # Set by the lifespan; resources (which get no Context) reach the shared state through it.
-    state: Core
+    state: Services
 
     async def list_tools(self) -> list[Any]:
         # Clients pay for every byte of tools/list in context, so send the schemas without pydantic's noise.
@@ -180,10 +180,10 @@ class PoeMCPServer(MCPServer[Core]):
 WARM_UP_DELAY = 0.3  # let the client's initialize and tools/list go first
 
 
-async def _warm_up(core: Core) -> None:
+async def _warm_up(services: Services) -> None:
     await anyio.sleep(WARM_UP_DELAY)
     try:
-        await core.poe.warm_up()
+        await services.poe.warm_up()
         # What is alive now (modules, the SDK's schemas, the parsed catalog) lives as long as the
         # process: freezing it keeps the collector's full passes from rescanning it. Without this a
         # full pass over it cost ~100 ms, which was list_models' p95.
@@ -201,14 +201,14 @@ def build_server(settings: Settings) -> PoeMCPServer:
     sdk_server.configure_logging = lambda level="INFO": None
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[Core]) -> AsyncIterator[Core]:
+    async def lifespan(_: MCPServer[Services]) -> AsyncIterator[Services]:
         async with (
-            open_core(settings, settings.transport) as core,
+            open_services(settings, settings.transport) as services,
             anyio.create_task_group() as background,
         ):
-            background.start_soon(_warm_up, core)
-            server.state = core
-            yield core
+            background.start_soon(_warm_up, services)
+            server.state = services
+            yield services
             background.cancel_scope.cancel()
 
     server = PoeMCPServer(

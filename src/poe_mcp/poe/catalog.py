@@ -18,7 +18,7 @@ from typing import Any
 from .errors import InvalidRequestError, NotFoundError, PoeError, UpstreamError
 from .types import Usage
 
-log = logging.getLogger("poe_mcp.catalog")
+log = logging.getLogger(__name__)
 
 CATALOG_TTL = 3600.0
 # The reasoning switches a catalog entry may declare as custom parameters, in the order `thinking`

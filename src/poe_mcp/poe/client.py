@@ -27,7 +27,7 @@ from .types import ChatRequest, Completion, TextListener
 if TYPE_CHECKING:
     from .videos import VideoJobs
 
-log = logging.getLogger("poe_mcp.client")
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):

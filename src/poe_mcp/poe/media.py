@@ -24,7 +24,7 @@ from .errors import (
     local_timeout,
 )
 
-log = logging.getLogger("poe_mcp.media")
+log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 DEFAULT_MAX_BYTES = 500 * 1_000_000  # POE_MCP_MAX_MEDIA_MB's default

@@ -14,7 +14,7 @@ from typing import Protocol, TypeVar
 
 from .errors import PoeError, plain_seconds
 
-log = logging.getLogger("poe_mcp.retry")
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Longer than this, and waiting inside one tool call is worse than telling the caller when to come back.

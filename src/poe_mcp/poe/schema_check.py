@@ -15,7 +15,7 @@ import logging
 import re
 from typing import Any
 
-log = logging.getLogger("poe_mcp.catalog")
+log = logging.getLogger(__name__)
 
 MAX_PATTERN_CHARS = 500
 # Values longer than this skip pattern checks: even a linear-looking regex may be quadratic.

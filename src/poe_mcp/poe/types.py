@@ -1,4 +1,4 @@
-"""The small typed objects the core passes around; each backend translates them at its edge."""
+"""The small typed objects the services pass around; each backend translates them at its edge."""
 
 from __future__ import annotations
 

@@ -9,11 +9,11 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from .. import __version__
-from ..core import Core
-from ..outputs import UsageReport, handle_line
 from ..redaction import shown_url
-from ..results import structured_result
+from ..result_shapes import UsageReport, handle_line
 from ..server import PoeMCPServer, state_of
+from ..services.shared import Services
+from ..tool_results import structured_result
 
 
 class ServerInfo(BaseModel):
@@ -76,7 +76,7 @@ def register(mcp: PoeMCPServer) -> None:
         return structured_result(info.summary(), info.model_dump())
 
 
-def server_info(state: Core) -> ServerInfo:
+def server_info(state: Services) -> ServerInfo:
     """What get_server_info reports; never the key, only whether one is set."""
     s = state.settings
     store = "redis" if s.store.startswith(("redis://", "rediss://")) else "sqlite"

@@ -9,13 +9,13 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..chat import Answer, Ask, SessionUse
-from ..outputs import AskResult, ToolsResult, completion_handles
 from ..poe.errors import InvalidRequestError
 from ..poe.types import ChatRequest, Completion
 from ..redaction import StreamRedactor
-from ..results import error_result, structured_result
+from ..result_shapes import AskResult, ToolsResult, completion_handles
 from ..server import PoeMCPServer, state_of
+from ..services.conversations import Answer, Ask, SessionUse
+from ..tool_results import error_result, structured_result
 from .inputs import (
     Attachments,
     Bot,

@@ -26,11 +26,11 @@ from mcp.types import (
 from pydantic import Field
 
 from ..conversations import MediaJob
-from ..generate import DEFAULT_MAX_WAIT, Generation
-from ..outputs import MEDIA_URI, MediaResult, VideoResult
 from ..poe.media import MediaFile
-from ..results import structured_result
+from ..result_shapes import MEDIA_URI, MediaResult, VideoResult
 from ..server import PoeMCPServer, state_of
+from ..services.media import DEFAULT_MAX_WAIT, Generation
+from ..tool_results import structured_result
 from .inputs import Attachments, Parameters, Prompt
 
 log = logging.getLogger("poe_mcp.tools.media")

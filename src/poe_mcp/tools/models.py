@@ -15,9 +15,9 @@ from mcp.types import (
 )
 from pydantic import Field
 
-from ..outputs import ModelDetail, ModelEntry, ModelsResult
-from ..results import structured_result
+from ..result_shapes import ModelDetail, ModelEntry, ModelsResult
 from ..server import PoeMCPServer, state_of
+from ..tool_results import structured_result
 from .inputs import Limit
 
 MODEL_URI = "poe://models/{model_id}"

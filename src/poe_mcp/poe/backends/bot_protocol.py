@@ -29,7 +29,7 @@ from ..errors import (
 from ..streaming import StreamAssembler
 from ..types import ChatMessage, ChatRequest, Completion, TextListener
 
-log = logging.getLogger("poe_mcp.bot_protocol")
+log = logging.getLogger(__name__)
 
 ROLES = {
     "system": "system",

@@ -9,12 +9,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .attachments import AttachmentError, AttachmentRules, load_attachment
-from .conversations import ConflictError, ConversationStore, UsageEvent
-from .poe.client import PoeClient
-from .poe.errors import InvalidRequestError, NotFoundError
-from .poe.sampling import Sampling
-from .poe.types import ChatMessage, ChatRequest, Completion, TextListener
+from ..attachments import AttachmentError, AttachmentRules, load_attachment
+from ..conversations import ConflictError, ConversationStore, UsageEvent
+from ..poe.client import PoeClient
+from ..poe.errors import InvalidRequestError, NotFoundError
+from ..poe.sampling import Sampling
+from ..poe.types import ChatMessage, ChatRequest, Completion, TextListener
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The commands people run in a terminal: ask, models, usage, generate, sessions, config.
 
-Each takes the shared Core (or none) and parsed arguments and returns an exit code; output goes to
+Each takes the shared Services (or none) and parsed arguments and returns an exit code; output goes to
 stdout, progress and errors to stderr, colour only on a terminal (rich honours NO_COLOR).
 """
 
@@ -18,12 +18,12 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from . import clients
-from .chat import Ask
-from .core import Core
+from ..poe.sampling import Sampling
+from ..result_shapes import AskResult, MediaResult, ModelEntry
+from ..services.conversations import Ask
+from ..services.shared import Services
+from . import client_config
 from .display import AnswerWriter, plain, show_table, terminal_safe
-from .outputs import AskResult, MediaResult, ModelEntry
-from .poe.sampling import Sampling
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -76,14 +76,14 @@ def bot_and_prompt(args: argparse.Namespace, default_model: str) -> tuple[str, s
     return bot or default_model, prompt
 
 
-async def ask(core: Core, args: argparse.Namespace) -> int:
+async def ask(services: Services, args: argparse.Namespace) -> int:
     session_id = args.session
     if args.continue_:
-        recent = await core.store.list(1)
+        recent = await services.store.list(1)
         if not recent:
             raise UsageError("there is no earlier conversation to continue; drop -c to start one")
         session_id = recent[0].id
-    bot, prompt = bot_and_prompt(args, core.settings.default_model)
+    bot, prompt = bot_and_prompt(args, services.settings.default_model)
     request = Ask(
         bot=bot,
         prompt=read_prompt(prompt),
@@ -105,13 +105,13 @@ async def ask(core: Core, args: argparse.Namespace) -> int:
     # only the bot protocol replaces text it sent (replace_response)
     writer = AnswerWriter(
         sys.stdout,
-        hold=core.settings.backend == "fastapi_poe",
+        hold=services.settings.backend == "fastapi_poe",
         before_first=waiting.stop if waiting else None,
     )
     if waiting is not None:
         waiting.start()
     try:
-        answer = await core.chat.ask(request, None if args.json else writer)
+        answer = await services.chat.ask(request, None if args.json else writer)
     finally:
         if waiting is not None:
             waiting.stop()
@@ -125,8 +125,8 @@ async def ask(core: Core, args: argparse.Namespace) -> int:
     return 0
 
 
-async def models(core: Core, args: argparse.Namespace) -> int:
-    catalog = await core.poe.models()
+async def models(services: Services, args: argparse.Namespace) -> int:
+    catalog = await services.poe.models()
     found = catalog.filter(
         args.query,
         args.owner,
@@ -163,8 +163,8 @@ def _money(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-async def usage(core: Core, args: argparse.Namespace) -> int:
-    report = await core.usage_report(args.limit)
+async def usage(services: Services, args: argparse.Namespace) -> int:
+    report = await services.usage_report(args.limit)
     if args.json:
         print_json(report.model_dump())
         return 0
@@ -209,12 +209,12 @@ def generation_progress(kind: str) -> Iterator[ProgressListener]:
         yield show
 
 
-async def generate(core: Core, args: argparse.Namespace) -> int:
+async def generate(services: Services, args: argparse.Namespace) -> int:
     if args.out:
-        core.media.output_dir = args.out
+        services.media.output_dir = args.out
     started = time.monotonic()
     with generation_progress(args.kind) as progress:
-        generation = await core.media.generate(
+        generation = await services.media.generate(
             args.kind,
             read_prompt(args.prompt),
             args.model,
@@ -236,10 +236,10 @@ async def generate(core: Core, args: argparse.Namespace) -> int:
     return 0
 
 
-async def sessions(core: Core, args: argparse.Namespace) -> int:
+async def sessions(services: Services, args: argparse.Namespace) -> int:
     action = args.action or "list"
     if action == "list":
-        found = await core.store.list(args.limit)
+        found = await services.store.list(args.limit)
         if args.json:
             print_json([vars(s) for s in found])
             return 0
@@ -249,10 +249,10 @@ async def sessions(core: Core, args: argparse.Namespace) -> int:
     if not args.id:
         raise UsageError(f"sessions {action} needs a session id")
     if action == "clear":
-        cleared = await core.store.clear(args.id)
+        cleared = await services.store.clear(args.id)
         err.print(plain(f"cleared {args.id}" if cleared else f"no session {args.id}"))
         return 0 if cleared else 1
-    conversation = await core.store.load(args.id)
+    conversation = await services.store.load(args.id)
     if not conversation.messages:
         raise UsageError(f"no stored session {args.id}; see poe-mcp sessions list")
     if args.json:
@@ -276,48 +276,48 @@ def _content_text(message: dict[str, Any]) -> str:
 
 
 def config(args: argparse.Namespace) -> int:
-    client = clients.CLIENTS[args.client]
-    launch = None if args.url else clients.installed_launch()
+    client = client_config.CLIENTS[args.client]
+    launch = None if args.url else client_config.installed_launch()
     if launch is not None:
-        clients.check_launch(launch)
-    server = clients.entry(client, launch, args.url)
+        client_config.check_launch(launch)
+    server = client_config.entry(client, launch, args.url)
     path = args.file or client.file()
     if args.write:
-        _report_written(client, clients.write_config(client, path, server))
+        _report_written(client, client_config.write_config(client, path, server))
     else:
         _show_config(client, launch, args.url, server, path)
     return 0
 
 
 def _show_config(
-    client: clients.Client,
-    launch: clients.Launch | None,
+    client: client_config.Client,
+    launch: client_config.Launch | None,
     url: str | None,
     server: dict[str, Any],
     path: Any,
 ) -> None:
     if client.name == "claude-code":
-        sys.stdout.write(clients.claude_code_command(launch, url) + "\n")
+        sys.stdout.write(client_config.claude_code_command(launch, url) + "\n")
         err.print(
             f"or with --write, into {path} (a project file: the key comes from $POE_API_KEY)",
             markup=False,
         )
     elif client.name == "codex":
-        sys.stdout.write(clients.toml_table(server))
-        also = f", or run: {clients.codex_command(launch)}" if launch else ""
+        sys.stdout.write(client_config.toml_table(server))
+        also = f", or run: {client_config.codex_command(launch)}" if launch else ""
         err.print(f"add this to {path} (or run with --write){also}", markup=False)
     else:
-        print_json(clients.snippet(client, server))
+        print_json(client_config.snippet(client, server))
         err.print(f"merge this into {path} (or run with --write)", markup=False)
 
 
-def _report_written(client: clients.Client, written: clients.Written) -> None:
+def _report_written(client: client_config.Client, written: client_config.Written) -> None:
     verb = "updated" if written.replaced else "added"
     backup = f" (the old file is saved as {written.backup})" if written.backup else ""
     err.print(f"{verb} the 'poe' server in {written.path}{backup}:", markup=False)
     shown = _without_secrets(written.server)
     if client.name == "codex":
-        sys.stdout.write(clients.toml_table(shown))
+        sys.stdout.write(client_config.toml_table(shown))
     else:
         print_json(shown)
     for line in _config_advice(client, written):
@@ -326,7 +326,7 @@ def _report_written(client: clients.Client, written: clients.Written) -> None:
 
 def _without_secrets(server: dict[str, Any]) -> dict[str, Any]:
     """The entry as shown: a key the person pasted stays in the file, never on the screen."""
-    ours = (clients.KEY_PLACEHOLDER, clients.KEY_FROM_ENVIRONMENT, "${input:poe-key}")
+    ours = (client_config.KEY_PLACEHOLDER, client_config.KEY_FROM_ENVIRONMENT, "${input:poe-key}")
     env = {
         name: value if value in ours else "(kept, not shown)"
         for name, value in server.get("env", {}).items()
@@ -335,12 +335,12 @@ def _without_secrets(server: dict[str, Any]) -> dict[str, Any]:
     shown = dict(server)
     if env:
         shown["env"] = env
-    if headers and clients.TOKEN_PLACEHOLDER not in json.dumps(server["headers"]):
+    if headers and client_config.TOKEN_PLACEHOLDER not in json.dumps(server["headers"]):
         shown["headers"] = headers
     return shown
 
 
-def _config_advice(client: clients.Client, written: clients.Written) -> list[str]:
+def _config_advice(client: client_config.Client, written: client_config.Written) -> list[str]:
     advice = []
     if written.comments_dropped:
         advice.append(f"The comments in {written.path} could not be kept; the backup has them.")
@@ -350,16 +350,16 @@ def _config_advice(client: clients.Client, written: clients.Written) -> list[str
             f"Delete {written.backup}, which still has it."
         )
     key = written.server.get("env", {}).get("POE_API_KEY")
-    if key == clients.KEY_PLACEHOLDER:
+    if key == client_config.KEY_PLACEHOLDER:
         advice.append(
-            f"Now put your key in place of {clients.KEY_PLACEHOLDER} (from https://poe.com/api_key)."
+            f"Now put your key in place of {client_config.KEY_PLACEHOLDER} (from https://poe.com/api_key)."
         )
-    elif key == clients.KEY_FROM_ENVIRONMENT:
+    elif key == client_config.KEY_FROM_ENVIRONMENT:
         advice.append(
             f"{client.name} fills in the key from POE_API_KEY: export it where {client.name} starts."
         )
     elif key is not None and key != "${input:poe-key}":
         advice.append("Your key was kept.")
-    if clients.TOKEN_PLACEHOLDER in json.dumps(written.server):
-        advice.append(f"Now put the server's token in place of {clients.TOKEN_PLACEHOLDER}.")
+    if client_config.TOKEN_PLACEHOLDER in json.dumps(written.server):
+        advice.append(f"Now put the server's token in place of {client_config.TOKEN_PLACEHOLDER}.")
     return advice

@@ -1,4 +1,4 @@
-"""Core: the objects one process shares (Poe client, store, chat and media services), for server and CLI alike."""
+"""The services one process shares (Poe client, store, conversations and media), for server and CLI alike."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-from .attachments import AttachmentRules
-from .chat import ChatService
-from .config import Settings
-from .conversations import ConversationStore, open_store
-from .generate import MediaService
-from .outputs import History, HistoryEntry, ServerTotals, UsageReport
-from .poe.client import PoeClient
-from .poe.errors import UpstreamError
-from .redaction import RedactingStore
+from ..attachments import AttachmentRules
+from ..config import Settings
+from ..conversations import ConversationStore, open_store
+from ..poe.client import PoeClient
+from ..poe.errors import UpstreamError
+from ..redaction import RedactingStore
+from ..result_shapes import History, HistoryEntry, ServerTotals, UsageReport
+from .conversations import ChatService
+from .media import MediaService
 
 
 @dataclass
-class Core:
+class Services:
     settings: Settings
     poe: PoeClient
     store: ConversationStore
@@ -56,7 +56,7 @@ class Core:
 
 
 @asynccontextmanager
-async def open_core(settings: Settings, transport: str = "stdio") -> AsyncIterator[Core]:
+async def open_services(settings: Settings, transport: str = "stdio") -> AsyncIterator[Services]:
     """Everything a process needs to serve calls; closed (connections, store) on exit."""
     store = cast(
         ConversationStore,
@@ -67,7 +67,7 @@ async def open_core(settings: Settings, transport: str = "stdio") -> AsyncIterat
     poe = PoeClient(settings, budget=shared_budget(settings.rpm) if shared_budget else None)
     rules = AttachmentRules.of(settings)
     try:
-        yield Core(
+        yield Services(
             settings,
             poe,
             store,

@@ -15,18 +15,18 @@ from typing import Any
 
 import anyio
 
-from .attachments import AttachmentRules, load_attachment
-from .conversations import ConversationStore, MediaJob
-from .poe.catalog import ModelInfo
-from .poe.client import PoeClient
-from .poe.errors import (
+from ..attachments import AttachmentRules, load_attachment
+from ..conversations import ConversationStore, MediaJob
+from ..poe.catalog import ModelInfo
+from ..poe.client import PoeClient
+from ..poe.errors import (
     InvalidRequestError,
     NoMediaError,
     NotFoundError,
     PoeError,
     UpstreamError,
 )
-from .poe.media import (
+from ..poe.media import (
     MARKDOWN_IMAGE,
     MediaFile,
     SkippedUrl,
@@ -35,8 +35,8 @@ from .poe.media import (
     save_all,
     save_bytes,
 )
-from .poe.types import ChatRequest, Usage
-from .poe.videos import (
+from ..poe.types import ChatRequest, Usage
+from ..poe.videos import (
     DONE,
     FAILED,
     VideoJob,
@@ -46,7 +46,7 @@ from .poe.videos import (
     video_fields,
 )
 
-log = logging.getLogger("poe_mcp.generate")
+log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = {"image": "GPT-Image-1", "audio": "ElevenLabs-v2.5-Turbo", "video": "Veo-3"}
 HEARTBEAT_SECONDS = 5.0  # well inside the 10 s a client may wait between progress notifications

@@ -1,4 +1,4 @@
-"""Turning core results and PoeErrors into MCP tool results."""
+"""Turning service results and PoeErrors into MCP tool results."""
 
 from __future__ import annotations
 

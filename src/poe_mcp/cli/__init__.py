@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from . import __version__
-from .config import OPTIONS, Settings, SettingsError, load_settings
-from .redaction import RedactingFormatter
+from .. import __version__
+from ..config import OPTIONS, Settings, SettingsError, load_settings
+from ..redaction import RedactingFormatter
 
 EXIT_OK, EXIT_POE_ERROR, EXIT_USAGE = 0, 1, 2
 NO_AUTH = "none"  # POE_MCP_AUTH_TOKEN=none: HTTP on loopback without a token, chosen outright
@@ -160,10 +160,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def serve(settings: Settings) -> None:
-    from . import startup
+    from .. import startup
 
     if settings.transport == "http":
-        from .http import serve_http
+        from ..http import serve_http
 
         if settings.auth_token == NO_AUTH:  # said outright; refused off loopback all the same
             settings = replace(settings, auth_token=None)
@@ -175,7 +175,7 @@ def serve(settings: Settings) -> None:
         except SettingsError as error:
             fail(EXIT_USAGE, f"configuration error: {error}")
         return
-    from .server import build_server
+    from ..server import build_server
 
     startup.greet_if_a_person_started_it(settings)
     build_server(settings).run()
@@ -184,14 +184,14 @@ def serve(settings: Settings) -> None:
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
     import anyio
 
+    from ..poe.errors import poe_error_in, refused_locally
+    from ..services.shared import open_services
+    from ..tool_results import redact
     from . import terminal
-    from .core import open_core
-    from .poe.errors import poe_error_in, refused_locally
-    from .results import redact
 
     async def run() -> int:
-        async with open_core(settings, "cli") as core:
-            return await getattr(terminal, args.command)(core, args)
+        async with open_services(settings, "cli") as services:
+            return await getattr(terminal, args.command)(services, args)
 
     try:
         return anyio.run(run)
@@ -263,7 +263,7 @@ def log_where_settings_came_from(settings: Settings) -> None:
 
 def start_serving(settings: Settings, token_flag: str | None) -> None:
     """Check what would only fail later, say in one line what starts, then serve."""
-    from . import startup
+    from .. import startup
 
     if settings.transport == "http" and startup.empty_token_given(token_flag):
         fail(
@@ -299,14 +299,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         start_serving(settings, getattr(args, "auth_token", None))
     elif args.command == "config":
         from . import terminal
-        from .clients import ConfigError
+        from .client_config import ConfigError
 
         try:
             sys.exit(terminal.config(args))
         except ConfigError as error:
             fail(EXIT_USAGE, f"error: {error}")
     else:
-        from .startup import check_store
+        from ..startup import check_store
 
         problem = check_store(settings)
         if problem is not None:

@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .chat import Answer
 from .conversations import UsageTotals
-from .generate import Generation
 from .poe.catalog import ModelInfo
 from .poe.types import Completion, Usage
+from .services.conversations import Answer
+from .services.media import Generation
 
 HANDLE_SEPARATOR = " · "
 
