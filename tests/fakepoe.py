@@ -120,6 +120,8 @@ def _words(text: str) -> list[str]:
 class FakePoe:
     def __init__(self, api_key: str = "test-key") -> None:
         self.api_key = api_key
+        # Further accounts, as Sign in with Poe gives each person: key -> that account's point balance.
+        self.accounts: dict[str, int] = {}
         self.requests: list[dict[str, Any]] = []
         self.latency = 0.0
         self.chunk_delay = 0.0
@@ -247,7 +249,20 @@ class FakePoe:
         )
 
     def _authorised(self, request: Request) -> bool:
-        return request.headers.get("authorization") == f"Bearer {self.api_key}"
+        return self.key_of(request) is not None
+
+    def key_of(self, request: Request) -> str | None:
+        """The account a request is from: the main key or one of `accounts`, else None."""
+        given = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return given if given == self.api_key or given in self.accounts else None
+
+    def keys_used(self, path: str = "/v1/chat/completions") -> list[str]:
+        """The API key each request to `path` carried, in order."""
+        return [
+            r["headers"].get("authorization", "").removeprefix("Bearer ")
+            for r in self.requests
+            if r["path"] == path and "headers" in r
+        ]
 
     @staticmethod
     def _error(
@@ -483,7 +498,9 @@ class FakePoe:
         self._record(request, None)
         if not self._authorised(request):
             return self._error(401, "authentication_error", "Invalid API key")
-        return JSONResponse({"current_point_balance": self.balance})
+        key = self.key_of(request)
+        balance = self.accounts[key] if key in self.accounts else self.balance
+        return JSONResponse({"current_point_balance": balance})
 
     async def history_endpoint(self, request: Request) -> Response:
         self._record(request, None)
@@ -590,6 +607,7 @@ class FakePoe:
             "usage": None,  # points, filled when the job completes
             "polls": 0,
             "fail": reply.text if reply is not None and reply.error_type == "failed" else None,
+            "owner": self.key_of(request),  # a job is its account's: another key is told 404
         }
         return JSONResponse(self._video_view(ident))
 
@@ -606,12 +624,12 @@ class FakePoe:
 
     def _video_view(self, ident: str) -> dict[str, Any]:
         job = self.videos[ident]
-        return {k: v for k, v in job.items() if k not in ("polls", "fail")}
+        return {k: v for k, v in job.items() if k not in ("polls", "fail", "owner")}
 
     async def videos_get(self, request: Request) -> Response:
         self._record(request, None)
         job = self.videos.get(request.path_params["id"])
-        if job is None:
+        if job is None or job["owner"] != self.key_of(request):
             return self._error(404, "not_found_error", "No such video")
         job["polls"] += 1
         if job["fail"] and job["polls"] >= 2:
@@ -627,7 +645,7 @@ class FakePoe:
         if not self._authorised(request):
             return self._error(401, "authentication_error", "Invalid API key")
         job = self.videos.get(request.path_params["id"])
-        if job is None or job["status"] != "completed":
+        if job is None or job["owner"] != self.key_of(request) or job["status"] != "completed":
             return self._error(404, "not_found_error", "Not ready")
         if self.video_bytes:  # a large video, generated in chunks as it is sent
             return self._bytes_response(self.video_bytes, "video/mp4")

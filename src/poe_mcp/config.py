@@ -14,6 +14,7 @@ APP_NAME = "poe-mcp"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 BACKENDS = ("openai", "fastapi_poe")
 TRANSPORTS = ("stdio", "http")
+AUTH_MODES = ("token", "tokens", "oauth")  # POE_MCP_AUTH: one shared token, a tokens file, or OAuth
 
 
 class SettingsError(ValueError):
@@ -216,6 +217,29 @@ OPTIONS: dict[str, Option] = {
     "auth_token": Option(
         "POE_MCP_AUTH_TOKEN", _optional_text, "bearer token HTTP clients must send"
     ),
+    "auth": Option(
+        "POE_MCP_AUTH",
+        _choice(AUTH_MODES),
+        "HTTP users: token (one shared), tokens (a file), oauth",
+    ),
+    "tokens_file": Option(
+        "POE_MCP_TOKENS_FILE", _path, "tokens mode: the JSON file of users and their token hashes"
+    ),
+    "secret_key": Option(
+        "POE_MCP_SECRET_KEY",
+        _optional_text,
+        "Fernet key that encrypts users' Poe keys at rest (tokens and oauth modes)",
+    ),
+    "public_url": Option(
+        "POE_MCP_PUBLIC_URL", _base_url, "oauth mode: this server's public origin (https://...)"
+    ),
+    "oauth_authorize_url": Option(
+        "POE_OAUTH_AUTHORIZE_URL", _base_url, "oauth mode: Poe's authorization page"
+    ),
+    "oauth_token_url": Option("POE_OAUTH_TOKEN_URL", _base_url, "oauth mode: Poe's token exchange"),
+    "oauth_client_id": Option(
+        "POE_OAUTH_CLIENT_ID", _optional_text, "oauth mode: this server's client id at Poe"
+    ),
     "allowed_hosts": Option(
         "POE_MCP_ALLOWED_HOSTS",
         _list,
@@ -254,6 +278,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     auth_token: str | None = field(default=None, repr=False)
+    auth: str = "token"
+    tokens_file: Path = field(default_factory=lambda: _user_data_dir() / "tokens.json")
+    secret_key: str | None = field(default=None, repr=False)
+    public_url: str | None = None
+    oauth_authorize_url: str = "https://poe.com/oauth/authorize"
+    oauth_token_url: str = "https://api.poe.com/token"
+    oauth_client_id: str | None = None
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
@@ -267,7 +298,7 @@ class Settings:
         shown = ", ".join(
             f"{f.name}={getattr(self, f.name)!r}"
             for f in fields(self)
-            if f.name not in ("api_key", "auth_token")
+            if f.name not in ("api_key", "auth_token", "secret_key")
         )
         return f"Settings({shown}, api_key={'set' if self.api_key else 'unset'})"
 

@@ -85,7 +85,7 @@ def build_http_app(settings: Settings, server: PoeMCPServer | None = None) -> An
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(request: Request) -> JSONResponse:
-        state = getattr(server, "state", None)
+        state = getattr(server, "base_state", None)
         poe = state.poe.health() if state is not None else "unknown"
         return JSONResponse({"status": "ok", "version": __version__, "poe": poe})
 
@@ -96,10 +96,19 @@ def build_http_app(settings: Settings, server: PoeMCPServer | None = None) -> An
         transport_security=transport_security(settings),
         host=settings.host,
     )
+    if settings.auth == "tokens":  # hosted mode: each request is one user's (see hosted/)
+        from .hosted.setup import tokens_gate
+
+        return tokens_gate(app, settings)
     return BearerAuth(app, settings.auth_token) if settings.auth_token else app
 
 
 def check_exposure(settings: Settings) -> None:
+    if settings.auth != "token":
+        from .hosted.setup import check_hosted
+
+        check_hosted(settings)
+        return
     if not is_loopback(settings.host) and not settings.auth_token:
         raise SettingsError(
             f"refusing to serve HTTP on {settings.host} without a token: anyone who reaches it could spend your Poe points. "

@@ -35,7 +35,8 @@ INSTRUCTIONS = (
 
 
 def state_of(ctx: Context) -> Services:
-    return cast(Services, ctx.request_context.lifespan_context)
+    """The services as this request's caller sees them (in hosted mode, that user's own view)."""
+    return cast(Services, ctx.request_context.lifespan_context).current()
 
 
 def _describe_validation(error: ValidationError) -> str:
@@ -121,7 +122,21 @@ class PoeMCPServer(MCPServer[Services]):
     """MCPServer whose failures read like Poe's own errors: `type (status): message. advice`."""
 
     # Set by the lifespan; resources (which get no Context) reach the shared state through it.
-    state: Services
+    _state: Services
+
+    @property
+    def state(self) -> Services:
+        """This request's view of the services: in hosted mode, the signed-in user's own."""
+        return self._state.current()
+
+    @state.setter
+    def state(self, services: Services) -> None:
+        self._state = services
+
+    @property
+    def base_state(self) -> Services:
+        """The process's own services, whoever asks (health, not anyone's data)."""
+        return self._state
 
     async def list_tools(self) -> list[Any]:
         # Clients pay for every byte of tools/list in context, so send the schemas without pydantic's noise.

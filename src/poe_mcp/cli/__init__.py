@@ -129,6 +129,22 @@ def parser() -> argparse.ArgumentParser:
     sessions.add_argument("--limit", type=int, default=20)
     sessions.add_argument("--json", action="store_true")
 
+    users = commands.add_parser(
+        "users",
+        help="hosted mode (POE_MCP_AUTH=tokens): add, list or revoke the users of POE_MCP_TOKENS_FILE",
+        description="Manage the users of POE_MCP_TOKENS_FILE. `add` prints the new user's token once.",
+    )
+    users.add_argument("action", choices=("add", "list", "revoke", "secret-key"))
+    users.add_argument("name", nargs="?", help="the user (add, revoke)")
+    users.add_argument(
+        "--poe-api-key-stdin",
+        action="store_true",
+        help="add: read the user's own Poe API key from stdin (kept encrypted); else they use the "
+        "server's POE_API_KEY",
+    )
+    users.add_argument("--replace", action="store_true", help="add: replace an existing user")
+    users.add_argument("--json", action="store_true")
+
     config = commands.add_parser(
         "config", help="print (or --write) an MCP client's configuration for poe-mcp"
     )
@@ -165,7 +181,9 @@ def serve(settings: Settings) -> None:
     if settings.transport == "http":
         from ..http import serve_http
 
-        if settings.auth_token == NO_AUTH:  # said outright; refused off loopback all the same
+        if settings.auth != "token":  # hosted mode: users come from the tokens file or OAuth
+            pass
+        elif settings.auth_token == NO_AUTH:  # said outright; refused off loopback all the same
             settings = replace(settings, auth_token=None)
             print("poe-mcp: POE_MCP_AUTH_TOKEN=none: no token is asked for", file=sys.stderr)
         else:
@@ -297,6 +315,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     setup_logging(level, (settings.api_key, settings.auth_token))
     if serving:
         start_serving(settings, getattr(args, "auth_token", None))
+    elif args.command == "users":
+        from .users import users_command
+
+        try:
+            sys.exit(users_command(settings, args))
+        except SettingsError as error:
+            fail(EXIT_USAGE, f"error: {error}")
     elif args.command == "config":
         from . import terminal
         from .client_config import ConfigError

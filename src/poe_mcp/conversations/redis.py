@@ -8,6 +8,7 @@ The request budget lives here too: Poe's 500 RPM is per key, so replicas must sh
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import time
 import uuid
@@ -50,17 +51,18 @@ return tostring(tonumber(oldest[2]) + window - now)
 class RedisBudget:
     """RequestBudget's contract (`acquire`), with the window shared by every replica."""
 
-    def __init__(self, redis: Any, rpm: int, window: float = BUDGET_WINDOW) -> None:
+    def __init__(
+        self, redis: Any, rpm: int, window: float = BUDGET_WINDOW, key: str = "budget"
+    ) -> None:
         self.rpm = rpm
         self.window = window
+        self._key = PREFIX + key
         self._script = redis.register_script(BUDGET_SCRIPT)
 
     async def acquire(self) -> None:
         while True:
             wait = float(
-                await self._script(
-                    keys=[PREFIX + "budget"], args=[self.window, self.rpm, uuid.uuid4().hex]
-                )
+                await self._script(keys=[self._key], args=[self.window, self.rpm, uuid.uuid4().hex])
             )
             if wait <= 0:
                 return
@@ -79,13 +81,22 @@ class RedisStore:
         self.redis: Any = redis.from_url(url, decode_responses=True)
         self._watch_error = redis.WatchError
         self._started = time.time()
+        self.prefix = PREFIX
+        self._owns_connection = True
 
-    def request_budget(self, rpm: int) -> RedisBudget:
-        return RedisBudget(self.redis, rpm)
+    def request_budget(self, rpm: int, key_id: str | None = None) -> RedisBudget:
+        """The window of one Poe key (`key_id` names it in hosted mode), shared by every replica."""
+        return RedisBudget(self.redis, rpm, key=f"budget:{key_id}" if key_id else "budget")
 
-    @staticmethod
-    def _keys(session_id: str) -> tuple[str, str]:
-        return f"{PREFIX}messages:{session_id}", f"{PREFIX}session:{session_id}"
+    def scoped(self, owner: str) -> RedisStore:
+        """The same Redis, seen as one user's: every key of theirs is under their own prefix."""
+        view = copy.copy(self)
+        view.prefix = f"{PREFIX}user:{owner}:"
+        view._owns_connection = False
+        return view
+
+    def _keys(self, session_id: str) -> tuple[str, str]:
+        return f"{self.prefix}messages:{session_id}", f"{self.prefix}session:{session_id}"
 
     async def load(self, session_id: str) -> Conversation:
         messages_key, meta_key = self._keys(session_id)
@@ -130,7 +141,7 @@ class RedisStore:
             pipe.hincrby(
                 meta_key, "turns", sum(1 for m in messages if m.get("role") == "assistant")
             )
-            pipe.zadd(PREFIX + "sessions", {session_id: now})
+            pipe.zadd(self.prefix + "sessions", {session_id: now})
             if usage is not None:
                 self._queue_usage(pipe, usage)
             try:
@@ -155,13 +166,13 @@ class RedisStore:
             _, _, removed = (
                 await pipe.delete(messages_key)
                 .delete(meta_key)
-                .zrem(PREFIX + "sessions", session_id)
+                .zrem(self.prefix + "sessions", session_id)
                 .execute()
             )
         return bool(removed)
 
     async def list(self, limit: int) -> list[SessionSummary]:
-        ids = await self.redis.zrevrange(PREFIX + "sessions", 0, limit - 1)
+        ids = await self.redis.zrevrange(self.prefix + "sessions", 0, limit - 1)
         async with self.redis.pipeline(transaction=False) as pipe:
             for session_id in ids:
                 pipe.hmget(self._keys(session_id)[1], "model", "turns", "last_used", "preview")
@@ -180,8 +191,7 @@ class RedisStore:
             self._queue_usage(pipe, UsageEvent(model, prompt_tokens, completion_tokens, cost_usd))
             await pipe.execute()
 
-    @staticmethod
-    def _queue_usage(pipe: Any, usage: UsageEvent) -> None:
+    def _queue_usage(self, pipe: Any, usage: UsageEvent) -> None:
         now = time.time()
         event = {
             "id": uuid.uuid4().hex,
@@ -190,14 +200,14 @@ class RedisStore:
             "completion": usage.completion_tokens,
             "cost": usage.cost_usd or 0,
         }
-        pipe.zadd(PREFIX + "usage", {json.dumps(event): now})
+        pipe.zadd(self.prefix + "usage", {json.dumps(event): now})
         # keep a month, like Poe's own history
-        pipe.zremrangebyscore(PREFIX + "usage", "-inf", now - 31 * 86400)
+        pipe.zremrangebyscore(self.prefix + "usage", "-inf", now - 31 * 86400)
 
     async def usage_totals(self) -> UsageTotals:
         """Totals of every replica's calls since this process started."""
         totals = UsageTotals()
-        for raw in await self.redis.zrangebyscore(PREFIX + "usage", self._started, "+inf"):
+        for raw in await self.redis.zrangebyscore(self.prefix + "usage", self._started, "+inf"):
             event = json.loads(raw)
             totals.add(event["model"], 1, event["prompt"], event["completion"], event["cost"])
         return totals
@@ -205,19 +215,20 @@ class RedisStore:
     async def save_job(self, job: MediaJob) -> None:
         # Kept a month, like the usage events: long after Poe's own link to the video has expired.
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"{PREFIX}job:{job.id}", json.dumps(asdict(job)), ex=31 * 86400)
-            pipe.zadd(PREFIX + "jobs", {job.id: job.created_at})
-            pipe.zremrangebyscore(PREFIX + "jobs", "-inf", time.time() - 31 * 86400)
+            pipe.set(f"{self.prefix}job:{job.id}", json.dumps(asdict(job)), ex=31 * 86400)
+            pipe.zadd(self.prefix + "jobs", {job.id: job.created_at})
+            pipe.zremrangebyscore(self.prefix + "jobs", "-inf", time.time() - 31 * 86400)
             await pipe.execute()
 
     async def load_job(self, job_id: str) -> MediaJob | None:
-        raw = await self.redis.get(f"{PREFIX}job:{job_id}")
+        raw = await self.redis.get(f"{self.prefix}job:{job_id}")
         return MediaJob(**json.loads(raw)) if raw else None
 
     async def list_jobs(self, limit: int) -> Sequence[MediaJob]:
-        ids = await self.redis.zrevrange(PREFIX + "jobs", 0, limit - 1)
-        raws = await self.redis.mget([f"{PREFIX}job:{i}" for i in ids]) if ids else []
+        ids = await self.redis.zrevrange(self.prefix + "jobs", 0, limit - 1)
+        raws = await self.redis.mget([f"{self.prefix}job:{i}" for i in ids]) if ids else []
         return [MediaJob(**json.loads(raw)) for raw in raws if raw]
 
     async def aclose(self) -> None:
-        await self.redis.aclose()
+        if self._owns_connection:
+            await self.redis.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sqlite3
@@ -91,11 +92,23 @@ def _m003_media_jobs(db: sqlite3.Connection) -> None:
     )
 
 
+def _m004_usage_owner(db: sqlite3.Connection) -> None:
+    # Hosted mode: each user's usage is counted apart ('' is the one user of stdio and token mode).
+    _run_script(
+        db,
+        """
+        ALTER TABLE usage_events ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+        CREATE INDEX usage_by_owner_time ON usage_events(owner, at);
+        """,
+    )
+
+
 # Append-only: a shipped migration is never edited; PRAGMA user_version counts those applied.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_conversations,
     _m002_usage,
     _m003_media_jobs,
+    _m004_usage_owner,
 ]
 
 
@@ -124,12 +137,26 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._started = time.time()
         self._cache: OrderedDict[str, _CachedSession] = OrderedDict()
+        # A user's view (scoped()) stores their sessions and jobs under `<owner>/<id>`.
+        self._owner = ""
+        self._ns = ""
+        self._owns_connection = True
         self._db.execute("PRAGMA journal_mode=WAL")
         # In WAL mode NORMAL still makes every transaction atomic (no half turn after a crash); it only
         # skips the fsync per commit, which costs milliseconds on every call.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+
+    def scoped(self, owner: str) -> SQLiteStore:
+        """The same file, seen as one user's: their sessions, jobs and usage only."""
+        view = copy.copy(self)  # shares the connection, its lock and the history cache
+        view._owner, view._ns, view._owns_connection = owner, f"{owner}/", False
+        return view
+
+    def _range(self) -> tuple[str, str]:
+        """Every internal id of this view lies in [low, high)."""
+        return self._ns, (self._ns[:-1] + chr(ord(self._ns[-1]) + 1)) if self._ns else "\U0010ffff"
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -159,6 +186,11 @@ class SQLiteStore:
         return await anyio.to_thread.run_sync(locked)
 
     async def load(self, session_id: str) -> Conversation:
+        conversation = await self._load_internal(self._ns + session_id)
+        conversation.id = session_id
+        return conversation
+
+    async def _load_internal(self, session_id: str) -> Conversation:
         # A history this process already holds, unchanged by any other connection, is answered on the
         # event loop without a thread hop (one PRAGMA, which in WAL mode never waits for a writer). If a
         # worker holds the lock, or the history must be read, the read goes to a thread.
@@ -223,6 +255,7 @@ class SQLiteStore:
         usage: UsageEvent | None = None,
     ) -> None:
         encoded = [json.dumps(m) for m in messages]
+        shown, session_id = session_id, self._ns + session_id
 
         def append() -> None:
             now = time.time()
@@ -233,7 +266,7 @@ class SQLiteStore:
                 ).fetchone()[0]
                 if built_on is not None and start != built_on:
                     raise ConflictError(
-                        f"Session {session_id!r} changed while this turn was answered "
+                        f"Session {shown!r} changed while this turn was answered "
                         f"({start} stored messages, the turn was built on {built_on})"
                     )
                 db.execute(
@@ -284,6 +317,8 @@ class SQLiteStore:
         cached.tools = tools or cached.tools
 
     async def clear(self, session_id: str) -> bool:
+        session_id = self._ns + session_id
+
         def clear() -> bool:
             self._cache.pop(session_id, None)
             with self._transaction() as db:
@@ -295,10 +330,12 @@ class SQLiteStore:
     async def list(self, limit: int) -> list[SessionSummary]:
         def list_() -> list[SessionSummary]:
             rows = self._db.execute(
-                "SELECT id, model, turns, last_used, preview FROM sessions ORDER BY last_used DESC LIMIT ?",
-                (limit,),
+                "SELECT id, model, turns, last_used, preview FROM sessions WHERE id >= ? AND id < ? "
+                "ORDER BY last_used DESC LIMIT ?",
+                (*self._range(), limit),
             ).fetchall()
-            return [SessionSummary(r[0], r[1], r[2], iso_time(r[3]), r[4]) for r in rows]
+            cut = len(self._ns)
+            return [SessionSummary(r[0][cut:], r[1], r[2], iso_time(r[3]), r[4]) for r in rows]
 
         return await self._run(list_)
 
@@ -308,11 +345,12 @@ class SQLiteStore:
         event = UsageEvent(model, prompt_tokens, completion_tokens, cost_usd)
         await self._run(self._insert_usage, self._db, event)
 
-    @staticmethod
-    def _insert_usage(db: sqlite3.Connection, usage: UsageEvent) -> None:
+    def _insert_usage(self, db: sqlite3.Connection, usage: UsageEvent) -> None:
         db.execute(
-            "INSERT INTO usage_events (at, model, prompt_tokens, completion_tokens, cost_usd) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO usage_events (owner, at, model, prompt_tokens, completion_tokens, cost_usd) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (
+                self._owner,
                 time.time(),
                 usage.model,
                 usage.prompt_tokens,
@@ -325,8 +363,8 @@ class SQLiteStore:
         def totals() -> UsageTotals:
             rows = self._db.execute(
                 "SELECT model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(COALESCE(cost_usd, 0)) "
-                "FROM usage_events WHERE at >= ? GROUP BY model ORDER BY model",
-                (self._started,),
+                "FROM usage_events WHERE owner = ? AND at >= ? GROUP BY model ORDER BY model",
+                (self._owner, self._started),
             ).fetchall()
             result = UsageTotals()
             for model, calls, prompt, completion, cost in rows:
@@ -340,12 +378,14 @@ class SQLiteStore:
             self._db.execute,
             "INSERT INTO media_jobs (id, created_at, job) VALUES (?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET job = excluded.job",
-            (job.id, job.created_at, json.dumps(asdict(job))),
+            (self._ns + job.id, job.created_at, json.dumps(asdict(job))),
         )
 
     async def load_job(self, job_id: str) -> MediaJob | None:
         def load() -> MediaJob | None:
-            row = self._db.execute("SELECT job FROM media_jobs WHERE id = ?", (job_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT job FROM media_jobs WHERE id = ?", (self._ns + job_id,)
+            ).fetchone()
             return MediaJob(**json.loads(row[0])) if row else None
 
         return await self._run(load)
@@ -353,11 +393,13 @@ class SQLiteStore:
     async def list_jobs(self, limit: int) -> Sequence[MediaJob]:
         def list_() -> list[MediaJob]:
             rows = self._db.execute(
-                "SELECT job FROM media_jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+                "SELECT job FROM media_jobs WHERE id >= ? AND id < ? ORDER BY created_at DESC LIMIT ?",
+                (*self._range(), limit),
             ).fetchall()
             return [MediaJob(**json.loads(r[0])) for r in rows]
 
         return await self._run(list_)
 
     async def aclose(self) -> None:
-        await self._run(self._db.close)
+        if self._owns_connection:
+            await self._run(self._db.close)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..attachments import AttachmentRules
 from ..config import Settings
@@ -17,6 +17,9 @@ from ..result_shapes import History, HistoryEntry, ServerTotals, UsageReport
 from .conversations import ChatService
 from .media import MediaService
 
+if TYPE_CHECKING:
+    from ..hosted.tenancy import Tenants
+
 
 @dataclass
 class Services:
@@ -26,10 +29,24 @@ class Services:
     chat: ChatService
     media: MediaService
     transport: str = "stdio"
+    # Hosted mode (POE_MCP_AUTH=tokens or oauth): each user's own view of these services.
+    tenants: Tenants | None = None
+    extra_secrets: tuple[str | None, ...] = ()
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
-        return (self.settings.api_key, self.settings.auth_token)
+        return (self.settings.api_key, self.settings.auth_token, *self.extra_secrets)
+
+    def current(self) -> Services:
+        """The services as the caller of this request sees them: in hosted mode their own view."""
+        if self.tenants is None:
+            return self
+        from ..hosted.users import current_user
+
+        user = current_user.get()
+        if user is None:  # the auth middleware lets no request through without one
+            raise RuntimeError("hosted mode: a request reached the tools without a signed-in user")
+        return self.tenants.view(user)
 
     async def usage_report(self, limit: int = 20, starting_after: str | None = None) -> UsageReport:
         """The balance, one page of the points history, and this server's own totals."""
@@ -58,23 +75,30 @@ class Services:
 @asynccontextmanager
 async def open_services(settings: Settings, transport: str = "stdio") -> AsyncIterator[Services]:
     """Everything a process needs to serve calls; closed (connections, store) on exit."""
+    raw_store = open_store(settings.store)
     store = cast(
-        ConversationStore,
-        RedactingStore(open_store(settings.store), (settings.api_key, settings.auth_token)),
+        ConversationStore, RedactingStore(raw_store, (settings.api_key, settings.auth_token))
     )
     # With a shared store the request budget is shared too: Poe's limit is per key, not per process.
     shared_budget = getattr(store, "request_budget", None)
     poe = PoeClient(settings, budget=shared_budget(settings.rpm) if shared_budget else None)
     rules = AttachmentRules.of(settings)
+    services = Services(
+        settings,
+        poe,
+        store,
+        ChatService(poe, store, rules),
+        MediaService(poe, settings.output_dir, rules, settings.video_poll_interval, store),
+        transport,
+    )
+    if settings.auth != "token" and transport == "http":
+        from ..hosted.tenancy import Tenants
+
+        services.tenants = Tenants(services, raw_store)
     try:
-        yield Services(
-            settings,
-            poe,
-            store,
-            ChatService(poe, store, rules),
-            MediaService(poe, settings.output_dir, rules, settings.video_poll_interval, store),
-            transport,
-        )
+        yield services
     finally:
+        if services.tenants is not None:
+            await services.tenants.aclose()
         await store.aclose()
         await poe.aclose()

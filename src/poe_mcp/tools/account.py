@@ -92,6 +92,6 @@ def server_info(state: Services) -> ServerInfo:
             "conversation_store": store,
             "streaming": True,
             "attachments": True,
-            "http_auth": bool(s.auth_token),
+            "http_auth": bool(s.auth_token) or s.auth != "token",
         },
     )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import (
     AudioContent,
     CallToolResult,
@@ -166,7 +166,7 @@ def media_path(output_dir: Path, name: str) -> Path:
     """The saved file called `name`; names that try to leave the output folder are refused."""
     path = (output_dir / name).resolve()
     if not _SAFE_NAME.match(name) or path.parent != output_dir.resolve() or not path.is_file():
-        raise ResourceError(f"No media file named {name!r}")
+        raise ResourceNotFoundError(f"No media file named {name!r}")
     return path
 
 

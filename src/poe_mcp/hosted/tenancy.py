@@ -1,0 +1,102 @@
+"""Each user's view of the process's Services: their Poe key, their conversations, media, usage and jobs.
+
+The view is made on a user's first request and kept: a PoeClient per Poe key (Poe's request limit is per
+key, so users who share the server's key share its budget, and across replicas through Redis), the store
+scoped to the user (scoped() of SQLiteStore and RedisStore), and a media folder of their own."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, cast
+
+from ..attachments import AttachmentRules
+from ..conversations import ConversationStore
+from ..poe.client import PoeClient
+from ..redaction import RedactingStore
+from .keys import key_id
+from .users import User
+
+if TYPE_CHECKING:
+    from ..services.shared import Services
+
+KEPT_VIEWS = (
+    512  # users whose view stays built; an older one is rebuilt (cheaply) on its next request
+)
+
+
+def folder_name(user: User) -> str:
+    """A folder name for the user's media that no name can turn into a path elsewhere."""
+    readable = re.sub(r"[^A-Za-z0-9_.@-]", "_", user.id)[:40]
+    return f"{readable}-{hashlib.sha256(user.id.encode()).hexdigest()[:12]}"
+
+
+class Tenants:
+    """The per-user views of one process, and the Poe clients (one per key) behind them."""
+
+    def __init__(self, base: Services, raw_store: Any) -> None:
+        self.base = base
+        self._raw_store = raw_store  # the unredacted store, whose scoped() views are per user
+        self._views: OrderedDict[str, Services] = OrderedDict()
+        self._clients: dict[str, PoeClient] = {}
+
+    def _client(self, poe_api_key: str | None) -> PoeClient:
+        settings = self.base.settings
+        key = poe_api_key or settings.api_key
+        ident = key_id(key)
+        client = self._clients.get(ident)
+        if client is None:
+            if key == settings.api_key:
+                client = self.base.poe  # the server's key: its one client and budget
+            else:
+                shared = getattr(self._raw_store, "request_budget", None)
+                client = PoeClient(
+                    replace(settings, api_key=key),
+                    budget=shared(settings.rpm, ident) if shared else None,
+                )
+            self._clients[ident] = client
+        return client
+
+    def view(self, user: User) -> Services:
+        from ..services.conversations import ChatService
+        from ..services.media import MediaService
+        from ..services.shared import Services
+
+        found = self._views.get(user.id)
+        if found is not None and found.poe.settings.api_key == (
+            user.poe_api_key or self.base.settings.api_key
+        ):
+            self._views.move_to_end(user.id)
+            return found
+        base = self.base
+        poe = self._client(user.poe_api_key)
+        output_dir = base.settings.output_dir / "users" / folder_name(user)
+        # A user's settings: their key, their media folder, and no local files to attach (the server's
+        # disk is not theirs to read).
+        settings = replace(poe.settings, output_dir=output_dir, allowed_dirs=())
+        secrets = (settings.api_key, base.settings.api_key, base.settings.auth_token)
+        store = cast(ConversationStore, RedactingStore(self._raw_store.scoped(user.id), secrets))
+        rules = replace(AttachmentRules.of(base.settings), allowed_dirs=())
+        services = Services(
+            settings,
+            poe,
+            store,
+            ChatService(poe, store, rules),
+            MediaService(poe, output_dir, rules, base.settings.video_poll_interval, store),
+            base.transport,
+        )
+        services.extra_secrets = (base.settings.api_key,)
+        self._views[user.id] = services
+        while len(self._views) > KEPT_VIEWS:
+            self._views.popitem(last=False)
+        return services
+
+    def forget(self, user_id: str) -> None:
+        self._views.pop(user_id, None)
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            if client is not self.base.poe:
+                await client.aclose()
