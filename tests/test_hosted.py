@@ -231,3 +231,60 @@ async def test_hosted_mode_refuses_to_start_when_unsafe(
     assert "chmod 600" in readable
     for text in (no_secret, wrong_secret, missing, readable):
         assert KEY_A not in text and FERNET not in text and "Traceback" not in text
+
+
+def redis_rows(url: str) -> str:
+    """Every key and value in the Redis, as text."""
+    import redis
+
+    db = redis.Redis.from_url(url, decode_responses=True)
+    out = []
+    for key in db.scan_iter("*"):
+        kind = db.type(key)
+        value = (
+            db.get(key)
+            if kind == "string"
+            else db.hgetall(key)
+            if kind == "hash"
+            else db.lrange(key, 0, -1)
+            if kind == "list"
+            else db.zrange(key, 0, -1)
+            if kind == "zset"
+            else db.smembers(key)
+        )
+        out.append(f"{key} {value}")
+    db.close()
+    return "\n".join(out)
+
+
+def every_file(root: Path) -> str:
+    return "\n".join(p.read_bytes().decode("latin-1") for p in root.rglob("*") if p.is_file())
+
+
+async def test_no_poe_key_or_token_appears_in_clear_anywhere(
+    fake: FakePoe, tmp_path: Path, tokens: dict[str, str], redis_url: str
+) -> None:
+    # Alice pastes her own key into a prompt; the echoing model sends it straight back.
+    seen: list[str] = []
+    for store in (str(tmp_path / "store.db"), redis_url):
+        env = hosted_env(tmp_path, POE_MCP_STORE=store, POE_MCP_LOG_LEVEL="DEBUG")
+        with http_replica(fake, tmp_path, "a" if store == redis_url else "s", **env) as url:
+            async with connect_http(url, tokens["alice"]) as alice:
+                echoed = await alice.call_tool("ask_poe", ask(f"my key is {KEY_A}"))
+                info = await alice.call_tool("get_server_info", {})
+                usage = await alice.call_tool("get_usage", {})
+                listed = await alice.call_tool("list_sessions", {})
+            async with connect_http(url, tokens["bob"]) as bob:
+                failed = await bob.call_tool("ask_poe", ask("x", session_id="nope"))
+            seen += [
+                json.dumps(r.model_dump(mode="json")) for r in (echoed, info, usage, listed, failed)
+            ]
+    assert "[redacted]" in seen[0]
+    secrets = [KEY_A, KEY_B, tokens["alice"], tokens["bob"], FERNET]
+    files = every_file(tmp_path)  # stores, their -wal files, the tokens file, both logs, media
+    assert "Echo: my key is" in files or "Echo: my key is" in redis_rows(redis_url)
+    for secret in secrets:
+        assert secret not in files, "a file holds a key or token in clear"
+        assert secret not in redis_rows(redis_url)
+        assert not any(secret in text for text in seen)
+    assert fake.keys_used()[0] == KEY_A, "her key was still what Poe got"

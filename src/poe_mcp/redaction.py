@@ -102,8 +102,20 @@ class RedactingFormatter(logging.Formatter):
         super().__init__(fmt)
         self._secrets = _usable(secrets)
 
+    def add_secret(self, secret: str | None) -> None:
+        """One more value to mask from now on (hosted mode: a user's Poe key, once it is in use)."""
+        if secret and secret not in self._secrets and _usable([secret]):
+            self._secrets.append(secret)
+
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record), self._secrets)
+
+
+def mask_in_logs(secret: str | None) -> None:
+    """Have every redacting log handler mask `secret` too."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, RedactingFormatter):
+            handler.formatter.add_secret(secret)
 
 
 class RedactingStore:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..attachments import AttachmentRules
 from ..conversations import ConversationStore
 from ..poe.client import PoeClient
-from ..redaction import RedactingStore
+from ..redaction import RedactingStore, mask_in_logs
 from .keys import key_id
 from .users import User
 
@@ -72,6 +72,7 @@ class Tenants:
             return found
         base = self.base
         poe = self._client(user.poe_api_key)
+        mask_in_logs(user.poe_api_key)
         output_dir = base.settings.output_dir / "users" / folder_name(user)
         # A user's settings: their key, their media folder, and no local files to attach (the server's
         # disk is not theirs to read).
