@@ -9,6 +9,9 @@ tests and spawned `poe-mcp` processes reach it over a socket.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import html
 import json
 import re
 import secrets
@@ -18,11 +21,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 
 # A copy of shared/fixtures/poe (real recorded traffic), kept in the repo so a clone tests on its own.
@@ -122,6 +132,13 @@ class FakePoe:
         self.api_key = api_key
         # Further accounts, as Sign in with Poe gives each person: key -> that account's point balance.
         self.accounts: dict[str, int] = {}
+        # Sign in with Poe: the client ids registered at poe.com/api/clients -> their redirect URIs,
+        # the person signed in to poe.com in the browser, the codes given out, the people who consented.
+        self.oauth_clients: dict[str, list[str]] = {}
+        self.signed_in = "alice"
+        self.oauth_codes: dict[str, dict[str, Any]] = {}
+        self.oauth_keys: dict[str, str] = {}  # person -> the API key Poe made for them
+        self.oauth_refusals: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self.latency = 0.0
         self.chunk_delay = 0.0
@@ -518,6 +535,70 @@ class FakePoe:
             {"has_more": start + limit < len(self.history), "length": len(page), "data": page}
         )
 
+    # -- Sign in with Poe (docs/external-applications/sign-in-with-poe) -------------------------------
+
+    async def oauth_authorize(self, request: Request) -> Response:
+        """The consent page: GET shows it for the person signed in; POST is their answer."""
+        q = dict(request.query_params) if request.method == "GET" else dict(await request.form())
+        redirect = q.get("redirect_uri", "")
+        if (
+            q.get("client_id") not in self.oauth_clients
+            or redirect not in self.oauth_clients[q.get("client_id", "")]
+        ):
+            self.oauth_refusals.append("client or redirect_uri not registered")
+            return HTMLResponse("Unknown client or redirect URI", status_code=400)
+        if q.get("response_type") != "code" or q.get("code_challenge_method") != "S256":
+            self.oauth_refusals.append("PKCE S256 required")
+            return HTMLResponse("PKCE with S256 is required", status_code=400)
+        if request.method == "GET":
+            hidden = "".join(
+                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                for k, v in q.items()
+            )
+            return HTMLResponse(
+                f'<form method="post" action="/oauth/authorize">{hidden}'
+                f"<p>{html.escape(self.signed_in)}: allow this app to make an API key?</p>"
+                '<button name="decision" value="allow">Allow</button>'
+                '<button name="decision" value="deny">Deny</button></form>'
+            )
+        sep = "&" if "?" in redirect else "?"
+        if q.get("decision") != "allow":
+            return RedirectResponse(
+                f"{redirect}{sep}{urlencode({'error': 'access_denied', 'state': q.get('state', '')})}",
+                status_code=302,
+            )
+        code = secrets.token_urlsafe(16)
+        self.oauth_codes[code] = {
+            "client_id": q["client_id"],
+            "redirect_uri": redirect,
+            "challenge": q.get("code_challenge", ""),
+            "person": self.signed_in,
+        }
+        return RedirectResponse(
+            f"{redirect}{sep}{urlencode({'code': code, 'state': q.get('state', '')})}",
+            status_code=302,
+        )
+
+    async def oauth_token(self, request: Request) -> Response:
+        """The exchange: a code (once), with the verifier of its challenge, for the person's API key."""
+        form = dict(await request.form())
+        self.requests.append({"method": "POST", "path": "/token", "json": None, "headers": {}})
+        grant = self.oauth_codes.pop(str(form.get("code", "")), None)
+        verifier = str(form.get("code_verifier", ""))
+        digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+        if (
+            grant is None
+            or grant["client_id"] != form.get("client_id")
+            or grant["redirect_uri"] != form.get("redirect_uri")
+            or digest.decode() != grant["challenge"]
+        ):
+            self.oauth_refusals.append("invalid_grant")
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        person = grant["person"]
+        key = self.oauth_keys.setdefault(person, f"poe-oauth-key-{person}-{secrets.token_hex(8)}")
+        self.accounts.setdefault(key, 1000 + len(self.accounts))
+        return JSONResponse({"api_key": key, "api_key_expires_in": 86400 * 90})
+
     # -- the CDN and /v1/videos -----------------------------------------------------------------
 
     def cdn_url(self, name: str, data: bytes | int, content_type: str) -> str:
@@ -698,6 +779,8 @@ class FakePoe:
                 Route("/v1/models", self.models_endpoint),
                 Route("/v1/chat/completions", self.chat_endpoint, methods=["POST"]),
                 Route("/usage/current_balance", self.balance_endpoint),
+                Route("/oauth/authorize", self.oauth_authorize, methods=["GET", "POST"]),
+                Route("/token", self.oauth_token, methods=["POST"]),
                 Route("/usage/points_history", self.history_endpoint),
                 Route("/cdn/{name}", self.cdn_endpoint),
                 Route("/v1/images", self.images_create, methods=["POST"]),

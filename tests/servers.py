@@ -40,10 +40,15 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 
 @contextmanager
 def http_replica(
-    fake: FakePoe, tmp_path: Path, name: str = "a", command: list[str] | None = None, **env: str
+    fake: FakePoe,
+    tmp_path: Path,
+    name: str = "a",
+    command: list[str] | None = None,
+    port: int | None = None,
+    **env: str,
 ) -> Iterator[str]:
     """One `poe-mcp serve --transport http` process (or `command`, given `--port`); yields its /mcp URL."""
-    port = free_port()
+    port = port or free_port()
     (tmp_path / "work").mkdir(exist_ok=True)
     log = tmp_path / f"replica-{name}.log"
     variables = env_for(

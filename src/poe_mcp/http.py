@@ -69,6 +69,8 @@ def transport_security(settings: Settings) -> Any:
     from mcp.server.transport_security import TransportSecuritySettings
 
     hosts = list(LOOPBACK_HOSTS) + list(settings.allowed_hosts)
+    if settings.public_url:  # hosted mode: the name clients reach this server by
+        hosts.append(settings.public_url.partition("://")[2].split("/")[0])
     if not is_loopback(settings.host) and settings.host not in ("0.0.0.0", "::"):
         hosts.append(f"{settings.host}:*")
     return TransportSecuritySettings(
@@ -89,6 +91,11 @@ def build_http_app(settings: Settings, server: PoeMCPServer | None = None) -> An
         poe = state.poe.health() if state is not None else "unknown"
         return JSONResponse({"status": "ok", "version": __version__, "poe": poe})
 
+    if settings.auth == "oauth":  # Poe's redirect back after its consent page
+        from .hosted.oauth import add_callback_route
+
+        add_callback_route(server)
+
     # json_response stays False: with it, progress notifications would be silently dropped.
     app = server.streamable_http_app(
         stateless_http=True,
@@ -100,6 +107,8 @@ def build_http_app(settings: Settings, server: PoeMCPServer | None = None) -> An
         from .hosted.setup import tokens_gate
 
         return tokens_gate(app, settings)
+    if settings.auth == "oauth":  # the SDK's bearer middleware, with our provider, guards /mcp
+        return app
     return BearerAuth(app, settings.auth_token) if settings.auth_token else app
 
 

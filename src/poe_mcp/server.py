@@ -226,6 +226,11 @@ def build_server(settings: Settings) -> PoeMCPServer:
             yield services
             background.cancel_scope.cancel()
 
+    auth: dict[str, Any] = {}
+    if settings.auth == "oauth" and settings.transport == "http":  # hosted: see hosted/oauth.py
+        from .hosted.oauth import oauth_server_options
+
+        auth = oauth_server_options(settings)
     server = PoeMCPServer(
         "poe-mcp",
         title="Poe",
@@ -238,6 +243,7 @@ def build_server(settings: Settings) -> PoeMCPServer:
         log_level=settings.log_level,  # type: ignore[arg-type]
         extensions=[apps.extension()],
         middleware=[apps.link_tools_for_app_hosts],
+        **auth,
     )
     from .tools import account, chat, media, models
 

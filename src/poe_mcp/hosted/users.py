@@ -36,6 +36,18 @@ class User:
 current_user: ContextVar[User | None] = ContextVar("poe_mcp_user", default=None)
 
 
+def request_user() -> User | None:
+    """Who this request is from: the tokens gate sets current_user; in oauth mode the SDK's bearer
+    middleware holds the access token, which carries its user (oauth.UserAccessToken)."""
+    user = current_user.get()
+    if user is None:
+        from mcp.server.auth.middleware.auth_context import get_access_token
+
+        found = getattr(get_access_token(), "poe_user", None)
+        user = found if isinstance(found, User) else None
+    return user
+
+
 def check_private(path: Path) -> None:
     """Refuse a tokens file others may read or write: it says who may spend whose Poe points."""
     mode = path.stat().st_mode

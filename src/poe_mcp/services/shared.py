@@ -41,9 +41,9 @@ class Services:
         """The services as the caller of this request sees them: in hosted mode their own view."""
         if self.tenants is None:
             return self
-        from ..hosted.users import current_user
+        from ..hosted.users import request_user
 
-        user = current_user.get()
+        user = request_user()
         if user is None:  # the auth middleware lets no request through without one
             raise RuntimeError("hosted mode: a request reached the tools without a signed-in user")
         return self.tenants.view(user)
