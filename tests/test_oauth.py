@@ -41,10 +41,13 @@ REDIRECT = (
 
 
 @contextmanager
-def oauth_server(fake: FakePoe, tmp_path: Path, name: str = "a", **extra: str) -> Iterator[str]:
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
+def oauth_server(
+    fake: FakePoe, tmp_path: Path, name: str = "a", port: int | None = None, **extra: str
+) -> Iterator[str]:
+    port = port or free_port()
+    public = extra.get("POE_MCP_PUBLIC_URL", f"http://127.0.0.1:{port}")
     fake.oauth_clients.setdefault(POE_CLIENT, []).append(f"{public}/oauth/poe/callback")
+    extra.pop("POE_MCP_PUBLIC_URL", None)
     origin = fake.base_url.removesuffix("/v1")
     env = {
         "POE_MCP_AUTH": "oauth",
@@ -343,3 +346,51 @@ async def test_oauth_mode_refuses_to_start_without_what_it_needs(
         and "https://mcp.example.com/oauth/poe/callback" in no_client
     )
     assert "POE_MCP_SECRET_KEY" in no_secret
+
+
+async def test_signed_in_on_one_replica_served_by_another_on_redis(
+    fake: FakePoe, tmp_path: Path
+) -> None:
+    from servers import redis_server
+    from test_http import connect_http
+
+    with redis_server(tmp_path) as redis_url:
+        if redis_url is None:
+            pytest.skip("redis-server is not installed; replica tests need a real Redis")
+        port = free_port()
+        public = f"http://127.0.0.1:{port}"  # the load balancer's address: the same for both
+        env = {"POE_MCP_STORE": redis_url, "POE_MCP_PUBLIC_URL": public}
+        with (
+            oauth_server(fake, tmp_path, "a", port=port, **env) as a,
+            oauth_server(fake, tmp_path, "b", **env) as b,
+        ):
+            client, storage = sdk_client(fake, a)
+            async with client:
+                first = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "on A"})
+            assert storage.tokens is not None
+            async with connect_http(b, storage.tokens.access_token) as on_b:
+                listed = await on_b.call_tool("list_sessions", {})
+                more = await on_b.call_tool(
+                    "ask_poe",
+                    {
+                        "bot": "gpt-4-turbo",
+                        "prompt": "on B",
+                        "session_id": first.structured_content["session_id"],
+                    },
+                )
+    assert [s["preview"] for s in listed.structured_content["sessions"]] == ["on A"]
+    assert not more.is_error
+    assert fake.keys_used() == [fake.oauth_keys["alice"]] * 2
+
+
+async def test_a_person_who_denies_consent_is_sent_back_with_access_denied(
+    fake: FakePoe, tmp_path: Path
+) -> None:
+    with oauth_server(fake, tmp_path) as url:
+        base = url.removesuffix("/mcp")
+        client_id = register(base)
+        answer = await browse(
+            fake, authorize_url(base, client_id, secrets.token_urlsafe(48)), decision="deny"
+        )
+    assert answer["error"] == "access_denied" and answer["state"] == "st4te"
+    assert "code" not in answer and not fake.oauth_keys
