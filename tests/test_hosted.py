@@ -288,3 +288,13 @@ async def test_no_poe_key_or_token_appears_in_clear_anywhere(
         assert secret not in redis_rows(redis_url)
         assert not any(secret in text for text in seen)
     assert fake.keys_used()[0] == KEY_A, "her key was still what Poe got"
+
+
+async def test_hosted_files_are_private(
+    fake: FakePoe, tmp_path: Path, tokens: dict[str, str]
+) -> None:
+    with http_replica(fake, tmp_path, **hosted_env(tmp_path)) as url:
+        async with connect_http(url, tokens["alice"]) as alice:
+            await alice.call_tool("ask_poe", ask("hi"))
+    for name in ("tokens.json", "store.db"):
+        assert (tmp_path / name).stat().st_mode & 0o077 == 0, f"{name} is readable by others"

@@ -394,3 +394,33 @@ async def test_a_person_who_denies_consent_is_sent_back_with_access_denied(
         )
     assert answer["error"] == "access_denied" and answer["state"] == "st4te"
     assert "code" not in answer and not fake.oauth_keys
+
+
+async def test_an_administrator_lists_and_signs_out_people(fake: FakePoe, tmp_path: Path) -> None:
+    import subprocess
+
+    from conftest import env_for
+    from servers import POE_MCP
+
+    def users(*args: str) -> subprocess.CompletedProcess[str]:
+        env = env_for(fake, tmp_path, POE_MCP_AUTH="oauth", POE_MCP_SECRET_KEY=FERNET)
+        return subprocess.run(
+            [POE_MCP, "users", *args], env=env, capture_output=True, text=True, timeout=30
+        )
+
+    with oauth_server(fake, tmp_path) as url:
+        client, storage = sdk_client(fake, url)
+        async with client:
+            await client.call_tool("list_sessions", {})
+        listed = users("list", "--json")
+        people = json.loads(listed.stdout)
+        assert storage.tokens is not None
+        before = mcp_post(url, storage.tokens.access_token)
+        out = users("revoke", people[0]["name"])
+        after = mcp_post(url, storage.tokens.access_token)
+        again = users("revoke", people[0]["name"])
+    assert len(people) == 1 and people[0]["name"].startswith("p.")
+    assert fake.oauth_keys["alice"] not in listed.stdout + out.stdout
+    assert before.status_code == 200 and out.returncode == 0
+    assert after.status_code == 401, "signed out at once, without a restart"
+    assert again.returncode == 2 and "users list" in again.stderr

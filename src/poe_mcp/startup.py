@@ -84,10 +84,13 @@ def check_store(settings: Settings) -> str | None:
 
 def _probe_sqlite(path: str) -> None:
     """Plain sqlite3, no event loop: this runs on every start, before the server's own imports."""
+    import os
     import sqlite3
     from pathlib import Path
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # Made private before SQLite creates it (with the umask's 0644): it holds every conversation.
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     db = sqlite3.connect(path, timeout=30)
     try:
         db.execute("PRAGMA user_version").fetchone()  # reads the header: not a database fails here

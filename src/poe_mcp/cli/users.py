@@ -20,6 +20,8 @@ def users_command(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
+    if settings.auth == "oauth" and args.action in ("list", "revoke"):
+        return oauth_users(settings, args)
     if args.action == "list":
         listing = tokens_file(settings).listing()
         if args.json:
@@ -52,4 +54,27 @@ def users_command(settings: Settings, args: argparse.Namespace) -> int:
             f'their client sends "Authorization: Bearer <token>".',
             file=sys.stderr,
         )
+    return 0
+
+
+def oauth_users(settings: Settings, args: argparse.Namespace) -> int:
+    """oauth mode: the people signed in with Poe, by id (Poe gives no name); revoke signs one out."""
+    import anyio
+
+    from ..hosted.oauth import sign_out, signed_in_users
+
+    if args.action == "list":
+        listing = anyio.run(signed_in_users, settings)
+        if args.json:
+            print(json.dumps(listing, indent=2))
+        elif not listing:
+            print("Nobody has signed in with Poe yet.")
+        for entry in [] if args.json else listing:
+            print(entry["name"])
+        return 0
+    if not args.name:
+        raise SettingsError("`poe-mcp users revoke` needs the user's id (see `poe-mcp users list`)")
+    if not anyio.run(sign_out, settings, args.name):
+        raise SettingsError(f"nobody signed in as {args.name!r}; `poe-mcp users list` shows who is")
+    print(f"Signed out {args.name}: their Poe key is deleted and their tokens no longer work.")
     return 0

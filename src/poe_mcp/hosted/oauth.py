@@ -165,7 +165,14 @@ class PoeOAuthProvider:
             )
         user_id = "p." + key_id(key)
         await self.store.put(
-            "user", user_id, {"sealed_key": self.box.seal(key)}, min(lifetime, USER_TTL)
+            "user",
+            user_id,
+            {
+                "user_id": user_id,
+                "sealed_key": self.box.seal(key),
+                "signed_in_at": int(time.time()),
+            },
+            min(lifetime, USER_TTL),
         )
         ours = secrets.token_urlsafe(32)
         await self.store.put(
@@ -332,6 +339,31 @@ class PoeOAuthProvider:
             await self.store.delete_hash(other, found[other])
         if token.subject:
             await self.store.delete("user", token.subject)
+
+
+async def signed_in_users(settings: Settings) -> list[dict[str, Any]]:
+    """The people signed in with Poe (ids only, never a key), for `poe-mcp users list`."""
+    store = open_oauth_store(settings.store)
+    try:
+        return sorted(
+            (
+                {"name": u["user_id"], "signed_in_at": u.get("signed_in_at")}
+                for u in await store.values("user")
+            ),
+            key=lambda u: str(u["name"]),
+        )
+    finally:
+        await store.aclose()
+
+
+async def sign_out(settings: Settings, user_id: str) -> bool:
+    """Delete a person's Poe key: every token of theirs stops working at once, on every replica."""
+    store = open_oauth_store(settings.store)
+    try:
+        found = await store.take("user", user_id)
+        return found is not None
+    finally:
+        await store.aclose()
 
 
 def oauth_server_options(settings: Settings) -> dict[str, Any]:

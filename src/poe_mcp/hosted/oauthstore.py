@@ -38,6 +38,12 @@ class OAuthStore(Protocol):
         """Delete the record whose key hashes to `digest` (a paired token, known only by its hash)."""
         ...
 
+    async def values(self, kind: str) -> list[dict[str, Any]]:
+        """Every live record of one kind (the admin's `poe-mcp users list`)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
 
 class RedisOAuthStore:
     def __init__(self, url: str) -> None:
@@ -51,6 +57,14 @@ class RedisOAuthStore:
 
     async def delete_hash(self, kind: str, digest: str) -> None:
         await self.redis.delete(f"{PREFIX}{kind}:{digest}")
+
+    async def values(self, kind: str) -> list[dict[str, Any]]:
+        keys = [k async for k in self.redis.scan_iter(f"{PREFIX}{kind}:*")]
+        raws = await self.redis.mget(keys) if keys else []
+        return [json.loads(r) for r in raws if r]
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
 
     async def put(self, kind: str, key: str, value: dict[str, Any], ttl: float) -> None:
         await self.redis.set(self._key(kind, key), json.dumps(value), px=max(1, int(ttl * 1000)))
@@ -143,6 +157,20 @@ class SQLiteOAuthStore:
         await self._run(
             self._db.execute, "DELETE FROM oauth_records WHERE kind = ? AND key = ?", (kind, digest)
         )
+
+    async def values(self, kind: str) -> list[dict[str, Any]]:
+        def values() -> list[dict[str, Any]]:
+            rows = self._db.execute(
+                "SELECT value FROM oauth_records WHERE kind = ? AND expires_at >= ?",
+                (kind, time.time()),
+            ).fetchall()
+            return [json.loads(r[0]) for r in rows]
+
+        result: list[dict[str, Any]] = await self._run(values)
+        return result
+
+    async def aclose(self) -> None:
+        await self._run(self._db.close)
 
 
 def open_oauth_store(location: str) -> OAuthStore:
