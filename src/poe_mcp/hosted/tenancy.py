@@ -56,6 +56,7 @@ class Tenants:
                     replace(settings, api_key=key),
                     budget=shared(settings.rpm, ident) if shared else None,
                 )
+                client.catalog = self.base.poe.catalog  # public, and the same for everyone
             self._clients[ident] = client
         return client
 
