@@ -81,7 +81,9 @@ class Memory(TokenStorage):
         self.client = client_info
 
 
-async def browse(fake: FakePoe, url: str, decision: str = "allow") -> dict[str, str]:
+async def browse(
+    fake: FakePoe, url: str, decision: str = "allow", poe_fails: bool = False
+) -> dict[str, str]:
     """The person's browser: our /authorize → Poe's consent page → Allow → our callback → the client's
     redirect URI, whose query is returned (code and state, or error)."""
     async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as browser:
@@ -98,7 +100,10 @@ async def browse(fake: FakePoe, url: str, decision: str = "allow") -> dict[str, 
             data={**form, "decision": decision},
         )
         assert back.status_code == 302
+        if poe_fails:  # Poe goes down between its consent page and our token exchange
+            fake.outage = (503, "server_error")
         to_client = await browser.get(back.headers["location"])  # our callback
+        fake.outage = None
         assert to_client.status_code == 302, to_client.text
         location = to_client.headers["location"]
     assert location.startswith(REDIRECT)
@@ -424,3 +429,19 @@ async def test_an_administrator_lists_and_signs_out_people(fake: FakePoe, tmp_pa
     assert before.status_code == 200 and out.returncode == 0
     assert after.status_code == 401, "signed out at once, without a restart"
     assert again.returncode == 2 and "users list" in again.stderr
+
+
+async def test_poe_failing_the_exchange_sends_the_client_back_with_a_clear_error(
+    fake: FakePoe, tmp_path: Path
+) -> None:
+    with oauth_server(fake, tmp_path) as url:
+        base = url.removesuffix("/mcp")
+        client_id = register(base)
+        answer = await browse(
+            fake, authorize_url(base, client_id, secrets.token_urlsafe(48)), poe_fails=True
+        )
+        log = (tmp_path / "replica-a.log").read_text()
+    assert answer["error"] == "server_error" and answer["state"] == "st4te"
+    assert "Poe refused the sign-in (503" in answer["error_description"]
+    assert "connect again" in answer["error_description"]
+    assert "Sign in with Poe failed" in log and "Traceback" not in log
