@@ -269,10 +269,8 @@ async def test_what_the_authorization_spec_refuses(fake: FakePoe, tmp_path: Path
         )
         new = refreshed.json()["access_token"]
         before_revoke = mcp_post(url, new)
-        # The SDK's /revoke reads `client_secret` as a required field, empty for a public client.
-        revoke = httpx2.post(
-            f"{base}/revoke", data={"token": new, "client_id": client_id, "client_secret": ""}
-        )
+        # A public client revokes with no client_secret (RFC 7009).
+        revoke = httpx2.post(f"{base}/revoke", data={"token": new, "client_id": client_id})
         revoked = mcp_post(url, new)
 
         # Expiry: a second sign-in, whose access token's hour is then over (the stored record says so).

@@ -108,7 +108,9 @@ def build_http_app(settings: Settings, server: PoeMCPServer | None = None) -> An
 
         return tokens_gate(app, settings)
     if settings.auth == "oauth":  # the SDK's bearer middleware, with our provider, guards /mcp
-        return app
+        from .hosted.oauth import PublicClientRevoke
+
+        return PublicClientRevoke(app)
     return BearerAuth(app, settings.auth_token) if settings.auth_token else app
 
 

@@ -376,3 +376,36 @@ def add_callback_route(server: Any) -> None:
     provider = getattr(server, "_auth_server_provider", None)
     if isinstance(provider, PoeOAuthProvider):
         server.custom_route(CALLBACK_PATH, methods=["GET"])(provider.callback)
+
+
+class PublicClientRevoke:
+    """The SDK's /revoke reads `client_secret` as a required field, so a public client that revokes as
+    RFC 7009 says (no secret) gets a 400; an absent one is passed on as empty, which it accepts."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/revoke" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body") or len(body) > 65536:
+                break
+        if b"client_secret=" not in body:
+            body += b"&client_secret=" if body else b"client_secret="
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app({**scope, "headers": headers}, replay, send)
