@@ -343,6 +343,12 @@ async def test_oauth_mode_refuses_to_start_without_what_it_needs(
         tmp_path,
         **{**base, "POE_MCP_SECRET_KEY": "", "POE_MCP_PUBLIC_URL": "https://mcp.example.com"},
     )
+    plain = serve_fails(fake, tmp_path, **{**base, "POE_MCP_PUBLIC_URL": "http://mcp.example.com"})
+    with_path = serve_fails(
+        fake, tmp_path, **{**base, "POE_MCP_PUBLIC_URL": "https://mcp.example.com/poe"}
+    )
+    assert "must be https://" in plain and "Traceback" not in plain
+    assert "without a path" in with_path
     assert "POE_MCP_PUBLIC_URL" in no_url
     assert (
         "POE_OAUTH_CLIENT_ID" in no_client

@@ -31,6 +31,21 @@ def check_hosted(settings: Settings) -> None:
                 "POE_MCP_AUTH=oauth needs POE_MCP_PUBLIC_URL, the https:// origin clients reach this "
                 "server at (the issuer, the resource and Poe's redirect URI are made from it)"
             )
+        host = settings.public_url.partition("://")[2].split("/")[0].rsplit(":", 1)[0]
+        if not settings.public_url.startswith("https://") and host not in (
+            "localhost",
+            "127.0.0.1",
+            "[::1]",
+        ):
+            raise SettingsError(
+                f"POE_MCP_PUBLIC_URL must be https:// (got {settings.public_url}): OAuth clients refuse an "
+                "authorization server over plain http; put TLS in front (see deploy/nginx.conf)"
+            )
+        if "/" in settings.public_url.partition("://")[2]:
+            raise SettingsError(
+                f"POE_MCP_PUBLIC_URL is an origin, without a path (got {settings.public_url}); "
+                "the MCP endpoint is <origin>/mcp"
+            )
         if not settings.oauth_client_id:
             raise SettingsError(
                 "POE_MCP_AUTH=oauth needs POE_OAUTH_CLIENT_ID: register this server as a client at "
