@@ -7,8 +7,10 @@ import json
 import os
 import subprocess
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -298,3 +300,32 @@ async def test_hosted_files_are_private(
             await alice.call_tool("ask_poe", ask("hi"))
     for name in ("tokens.json", "store.db"):
         assert (tmp_path / name).stat().st_mode & 0o077 == 0, f"{name} is readable by others"
+
+
+async def test_poe_clients_of_users_gone_quiet_are_closed(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A public deployment serves many people: only the most recent users' views are kept, and the
+    Poe client of one no longer kept is closed once no call of theirs can still be running."""
+    from dataclasses import replace
+
+    from poe_mcp.hosted import tenancy
+    from poe_mcp.hosted.users import User
+    from poe_mcp.services.shared import open_services
+
+    monkeypatch.setattr(tenancy, "KEPT_VIEWS", 1)
+    hosted = replace(settings, auth="tokens", secret_key=FERNET)
+    async with open_services(hosted, "http") as services:
+        assert services.tenants is not None
+        a = services.tenants.view(User("t.a", "a", KEY_A))
+        client_a = a.poe
+        assert not client_a.http.is_closed  # its pool made, as a call would
+        services.tenants.view(User("t.b", "b", KEY_B))  # a is no longer kept: retiring
+        assert services.tenants._retiring and not client_a.http.is_closed
+        later = time.monotonic() + hosted.timeout + 61
+        monkeypatch.setattr(tenancy, "time", types.SimpleNamespace(monotonic=lambda: later))
+        again = services.tenants.view(User("t.a", "a", KEY_A))
+        await anyio.sleep(0.05)
+        retiring = [c for _, c in services.tenants._retiring]  # now b's, whose view just went
+        assert client_a not in retiring and client_a.http.is_closed, "closed after the grace"
+        assert again.poe is not client_a, "a returning user gets a fresh client"

@@ -6,8 +6,10 @@ scoped to the user (scoped() of SQLiteStore and RedisStore), and a media folder 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import time
 from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
@@ -41,6 +43,9 @@ class Tenants:
         self._raw_store = raw_store  # the unredacted store, whose scoped() views are per user
         self._views: OrderedDict[str, Services] = OrderedDict()
         self._clients: dict[str, PoeClient] = {}
+        # Clients of users no kept view holds: closed once no call of theirs can still be running.
+        self._retiring: list[tuple[float, PoeClient]] = []
+        self._closing: set[asyncio.Task[None]] = set()
 
     def _client(self, poe_api_key: str | None) -> PoeClient:
         settings = self.base.settings
@@ -92,13 +97,25 @@ class Tenants:
         services.extra_secrets = (base.settings.api_key,)
         self._views[user.id] = services
         while len(self._views) > KEPT_VIEWS:
-            self._views.popitem(last=False)
+            self._retire(self._views.popitem(last=False)[1].poe)
+        self._close_retired()
         return services
 
-    def forget(self, user_id: str) -> None:
-        self._views.pop(user_id, None)
+    def _retire(self, client: PoeClient) -> None:
+        if client is self.base.poe or any(v.poe is client for v in self._views.values()):
+            return
+        self._clients.pop(key_id(client.settings.api_key), None)
+        self._retiring.append((time.monotonic(), client))
+
+    def _close_retired(self) -> None:
+        # A call may use its client for POE_MCP_TIMEOUT per request; a minute more covers the rest.
+        grace = self.base.settings.timeout + 60
+        while self._retiring and time.monotonic() - self._retiring[0][0] > grace:
+            task = asyncio.get_running_loop().create_task(self._retiring.pop(0)[1].aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
+        for client in [*self._clients.values(), *(c for _, c in self._retiring)]:
             if client is not self.base.poe:
                 await client.aclose()
