@@ -103,6 +103,8 @@ class Reply:
     no_usage: bool = False
     stall: float = 0.0  # stream: send the first chunk, then say nothing for this long
     hang: float = 0.0  # accept the request, then answer nothing for this long
+    drip: float = 0.0  # send the body (JSON or SSE) one byte at a time, this many seconds apart
+    endless: bool = False  # stream: after the text, content chunks without end (memory flat here)
     files: list[tuple[str, str, str]] = field(
         default_factory=list
     )  # bot protocol: (url, content type, name) `file` events
@@ -125,6 +127,7 @@ class FakePoe:
         self.chunk_delay = 0.0
         self.balance = 1500
         self.streams_aborted = 0  # streams the client closed before their end
+        self.endless_bytes = 0  # what the last endless stream sent before the client hung up
         self.cdn: dict[
             str, tuple[bytes | int, str]
         ] = {}  # name -> (bytes, or a size to generate; content type)
@@ -324,6 +327,17 @@ class FakePoe:
                 )
             )
         headers = {**limit_headers, **reply.headers}
+        if reply.drip and reply.status < 400:
+            source = (
+                self._sse(body, reply)
+                if body.get("stream")
+                else self._once(json.dumps(self._completion(body, reply)).encode())
+            )
+            return StreamingResponse(
+                self._dripping(source, reply.drip),
+                media_type="text/event-stream" if body.get("stream") else "application/json",
+                headers=headers,
+            )
         if reply.status >= 400:
             return self._error(
                 reply.status, reply.error_type or "invalid_request_error", reply.text, headers
@@ -335,6 +349,18 @@ class FakePoe:
         return JSONResponse(
             self._completion(body, reply), headers={"openai-version": "2020-10-01", **headers}
         )
+
+    @staticmethod
+    async def _once(data: bytes):  # type: ignore[no-untyped-def]
+        yield data
+
+    @staticmethod
+    async def _dripping(source: Any, delay: float):  # type: ignore[no-untyped-def]
+        """Every byte of `source` on its own, `delay` seconds apart: a reader's per-read timeout never fires."""
+        async for block in source:
+            for i in range(len(block)):
+                yield block[i : i + 1]
+                await asyncio.sleep(delay)
 
     def _limit_headers(self, now: float) -> dict[str, str]:
         """Poe's documented x-ratelimit-* headers (api-reference/rate-limits): the reset in seconds."""
@@ -472,6 +498,13 @@ class FakePoe:
                         ]
                     }
                 )
+        if reply.endless:
+            self.endless_bytes = 0
+            filler = chunk({"content": "x" * 4000})
+            while True:  # until the client hangs up
+                self.endless_bytes += len(filler)
+                yield filler
+                await asyncio.sleep(0)
         if reply.no_finish:
             return
         yield chunk({}, reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop"))

@@ -205,6 +205,11 @@ OPTIONS: dict[str, Option] = {
     "max_media_mb": Option(
         "POE_MCP_MAX_MEDIA_MB", _positive_float, "largest generated file downloaded, in MB"
     ),
+    "max_response_mb": Option(
+        "POE_MCP_MAX_RESPONSE_MB",
+        _positive_float,
+        "largest answer read from Poe, in MB; a longer one is cut and not stored",
+    ),
     "rpm": Option("POE_MCP_RPM", _positive_int, "request budget per minute"),
     "max_retries": Option(
         "POE_MCP_MAX_RETRIES", _non_negative_int, "retries of a retryable failure"
@@ -247,6 +252,7 @@ class Settings:
     )
     max_attachment_mb: float = 50.0
     max_media_mb: float = 500.0
+    max_response_mb: float = 32.0
     rpm: int = 500
     max_retries: int = 4
     timeout: float = 600.0

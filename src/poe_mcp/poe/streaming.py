@@ -1,12 +1,52 @@
-"""Assembling a streamed answer, shared by both backends: text, reasoning, tool-call deltas, usage."""
+"""Assembling a streamed answer, shared by both backends: text, reasoning, tool-call deltas, usage;
+and the size cap every body read from Poe is held to (`cap_body`)."""
 
 from __future__ import annotations
 
+import functools
+import importlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PoeConnectionError, PoeError
+from .errors import PoeConnectionError, PoeError, ResponseTooLargeError, response_too_large
 from .types import Completion, TextListener, ToolCall, Usage
+
+# A request that reads its body under its own limit (a media download) says so in this extension.
+OWN_LIMIT = "poe_mcp.own_limit"
+
+
+@functools.cache
+def _capped_stream_class(library: str) -> type:
+    """A byte stream of `library` (httpx or httpx2) that raises once more than `limit` bytes passed."""
+    base = importlib.import_module(library).AsyncByteStream
+
+    class CappedStream(base):  # type: ignore[misc, valid-type]
+        def __init__(self, inner: Any, limit: int) -> None:
+            self.inner, self.limit = inner, limit
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            seen = 0
+            async for chunk in self.inner:
+                seen += len(chunk)
+                if seen > self.limit:
+                    raise response_too_large(self.limit)
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    return CappedStream
+
+
+def cap_body(response: Any, limit: int) -> None:
+    """Hold a response's body to `limit` bytes as it is read, streamed or not (an httpx or httpx2
+    response, from a `response` event hook, before its body is read): past it, reading raises
+    ResponseTooLargeError and memory stays bounded. Requests marked OWN_LIMIT keep their own cap."""
+    if response.request.extensions.get(OWN_LIMIT):
+        return
+    library = type(response).__module__.split(".", 1)[0]
+    response.stream = _capped_stream_class(library)(response.stream, limit)
 
 
 def plain_text(content: Any) -> str:
@@ -136,9 +176,13 @@ class StreamAssembler:
         return completion
 
     def broken(self, error: PoeError) -> Completion:
-        """What arrived before the stream broke, marked as an error; raises instead if nothing arrived yet."""
+        """What arrived before the stream broke, marked as an error; raises instead if nothing arrived
+        yet, or if the answer was cut at the size cap (what came is not kept, nor returned)."""
         if not self.received:
             raise error  # nothing was paid for: the call may be retried whole
+        if isinstance(error, ResponseTooLargeError):
+            self._text, self._reasoning, self._calls = [], [], {}
+            raise error
         completion = self._build()
         completion.finish_reason = "error"
         completion.error = error

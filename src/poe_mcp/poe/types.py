@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidResponseError, PoeError
+from .errors import InvalidResponseError, PoeError, UnparseableResponseError
 from .sampling import Sampling
 
 # OpenAI-format chat messages are Poe's lingua franca on /v1; the bot-protocol backend maps them.
@@ -38,8 +38,14 @@ class Usage:
 
     @classmethod
     def from_wire(cls, data: Any) -> Usage | None:
-        if not isinstance(data, dict):
+        """Poe's `usage` object; absent or null is None, any other shape (a list, a negative or
+        fractional or textual count) is Poe's answer in a shape we cannot read: upstream_error."""
+        if data is None:
             return None
+        if not isinstance(data, dict):
+            raise UnparseableResponseError(
+                f"Poe sent a usage that is not an object ({type(data).__name__})"
+            )
         prompt, completion = _count(data, "prompt_tokens"), _count(data, "completion_tokens")
         return cls(
             prompt_tokens=prompt,
@@ -51,9 +57,19 @@ class Usage:
 
 
 def _count(data: Any, name: str) -> int:
-    """A token count from Poe's usage, where details may be missing or null."""
+    """A token count from Poe's usage, where details may be missing or null; an odd count is refused."""
+    if data is not None and not isinstance(data, dict):
+        raise UnparseableResponseError(f"Poe sent usage details that are not an object ({name})")
     value = data.get(name) if isinstance(data, dict) else None
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise UnparseableResponseError(
+            f"Poe sent a usage count {name} that is not a whole number of tokens: {str(value)[:40]!r}"
+        )
+    return value
 
 
 @dataclass

@@ -24,15 +24,13 @@ from ..poe.errors import (
     NoMediaError,
     NotFoundError,
     PoeError,
-    UpstreamError,
+    UnparseableResponseError,
 )
 from ..poe.media import (
     MARKDOWN_IMAGE,
     MediaFile,
     SkippedUrl,
-    download_media,
     find_media_urls,
-    save_all,
     save_bytes,
 )
 from ..poe.types import ChatRequest, Usage
@@ -276,10 +274,7 @@ class MediaService:
         )
 
     async def _save(self, urls: list[str]) -> tuple[list[MediaFile], list[SkippedUrl]]:
-        settings = self.poe.settings
-        return await save_all(
-            self.poe.http, urls, settings.origin, self.output_dir, settings.timeout, self.max_bytes
-        )
+        return await self.poe.save_links(urls, self.output_dir, self.max_bytes)
 
     async def _via_endpoint(
         self,
@@ -295,11 +290,9 @@ class MediaService:
         url = self.poe.settings.base_url + endpoint.removeprefix("/v1")
         body = {"model": info.id, "prompt": prompt, **parameters}
         async with heartbeats(info.id, progress):
-            answer = await self.poe.retry.run(
-                lambda: self.poe.request_json("POST", url, json=body), self.poe.budget
-            )
+            answer = await self.poe.post_json(url, body)
         if not isinstance(answer, dict):
-            raise UpstreamError(f"Poe answered {endpoint} in an unexpected shape")
+            raise UnparseableResponseError(f"Poe answered {endpoint} in an unexpected shape")
         items = [d for d in (answer.get("data") or []) if isinstance(d, dict)]
         urls = [str(d["url"]) for d in items if d.get("url")]
         files, skipped = await self._save(urls)
@@ -338,7 +331,7 @@ class MediaService:
         if image:
             body["input_image"] = image.split(",", 1)[1]  # the API takes bare base64
         jobs = self._jobs()
-        job = await self.poe.retry.run(lambda: jobs.create(info.id, prompt, body), self.poe.budget)
+        job = await jobs.create(info.id, prompt, body)
         record = MediaJob(job.id, info.id, prompt, job.status, created_at=time.time())
         await self._remember(record, job)  # before any wait: a client that gives up loses nothing
         return await self._follow(record, job, progress, max_wait)
@@ -390,14 +383,7 @@ class MediaService:
         if not job.finished:
             await self._remember(record, job)
             return self._generation(record, [])
-        file = await download_media(
-            self.poe.http,
-            self._jobs().content_url(job.id),
-            self.output_dir,
-            timeout=self.poe.settings.timeout,
-            headers=self.poe.auth_headers(),
-            max_bytes=self.max_bytes,
-        )
+        file = await self._jobs().download(job.id, self.output_dir, self.max_bytes)
         record.files = _saved([file])
         await self._remember(record, job)
         generation = self._generation(record, [file])
