@@ -80,6 +80,16 @@ async def test_an_endless_stream_is_cut_at_the_cap_with_memory_bounded_and_nothi
     assert [m["content"] for m in stored] == ["hi", "Echo: hi"], "nothing of the cut turn stored"
 
 
+async def test_a_json_answer_past_the_cap_is_cut_too(settings: Any, fake: FakePoe) -> None:
+    fake.enqueue(Reply(text="y" * 2_000_000))
+    async with connect(settings, max_response_mb=1.0) as client:
+        result = await client.call_tool("ask_poe", {**ASK, "stream": False})
+        sessions = await client.call_tool("list_sessions", {})
+    assert result.is_error and result.content[0].text.startswith("response_too_large")
+    assert len(fake.chat_requests()) == 1
+    assert "yyyy" not in str(sessions.structured_content)
+
+
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
 async def test_a_5_mb_error_message_arrives_truncated(
     settings: Any, fake: FakePoe, stream: bool
