@@ -88,13 +88,29 @@ class RetryPolicy:
                     if wait > MAX_RETRY_AFTER and retry:
                         error.advice = f"Poe asked to wait {wait:.0f} s, longer than this server waits in one call: try again then."
                     error.retries, error.waited = attempt, waited
-                    # The cause chain (the transport's or the SDK's exception) for whoever debugs it.
-                    log.debug("%s after %d attempt(s)", error.type, attempt + 1, exc_info=error)
+                    _log_cause(error, attempt + 1)
                     raise
                 log.info(
                     "%s; retry %d of %d in %.2f s", error.type, attempt + 1, self.max_retries, wait
                 )
-                log.debug("the failure retried", exc_info=error)
                 await sleep(wait)
                 waited += wait
         raise AssertionError("unreachable")
+
+
+def _log_cause(error: PoeError, attempts: int) -> None:
+    """The failure's cause chain at DEBUG, for whoever debugs it: the classes always; the traceback of
+    the cause too, except for an answer Poe sent, whose text (which may echo what was sent, a key
+    included) stays out of the log."""
+    chain: list[str] = []
+    seen: BaseException | None = error
+    while seen is not None and len(chain) < 8:
+        chain.append(f"{type(seen).__module__}.{type(seen).__qualname__}")
+        seen = seen.__cause__
+    log.debug(
+        "%s after %d attempt(s), caused by %s",
+        error.type,
+        attempts,
+        " <- ".join(chain[1:]) or "nothing below it",
+        exc_info=None if error.from_poe else error,
+    )
