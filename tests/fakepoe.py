@@ -72,8 +72,9 @@ def instance_of(schema: dict[str, Any]) -> Any:
     )
 
 
-# The first bytes of a real mp4 (an ftyp box), enough for magic-byte sniffing.
-MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 1000
+# A real, playable mp4 (3.5 KB: two seconds of a 160x90 H.264 test pattern, made as
+# tests/fixtures/media/README.md says), so a browser shown the fake's video can play it.
+MP4 = (FIXTURES.parent / "media" / "test-pattern.mp4").read_bytes()
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 
 
@@ -130,7 +131,9 @@ class FakePoe:
         ] = {}  # name -> (bytes, or a size to generate; content type)
         self.videos: dict[str, dict[str, Any]] = {}
         self.video_steps = 3  # polls before a job completes
-        self.video_bytes = 0  # when set, /content serves this many bytes instead of the small MP4
+        self.video_bytes = (
+            0  # when set, /content serves this many bytes instead of the test-pattern MP4
+        )
         self.block_delay = 0.0  # seconds between 64 KB blocks of a generated download
         self.video_points = 4200  # the job's `usage` once completed
         self.images_missing = False  # answer 404 on /v1/images
