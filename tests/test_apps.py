@@ -41,6 +41,7 @@ from servers import TOKEN, free_port, http_replica
 from poe_mcp import apps
 from poe_mcp.config import Settings
 from poe_mcp.http import build_http_app
+from poe_mcp.icons import SERVER_SVG
 from poe_mcp.server import build_server
 
 HERE = Path(__file__).parent
@@ -93,6 +94,9 @@ async def test_each_app_is_one_self_contained_html_resource(settings: Settings, 
         assert listed[uri].mime_type == page.mime_type == "text/html;profile=mcp-app"
         assert page.text.startswith("<!doctype html>") and "<script>" in page.text
         assert "<!-- inline" not in page.text, "every shared source is inlined"
+        assert page.text.count(apps.ICON) == 1 and SERVER_SVG[-60:] in apps.ICON, (
+            "the server's own icon heads each app"
+        )
         # No origin at all: the only URL is SVG's namespace name, which is never fetched.
         assert set(re.findall(r"[a-z][a-z0-9+.-]*://[^\s\"'<>)]*", page.text)) <= {
             "http://www.w3.org/2000/svg"
@@ -228,6 +232,15 @@ def _missing_browser() -> str | None:
         if shutil.which(binary) is None:
             return f"{binary} is not installed (apt-get install chromium chromium-driver)"
     return None
+
+
+def test_without_a_browser_the_browser_tests_say_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "chromedriver" else name)
+    assert _missing_browser() == (
+        "chromedriver is not installed (apt-get install chromium chromium-driver)"
+    )
 
 
 def ext_apps_import_map() -> str:

@@ -17,6 +17,8 @@ from typing import Any
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID, Apps, client_supports_apps
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
+from ..icons import SERVER_SVG
+
 MEDIA_VIEWER = "ui://poe-mcp/media-viewer.html"
 MODEL_BROWSER = "ui://poe-mcp/model-browser.html"
 USAGE = "ui://poe-mcp/usage.html"
@@ -42,9 +44,13 @@ TOOL_APPS: dict[str, str] = {
 }
 
 _INLINE = re.compile(r"<!-- inline (?P<name>[\w.-]+) -->")
+# The server's own icon (icons.py) in each app's header: one icon set for the server and its apps.
+ICON = SERVER_SVG.replace("<svg ", "<svg class='icon' aria-hidden='true' ", 1)
 
 
 def _source(name: str) -> str:
+    if name == "icon.svg":
+        return ICON
     return files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
