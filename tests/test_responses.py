@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import connect
+from conftest import connect, env_for
 from fakepoe import PNG, SLOPPY_JSON, FakePoe, Reply
 
 pytestmark = pytest.mark.anyio
 
+POE_MCP = str(Path(sys.executable).parent / "poe-mcp")
 RESPONSES_ONLY = "test-responses-only"
 TOOLS = [
     {
@@ -407,3 +411,35 @@ async def test_chat_completion_on_a_responses_only_model_returns_a_chat_completi
     data = result.structured_content
     assert data["object"] == "chat.completion"
     assert data["choices"][0]["message"]["content"] == "Echo: hi"
+
+
+async def test_a_responses_stream_ending_without_its_completed_event_keeps_the_tool_calls(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.enqueue(Reply(tool_calls=[PARIS], no_finish=True))
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "ask_poe_with_tools", {"bot": RESPONSES_ONLY, "prompt": "weather", "tools": TOOLS}
+        )
+    assert not result.is_error and len(fake.responses_requests()) == 1, "never re-sent"
+    data = result.structured_content
+    assert data["tool_calls"][0]["arguments"] == {"location": "Paris"}
+    assert data["finish_reason"] == "tool_calls"
+    assert any("without a finish_reason" in note for note in data["notes"])
+
+
+def test_cli_api_and_web_search_flags(fake: FakePoe, tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir(exist_ok=True)
+    result = subprocess.run(
+        [POE_MCP, "ask", "gpt-5.4", "hi", "--api", "responses", "--web-search", "--json"],
+        capture_output=True,
+        text=True,
+        env=env_for(fake, tmp_path),
+        cwd=tmp_path,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["text"] == "Echo: hi"
+    body = fake.responses_requests()[-1]["json"]
+    assert body["model"] == "gpt-5.4" and body["tools"] == [{"type": "web_search_preview"}]
