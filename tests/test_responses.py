@@ -443,3 +443,106 @@ def test_cli_api_and_web_search_flags(fake: FakePoe, tmp_path: Path) -> None:
     assert json.loads(result.stdout)["text"] == "Echo: hi"
     body = fake.responses_requests()[-1]["json"]
     assert body["model"] == "gpt-5.4" and body["tools"] == [{"type": "web_search_preview"}]
+
+
+# -- the wire translation on its own ---------------------------------------------------------------
+
+
+def test_chat_messages_become_responses_input_items() -> None:
+    from poe_mcp.poe.backends.responses import input_items
+
+    messages = [
+        {"role": "developer", "content": "Terse."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Read"},
+                {
+                    "type": "file",
+                    "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,QQ=="},
+                },
+                {"type": "image_url", "image_url": {"url": "https://x/i.png", "detail": "low"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+    ]
+    assert input_items(messages) == [
+        {"type": "message", "role": "system", "content": "Terse."},
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "Read"},
+                {
+                    "type": "input_file",
+                    "filename": "a.pdf",
+                    "file_data": "data:application/pdf;base64,QQ==",
+                },
+                {"type": "input_image", "image_url": "https://x/i.png", "detail": "low"},
+            ],
+        },
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+    ]
+
+
+def test_a_response_object_becomes_a_completion() -> None:
+    from poe_mcp.poe.backends.responses import completion_from_wire
+    from poe_mcp.poe.errors import PoeError
+
+    incomplete = completion_from_wire(
+        {
+            "id": "resp_1",
+            "status": "incomplete",
+            "incomplete_details": {"reason": "max_output_tokens"},
+            # Poe sometimes sends an output_text part without text (ai-sdk-provider-poe#3)
+            "output": [{"type": "message", "content": [{"type": "output_text"}]}],
+            "output_text": "Partial",
+            "usage": {"input_tokens": 5, "output_tokens": 7, "input_tokens_details": None},
+        },
+        "m",
+    )
+    assert (incomplete.text, incomplete.finish_reason, incomplete.id) == (
+        "Partial",
+        "length",
+        "resp_1",
+    )
+    assert (incomplete.usage.prompt_tokens, incomplete.usage.total_tokens) == (5, 12)
+    assert incomplete.chat_object()["choices"][0]["message"]["content"] == "Partial"
+    with pytest.raises(PoeError) as failed:
+        completion_from_wire(
+            {"status": "failed", "error": {"code": "server_error", "message": "boom"}}, "m"
+        )
+    assert failed.value.message == "boom" and failed.value.retryable
+
+
+async def test_events_with_only_whole_items_still_give_text_and_calls() -> None:
+    """A stream that sends items whole (no deltas), or only the final response, loses nothing."""
+    from poe_mcp.poe.backends.responses import EventReader
+    from poe_mcp.poe.streaming import StreamAssembler
+
+    shown: list[str] = []
+
+    async def listener(piece: str) -> None:
+        shown.append(piece)
+
+    reader = EventReader(StreamAssembler("m", listener))
+    call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": '{"a": 1}'}
+    await reader.read({"type": "response.output_item.done", "output_index": 1, "item": call})
+    final = {
+        "status": "completed",
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": "Hi"}]}, call],
+        "usage": {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+    }
+    await reader.read({"type": "response.completed", "response": final})
+    completion = reader.assembler.completion()
+    assert completion.text == "Hi" == "".join(shown)
+    assert [(c.id, c.arguments) for c in completion.tool_calls] == [("c1", {"a": 1})]
+    assert completion.finish_reason == "tool_calls" and completion.usage.total_tokens == 3

@@ -103,6 +103,10 @@ class StreamAssembler:
         return call is not None and bool(call.arguments)
 
     @property
+    def has_text(self) -> bool:
+        return bool(self._text)
+
+    @property
     def has_tool_calls(self) -> bool:
         return bool(self._calls)
 

@@ -411,7 +411,7 @@ class EventReader:
         a.usage = usage_from_wire(response.get("usage"))
         final = completion_from_wire(response, a.model) if response.get("output") else None
         if final is not None:  # what the deltas left out (Poe's output_text is sometimes missing)
-            if not a.received and final.text:
+            if not a.has_text and final.text:
                 await a.add_text(final.text)
             if not a.has_tool_calls:
                 for index, call in enumerate(final.tool_calls):
