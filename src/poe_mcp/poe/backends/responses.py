@@ -77,7 +77,12 @@ def choose_api(request: ChatRequest, model: ModelInfo | None, catalog: list[Mode
     if model is not None and model.parameter("web_search") is not None:
         request.parameters.setdefault("web_search", True)
         return api
-    able = [m.id for m in catalog if has_builtin_web_search(m) or m.parameter("web_search")]
+    able = [
+        m.id
+        for m in catalog
+        if "text" in m.output_modalities
+        and (has_builtin_web_search(m) or m.parameter("web_search") is not None)
+    ]
     raise InvalidRequestError(
         f"{name} cannot search the web"
         + (" over chat completions" if request.api == "chat" and model is not None else ""),
