@@ -1,7 +1,8 @@
 """Attachments: local paths (sandboxed), public https URLs and data URLs, turned into message parts.
 
 Defense in depth: a path is resolved (symlinks, `..`) before the allowed-folder check, a URL host is
-resolved and every address it maps to must be public, and nothing larger than the cap is read.
+resolved and every address it maps to must be public (the IPv4 inside an IPv6 form too), a URL is
+fetched within one deadline, and nothing larger than the cap is read.
 """
 
 from __future__ import annotations
