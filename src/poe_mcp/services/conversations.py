@@ -267,7 +267,7 @@ class ChatService:
             return
         except ConflictError as error:
             completion.notes.append(
-                f"This turn was not stored: {error.message}. The answer is returned, but session "
+                f"This turn was not stored ({error.type}): {error.message}. The answer is returned, but session "
                 f"{session_id} does not include it; send the turn again to add it."
             )
         except Exception as error:
