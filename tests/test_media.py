@@ -624,3 +624,53 @@ async def test_seconds_and_size_become_a_chat_video_bots_own_parameters(
     assert sent["duration"] == "10" and sent["aspect"] == "9:16"
     assert refused.is_error and "wan-2.2 cannot be asked for a length" in refused.content[0].text
     assert len(fake.chat_requests()) == 1
+
+
+# -- media in chat answers ------------------------------------------------------------------------
+
+
+async def test_ask_poe_saves_an_image_answer_and_fills_media(
+    any_settings: Any, fake: FakePoe
+) -> None:
+    """A chat image bot's answer: a Markdown link to the CDN over /v1, a `file` event over the bot protocol."""
+    url = fake.cdn_url("answer.png", PNG, "image/png")
+    if any_settings.backend == "fastapi_poe":
+        fake.enqueue(Reply(text="Here is your cat.", files=[(url, "image/png", "answer.png")]))
+    else:
+        fake.enqueue(Reply(text=f"Here is your cat. ![cat]({url})"))
+    async with connect(any_settings) as client:
+        result = await client.call_tool("ask_poe", {"bot": "Nano-Banana", "prompt": "a cat"})
+        assert not result.is_error, result.content[0].text
+        [saved] = result.structured_content["media"]
+        resource = await client.read_resource(saved["uri"])
+    assert Path(saved["path"]).read_bytes() == PNG and saved["url"] == url
+    assert saved["mime_type"] == "image/png" and saved["bytes"] == len(PNG)
+    assert base64.b64decode(resource.contents[0].blob) == PNG
+    kinds = [block.type for block in result.content]
+    assert kinds == ["text", "text", "image", "resource_link"], "a small image inline, and its link"
+    assert result.content[3].uri == saved["uri"]
+    assert f"Saved {saved['path']}" in result.content[1].text, "the handles name the saved file"
+    assert result.structured_content["text"].startswith("Here is your cat.")
+
+
+async def test_ask_poe_leaves_links_in_prose_alone(settings: Any, fake: FakePoe) -> None:
+    fake.enqueue(Reply(text="See https://docs.python.org/3/ and ![x](https://example.com/a.png)."))
+    async with connect(settings) as client:
+        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "links?"})
+    assert not result.is_error and result.structured_content["media"] == []
+    assert [block.type for block in result.content] == ["text", "text"]
+    assert result.structured_content["notes"] == [], "a link off Poe's CDN is prose, not a skip"
+    assert not [r for r in fake.requests if r["path"].startswith("/cdn/")]
+
+
+async def test_ask_poe_reports_an_answer_file_it_could_not_save(
+    settings: Any, fake: FakePoe
+) -> None:
+    gone = f"http://127.0.0.1:{fake.port}/cdn/expired.png"  # on the CDN's origin, but not there
+    fake.enqueue(Reply(text=f"![x]({gone})"))
+    async with connect(settings) as client:
+        result = await client.call_tool("ask_poe", {"bot": "Nano-Banana", "prompt": "a cat"})
+    assert not result.is_error and result.structured_content["media"] == []
+    [note] = result.structured_content["notes"]
+    assert note.startswith(f"not saved: {gone}") and "404" in note
+    assert "not saved" in result.content[1].text

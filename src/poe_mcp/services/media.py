@@ -31,11 +31,12 @@ from ..poe.media import (
     MediaFile,
     SkippedUrl,
     download_media,
+    fetch_refusal,
     find_media_urls,
     save_all,
     save_bytes,
 )
-from ..poe.types import ChatRequest, Usage
+from ..poe.types import ChatRequest, Completion, Usage
 from ..poe.videos import (
     DONE,
     FAILED,
@@ -132,6 +133,12 @@ def no_media(model: str, text: str, skipped: list[SkippedUrl]) -> NoMediaError:
     quoted = f' It answered: "{text[:500]}"' if text else " It answered with nothing."
     links = "".join(f"; not saved: {s.url} ({s.reason})" for s in skipped)
     return NoMediaError(f"{model} returned no media.{quoted}{links}")
+
+
+def reply_media_urls(completion: Completion) -> list[str]:
+    """The media of one reply: the files the bot attached (bot-protocol `file` events), then the links
+    in its text, once each."""
+    return list(dict.fromkeys(completion.media_urls + find_media_urls(completion.text)))
 
 
 def _saved(files: list[MediaFile]) -> list[dict[str, Any]]:
@@ -260,7 +267,7 @@ class MediaService:
         )
         async with heartbeats(model, progress):
             completion = await self.poe.chat(request)
-        urls = list(dict.fromkeys(completion.media_urls + find_media_urls(completion.text)))
+        urls = reply_media_urls(completion)
         files, skipped = await self._save(urls)
         text = strip_links(completion.text, urls)
         if not files:
@@ -274,6 +281,17 @@ class MediaService:
             completion.usage,
             _cost(info, completion.usage, images),
         )
+
+    async def save_reply(self, completion: Completion) -> tuple[list[MediaFile], list[SkippedUrl]]:
+        """A chat answer's media, saved as a generation's are: every file the bot attached, and the links
+        to Poe's CDN in its text. Other links in the text are prose, not media: neither fetched nor listed."""
+        origin = self.poe.settings.origin
+        urls = [
+            u
+            for u in reply_media_urls(completion)
+            if u in completion.media_urls or fetch_refusal(u, origin) is None
+        ]
+        return await self._save(urls) if urls else ([], [])
 
     async def _save(self, urls: list[str]) -> tuple[list[MediaFile], list[SkippedUrl]]:
         settings = self.poe.settings

@@ -151,15 +151,21 @@ async def media_result(
     """Text, structured copy, one inline preview at most (sized to fit the 1 MiB budget), then links."""
     text = summary(generation)
     structured = shape.of(generation).model_dump()
-    links: list[ContentBlock] = [link_for(f) for f in generation.files]
-    used = len(json.dumps(structured)) + len(json.dumps(text)) + RESULT_MARGIN
-    used += sum(len(link.model_dump_json()) for link in links)
-    room = RESULT_BUDGET - used
-    # Only the first image or audio is shown inline; the others, like it, travel as links.
-    first = next((f for f in generation.files if f.kind in ("image", "audio")), None)
-    preview_block = await inline_block(first, room) if first is not None else None
-    blocks = ([preview_block] if preview_block else []) + links
+    blocks = await file_blocks(
+        generation.files, len(json.dumps(structured)) + len(json.dumps(text))
+    )
     return structured_result(text, structured, extra=blocks)
+
+
+async def file_blocks(files: list[MediaFile], used: int) -> list[ContentBlock]:
+    """One inline preview at most, sized so the result stays under 1 MiB with the `used` bytes of text
+    and structured copy, then a resource_link for every file."""
+    links: list[ContentBlock] = [link_for(f) for f in files]
+    used += RESULT_MARGIN + sum(len(link.model_dump_json()) for link in links)
+    # Only the first image or audio is shown inline; the others, like it, travel as links.
+    first = next((f for f in files if f.kind in ("image", "audio")), None)
+    preview_block = await inline_block(first, RESULT_BUDGET - used) if first is not None else None
+    return ([preview_block] if preview_block else []) + links
 
 
 def media_path(output_dir: Path, name: str) -> Path:
