@@ -674,3 +674,68 @@ async def test_ask_poe_reports_an_answer_file_it_could_not_save(
     [note] = result.structured_content["notes"]
     assert note.startswith(f"not saved: {gone}") and "404" in note
     assert "not saved" in result.content[1].text
+
+
+# -- input_reference ------------------------------------------------------------------------------
+
+
+async def test_a_reference_image_goes_as_multipart_input_reference(
+    settings: Any, fake: FakePoe, workdir: Path
+) -> None:
+    fake.video_steps = 1
+    (workdir / "start.png").write_bytes(PNG)
+    async with connect(settings, video_poll_interval=0.05) as client:
+        result = await client.call_tool(
+            "generate_video",
+            {
+                "prompt": "animate",
+                "model": "Sora-2",
+                "seconds": 8,
+                "size": "1280x720",
+                "reference": str(workdir / "start.png"),
+            },
+        )
+    assert not result.is_error, result.content[0].text
+    assert created_videos(fake) == [
+        {
+            "model": "sora-2",
+            "prompt": "animate",
+            "seconds": "8",
+            "size": "1280x720",
+            "input_reference": {"filename": "start.png", "content_type": "image/png", "bytes": PNG},
+        }
+    ]
+    assert result.structured_content["files"][0]["mime_type"] == "video/mp4"
+
+
+@pytest.mark.parametrize(
+    ("model", "where", "expected"),
+    [
+        ("Sora-2", "outside", "outside the folders"),  # sandboxed like attachments
+        ("Sora-2", "text", "must be an image"),
+        ("Veo-3", "inside", "takes no image"),  # text->video only
+    ],
+)
+async def test_a_reference_is_refused_before_any_request(
+    settings: Any,
+    fake: FakePoe,
+    workdir: Path,
+    tmp_path: Path,
+    model: str,
+    where: str,
+    expected: str,
+) -> None:
+    (tmp_path / "secret.png").write_bytes(PNG)
+    (workdir / "notes.txt").write_text("not an image")
+    (workdir / "ok.png").write_bytes(PNG)
+    path = {
+        "outside": tmp_path / "secret.png",
+        "text": workdir / "notes.txt",
+        "inside": workdir / "ok.png",
+    }
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "generate_video", {"prompt": "x", "model": model, "reference": str(path[where])}
+        )
+    assert result.is_error and expected in result.content[0].text, result.content[0].text
+    assert created_videos(fake) == []
