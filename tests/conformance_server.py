@@ -464,6 +464,36 @@ def add_resources_and_prompts(mcp: PoeMCPServer) -> None:
         ]
 
 
+def add_task_tools(mcp: PoeMCPServer) -> None:
+    """The tasks scenarios' fixtures (SEP-2663), served as tasks by poe-mcp's own tasks extension, the
+    one generate_video uses: only their names are added to the tools it runs as tasks."""
+
+    @mcp.tool(description="Greets, at once (never a task)")
+    def greet(name: str) -> CallToolResult:
+        return text(f"Hello, {name}!")
+
+    @mcp.tool(description="Sleeps for seconds, then answers (a task)")
+    async def slow_compute(seconds: float = 1, label: str = "") -> CallToolResult:
+        await anyio.sleep(seconds)
+        return text(f"Computed {label} after {seconds} s")
+
+    @mcp.tool(description="Fails after a second (a task that requires the extension)")
+    async def failing_job() -> CallToolResult:
+        await anyio.sleep(1)
+        return CallToolResult(
+            content=[TextContent(type="text", text="The job failed")], is_error=True
+        )
+
+    @mcp.tool(description="Raises a protocol error (a task)")
+    async def protocol_error_job() -> CallToolResult:
+        await anyio.sleep(0.2)
+        raise MCPError(code=-32603, message="The job crashed")
+
+    mcp.tasks.task_tools.update(
+        slow_compute="optional", failing_job="required", protocol_error_job="optional"
+    )
+
+
 def fixture_server() -> tuple[Any, Any]:
     settings = load_settings()
     server = build_server(settings)
@@ -471,6 +501,7 @@ def fixture_server() -> tuple[Any, Any]:
     add_client_request_tools(server)
     add_multi_round_trip_tools(server)
     add_resources_and_prompts(server)
+    add_task_tools(server)
     return settings, build_http_app(settings, server)
 
 

@@ -171,3 +171,33 @@ async def test_tasks_methods_need_the_extension_and_a_known_task(
         caps = (await client.session.discover()).capabilities
     assert undeclared.value.code == -32021 and unknown.value.code == -32602
     assert caps.extensions is not None and TASKS in caps.extensions
+
+
+class GetTaskWithoutName(McpRequest[TaskIdParams, Literal["tasks/get"]]):
+    """tasks/get as a client that forgets SEP-2663's routing header sends it."""
+
+
+async def test_tasks_over_http_poll_to_completion_and_need_their_mcp_name(
+    fake: FakePoe, tmp_path: Path
+) -> None:
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+    from servers import TOKEN, http_replica
+
+    fake.video_steps = 1  # done at the first poll, 5 s in (the served poll interval)
+    tasks = PollingTasks()
+    with http_replica(fake, tmp_path) as url:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        async with Client(
+            streamable_http_client(url, http_client=http), extensions=[tasks]
+        ) as client:
+            result = await client.call_tool("generate_video", {"prompt": "a wave"})
+            task_id = next(iter(fake.videos))  # any id: the header check comes before the lookup
+            with pytest.raises(MCPError) as nameless:
+                await client.session.send_request(
+                    GetTaskWithoutName(method="tasks/get", params=TaskIdParams(task_id=task_id)),
+                    DetailedTask,
+                )
+    assert result.structured_content["status"] == "completed", result.content[0].text
+    assert tasks.seen[0] == "working" and tasks.seen[-1] == "completed"
+    assert nameless.value.code == -32020

@@ -14,6 +14,7 @@ and `generate_video(job_id=…)` fetches it from any replica.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 import secrets
@@ -30,7 +31,14 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
 from mcp.server.mcpserver.server import require_client_extension
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, RequestParams
+from mcp.shared.inbound import decode_header_value
+from mcp_types import (
+    HEADER_MISMATCH,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    CallToolRequestParams,
+    RequestParams,
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -269,3 +277,72 @@ def video_task_arguments(tool: str, arguments: dict[str, Any]) -> None:
 def extension() -> TasksExtension:
     """poe-mcp's tasks: generate_video, for clients that declare the extension."""
     return TasksExtension({"generate_video": "optional"}, video_task_arguments)
+
+
+class TaskNameHeader:
+    """ASGI: a 2026 `tasks/*` request must carry `Mcp-Name: <taskId>` (SEP-2663's routing header), as
+    the SDK checks it for tools/call; a missing or different one is HTTP 400 with -32020. Only requests
+    whose `Mcp-Method` names a tasks method are read here (the SDK holds that header to the body)."""
+
+    METHODS = (b"tasks/get", b"tasks/update", b"tasks/cancel")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or ()) if scope["type"] == "http" else {}
+        if headers.get(b"mcp-method") not in self.METHODS:
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        refusal = _name_refusal(body, headers.get(b"mcp-name"))
+        if refusal is not None:
+            await _reject(send, *refusal)
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _name_refusal(body: bytes, header: bytes | None) -> tuple[Any, str] | None:
+    try:
+        message = json.loads(body)
+        task_id = message["params"]["taskId"]
+    except (ValueError, KeyError, TypeError):
+        return None  # not a well-formed tasks request: the SDK's own checks answer it
+    given = decode_header_value(header.decode("latin-1")) if header is not None else None
+    if given == task_id:
+        return None
+    return message.get("id"), "Mcp-Name header does not match the request body's 'taskId' parameter"
+
+
+async def _reject(send: Any, request_id: Any, text: str) -> None:
+    payload = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "error": {"code": HEADER_MISMATCH, "message": text},
+    }
+    data = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
