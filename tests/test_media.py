@@ -553,6 +553,26 @@ async def test_recent_jobs_and_their_files_are_a_resource(settings: Any, fake: F
     assert oldest["prompt"] == "a slow comet" and oldest["files"] == []
 
 
+async def test_list_generations_lists_recent_jobs_and_their_files(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.video_steps = 1000
+    async with connect(settings, video_poll_interval=0.05) as client:
+        running = await client.call_tool(
+            "generate_video", {"prompt": "a slow comet", "max_wait": 0}
+        )
+        fake.video_steps = 1
+        finished = await client.call_tool("generate_video", {"prompt": "a quick wave"})
+        listed = await client.call_tool("list_generations", {"limit": 5})
+    newest, oldest = listed.structured_content["jobs"]
+    assert newest["job_id"] == finished.structured_content["job_id"] and newest["points"] == 4200
+    assert newest["files"][0]["uri"] == finished.structured_content["files"][0]["uri"]
+    assert oldest["job_id"] == running.structured_content["job_id"] and oldest["files"] == []
+    first, second = listed.content[0].text.splitlines()
+    assert newest["files"][0]["path"] in first and "4200 points" in first
+    assert f'generate_video(job_id="{oldest["job_id"]}")' in second
+
+
 async def test_inline_base64_from_the_images_endpoint_is_saved(
     settings: Any, fake: FakePoe
 ) -> None:

@@ -23,7 +23,7 @@ from mcp.types import (
     ResourceLink,
     ToolAnnotations,
 )
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ..conversations import MediaJob
 from ..poe.media import MediaFile
@@ -113,6 +113,21 @@ def job_entry(job: MediaJob) -> dict[str, Any]:
     """One line of poe-mcp://generations: the job as stored, each saved file with its media URI."""
     files = [{**f, "uri": MEDIA_URI + Path(f["path"]).name} for f in job.files]
     return {**asdict(job), "job_id": job.id, "files": files}
+
+
+class GenerationsResult(BaseModel):
+    jobs: list[dict[str, Any]]
+
+
+def generation_line(job: dict[str, Any]) -> str:
+    """One job as list_generations shows it: what a model needs to fetch it or find its file."""
+    files = ", ".join(f["path"] for f in job["files"])
+    points = f", {job['points']:g} points" if job.get("points") is not None else ""
+    running = job["status"] not in ("completed", "failed")
+    where = f": {files}" if files else ""
+    where += f' (generate_video(job_id="{job["job_id"]}") fetches it)' if running else ""
+    prompt = f" {job['prompt'][:60]!r}" if job.get("prompt") else ""
+    return f"{job['job_id']}  {job['model']}  {job['status']}{points}{prompt}{where}"
 
 
 def link_for(file: MediaFile) -> ResourceLink:
@@ -243,6 +258,20 @@ def register(mcp: PoeMCPServer) -> None:
                 reference=reference,
             )
         return await media_result(generation, VideoResult)
+
+    @mcp.tool(
+        title="List recent video jobs",
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
+    async def list_generations(
+        ctx: Context, limit: Annotated[int, Field(ge=1, le=200, description="Max jobs")] = 20
+    ) -> Annotated[CallToolResult, GenerationsResult]:
+        """Recent video jobs, newest first: job_id, status, points, saved files."""
+        jobs = [job_entry(job) for job in await state_of(ctx).media.list_jobs(limit)]
+        lines = [generation_line(job) for job in jobs]
+        return structured_result(
+            "\n".join(lines) or "No video jobs yet.", GenerationsResult(jobs=jobs).model_dump()
+        )
 
     @mcp.resource(
         GENERATIONS_URI,
