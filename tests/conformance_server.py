@@ -489,9 +489,47 @@ def add_task_tools(mcp: PoeMCPServer) -> None:
         await anyio.sleep(0.2)
         raise MCPError(code=-32603, message="The job crashed")
 
+    confirm = {"type": "object", "properties": {"confirm": {"type": "boolean"}}}
+
+    @mcp.tool(description="Asks to confirm, then deletes (a task that waits for input)")
+    def confirm_delete(ctx: Context, filename: str = "") -> Any:
+        got = answered(ctx, "confirm")
+        if got is None:
+            return InputRequiredResult(
+                input_requests={"confirm": ask(f"Delete {filename}?", confirm)}
+            )
+        return text(f"Deleted {filename}" if elicited_field(got["confirm"], "confirm") else "Kept")
+
+    @mcp.tool(description="Asks two things at once (a task)")
+    def multi_input(ctx: Context) -> Any:
+        got = answered(ctx, "first", "second")
+        if got is None:
+            return InputRequiredResult(
+                input_requests={
+                    "first": ask("First name?", NAME_SCHEMA),
+                    "second": ask("Confirm?", confirm),
+                }
+            )
+        return text(f"Got {elicited_field(got['first'], 'name')}")
+
+    @mcp.tool(description="Asks for a name, then works on as a task")
+    def test_tool_with_task(ctx: Context) -> Any:
+        got = answered(ctx, "user_name")
+        if got is None:
+            return InputRequiredResult(
+                input_requests={"user_name": ask("What is your name?", NAME_SCHEMA)}
+            )
+        return text(f"Done for {elicited_field(got['user_name'], 'name')}")
+
     mcp.tasks.task_tools.update(
-        slow_compute="optional", failing_job="required", protocol_error_job="optional"
+        slow_compute="optional",
+        failing_job="required",
+        protocol_error_job="optional",
+        confirm_delete="optional",
+        multi_input="optional",
+        test_tool_with_task="required",
     )
+    mcp.tasks.ask_first.add("test_tool_with_task")
 
 
 def fixture_server() -> tuple[Any, Any]:

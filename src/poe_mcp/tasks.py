@@ -37,6 +37,7 @@ from mcp_types import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     CallToolRequestParams,
+    InputRequiredResult,
     RequestParams,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -72,6 +73,10 @@ class Task:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    # While input_required: the requests still unanswered (wire form), and the answers so far.
+    asking: dict[str, Any] = field(default_factory=dict)
+    answers: dict[str, Any] = field(default_factory=dict)
+    answered: anyio.Event = field(default_factory=anyio.Event)
 
     def update(self, status: str | None = None, message: str | None = None) -> None:
         self.status = status or self.status
@@ -90,6 +95,8 @@ class Task:
         }
         if self.message:
             out["statusMessage"] = self.message
+        if detailed and self.status == "input_required":
+            out["inputRequests"] = dict(self.asking)
         if detailed and self.result is not None:
             out["result"] = self.result
         if detailed and self.error is not None:
@@ -132,6 +139,9 @@ class TasksExtension(Extension):
         arguments: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.task_tools: dict[str, Support] = dict(tools or {})
+        # Tools that gather input by multi-round trips first: a call without inputResponses runs as
+        # an ordinary call, the final round (with them) becomes the task (SEP-2663's composition).
+        self.ask_first: set[str] = set()
         # Adjusts a task call's arguments before it runs (generate_video waits for the whole job).
         self.arguments = arguments
         self._tasks: dict[str, Task] = {}
@@ -170,6 +180,8 @@ class TasksExtension(Extension):
             require_client_extension(ctx, TASKS)  # raises -32021 naming the extension
         if not declared or self._group is None:
             return await call_next(ctx)
+        if params.name in self.ask_first and not params.input_responses:
+            return await call_next(ctx)
         self._expire()
         task = Task("task-" + secrets.token_urlsafe(12), params.name)
         self._tasks[task.id] = task  # stored before the answer: an immediate tasks/get finds it
@@ -177,7 +189,7 @@ class TasksExtension(Extension):
             params.arguments = dict(params.arguments or {})
             self.arguments(params.name, params.arguments)
         background = dataclasses.replace(ctx, session=cast(Any, _ProgressToTask(ctx.session, task)))
-        self._group.start_soon(self._run, task, call_next, background)
+        self._group.start_soon(self._run, task, call_next, background, params)
         return {"resultType": "task", **task.wire()}
 
     async def _run(
@@ -185,10 +197,20 @@ class TasksExtension(Extension):
         task: Task,
         call_next: Callable[[Any], Awaitable[HandlerResult]],
         ctx: ServerRequestContext[Any, Any],
+        params: CallToolRequestParams,
     ) -> None:
         with task.scope:
             try:
                 result = await call_next(ctx)
+                while isinstance(result, InputRequiredResult):  # the call asks: the task waits
+                    await self._ask(task, result)
+                    answered = {"name": params.name, "inputResponses": task.answers}
+                    params.input_responses = CallToolRequestParams.model_validate(
+                        answered
+                    ).input_responses
+                    params.request_state = result.request_state
+                    task.update("working")
+                    result = await call_next(ctx)  # the same call again, now with its answers
             except MCPError as error:
                 task.error = error.error.model_dump(by_alias=True, mode="json", exclude_none=True)
                 task.update("failed")
@@ -202,6 +224,15 @@ class TasksExtension(Extension):
             task.update("completed")
         if task.scope.cancelled_caught and task.status not in TERMINAL:
             task.update("cancelled", _cancelled_message(task))
+
+    @staticmethod
+    async def _ask(task: Task, asked: InputRequiredResult) -> None:
+        """Park the task in input_required until tasks/update has answered every request."""
+        dumped = asked.model_dump(by_alias=True, mode="json", exclude_none=True)
+        task.asking = dict(dumped.get("inputRequests") or {})
+        task.answers, task.answered = {}, anyio.Event()
+        task.update("input_required")
+        await task.answered.wait()
 
     def _find(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> Task:
         require_client_extension(ctx, TASKS)
@@ -217,7 +248,14 @@ class TasksExtension(Extension):
     async def _update(
         self, ctx: ServerRequestContext[Any, Any], params: UpdateParams
     ) -> HandlerResult:
-        self._find(ctx, params.task_id)  # no task of ours asks for input: the ack is all there is
+        task = self._find(ctx, params.task_id)
+        for key, answer in (params.input_responses or {}).items():
+            if key in task.asking:  # answers to what was not asked are ignored
+                del task.asking[key]
+                task.answers[key] = answer
+        if task.status == "input_required" and not task.asking:
+            task.answered.set()
+        task.update()
         return {}
 
     async def _cancel(
