@@ -345,7 +345,7 @@ def _without_secrets(server: dict[str, Any]) -> dict[str, Any]:
 def _config_advice(client: client_config.Client, written: client_config.Written) -> list[str]:
     advice = []
     if written.comments_dropped:
-        advice.append(f"The comments in {written.path} could not be kept; the backup has them.")
+        advice.append(f"Some comments in {written.path} could not be kept; the backup has them.")
     if written.key_removed:
         advice.append(
             f"The key that was in {written.path} was taken out: the file is meant to be committed. "
