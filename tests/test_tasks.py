@@ -14,7 +14,9 @@ from conftest import connect
 from fakepoe import MP4, FakePoe
 from mcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
+from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
+from mcp.types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult, TextContent
 from mcp_types import CallToolResult, RequestParams, Result
 from mcp_types import Request as McpRequest
 from pydantic import ConfigDict, Field
@@ -201,3 +203,61 @@ async def test_tasks_over_http_poll_to_completion_and_need_their_mcp_name(
     assert result.structured_content["status"] == "completed", result.content[0].text
     assert tasks.seen[0] == "working" and tasks.seen[-1] == "completed"
     assert nameless.value.code == -32020
+
+
+class UpdateParams(TaskIdParams):
+    input_responses: dict[str, Any] = Field(alias="inputResponses")
+
+
+class UpdateTask(McpRequest[UpdateParams, Literal["tasks/update"]]):
+    name_param = "taskId"
+
+
+async def test_a_task_that_asks_waits_for_tasks_update_key_by_key(settings: Any) -> None:
+    """A tool that answers input_required inside a task parks it; each tasks/update removes what it
+    answers, and the call resumes with every answer once none is pending."""
+    server = build_server(settings)
+    schema = {"type": "object", "properties": {"v": {"type": "string"}}}
+
+    @server.tool(description="Asks two things")
+    def two_questions(ctx: Context) -> Any:
+        got = ctx.input_responses or {}
+        if not {"a", "b"} <= set(got):
+            ask = ElicitRequestFormParams(message="?", requested_schema=schema)
+            return InputRequiredResult(
+                input_requests={k: ElicitRequest(params=ask) for k in ("a", "b")}
+            )
+        values = [got[k].model_dump(mode="json")["content"]["v"] for k in ("a", "b")]
+        return CallToolResult(content=[TextContent(type="text", text="+".join(values))])
+
+    server.tasks.task_tools["two_questions"] = "optional"
+
+    async def update(client: Client, task_id: str, key: str, value: str) -> None:
+        answer = {key: {"action": "accept", "content": {"v": value}}}
+        params = UpdateParams(task_id=task_id, input_responses=answer)
+        await client.session.send_request(UpdateTask(method="tasks/update", params=params), Ack)
+
+    async with Client(server, mode="auto", extensions=[PollingTasks()]) as client:  # type: ignore[arg-type]
+        created = await client.session.call_tool("two_questions", {}, allow_claimed=True)
+        assert isinstance(created, CreateTask)
+        with anyio.fail_after(5):
+            while (
+                asked := await get_task(client.session, created.task_id)
+            ).status != "input_required":
+                await anyio.sleep(0.02)
+        await update(client, created.task_id, "a", "one")
+        half = await get_task(client.session, created.task_id)
+        await update(client, created.task_id, "b", "two")
+        with anyio.fail_after(5):
+            while (
+                done := await get_task(client.session, created.task_id)
+            ).status == "input_required":
+                await anyio.sleep(0.02)
+            while done.status == "working":
+                done = await get_task(client.session, created.task_id)
+    assert set((asked.model_extra or {})["inputRequests"]) == {"a", "b"}
+    assert half.status == "input_required" and set((half.model_extra or {})["inputRequests"]) == {
+        "b"
+    }
+    assert done.status == "completed" and done.result is not None
+    assert done.result["content"][0]["text"] == "one+two"
