@@ -99,6 +99,8 @@ async def ask(services: Services, args: argparse.Namespace) -> int:
         parameters=parse_options(args.option or []),
         stream=not args.json,
         session_use="either",  # `--session ID` continues that conversation or starts it
+        api=args.api,
+        web_search=args.web_search,
     )
     # a spinner on a terminal until the first text comes
     waiting = err.status(plain(f"waiting for {bot}")) if err.is_terminal and not args.json else None

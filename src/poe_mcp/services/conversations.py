@@ -49,6 +49,8 @@ class Ask:
     parallel_tool_calls: bool | None = None
     tool_results: list[dict[str, Any]] | None = None
     session_use: SessionUse = "continue"
+    api: str | None = None  # "chat", "responses", or None: the model's catalog entry decides
+    web_search: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,10 @@ class ChatService:
         if ask.session_id is not None:
             check_session_use(ask.session_id, ask.session_use, bool(conversation.messages))
         history = conversation.messages
+        # A continued session keeps its model (and so its API path) unless the caller names another.
+        ask = dataclasses.replace(
+            ask, bot=ask.bot or conversation.model or self.poe.settings.default_model
+        )
         tools = (
             ask.tools if ask.tools is not None else conversation.tools
         )  # later rounds need not resend them
@@ -230,6 +236,8 @@ class ChatService:
             parallel_tool_calls=ask.parallel_tool_calls,
             parameters=parameters,
             stream=ask.stream,
+            api=ask.api,
+            web_search=ask.web_search,
         )
         completion = await self.poe.chat(request, listener)
         completion.notes[:0] = notes
@@ -289,7 +297,7 @@ class ChatService:
             return
         except ConflictError as error:
             completion.notes.append(
-                f"This turn was not stored: {error.message}. The answer is returned, but session "
+                f"This turn was not stored ({error.type}): {error.message}. The answer is returned, but session "
                 f"{session_id} does not include it; send the turn again to add it."
             )
         except Exception as error:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from ..conversations import MediaJob
 from ..poe.media import MediaFile
+from ..redaction import redact
 from ..result_shapes import MEDIA_URI, MediaResult, VideoResult
 from ..server import PoeMCPServer, state_of
 from ..services.media import DEFAULT_MAX_WAIT, Generation
@@ -55,15 +56,17 @@ MaxWait = Annotated[float | None, Field(description="Seconds (default 50), then 
 
 
 class RisingProgress:
-    """MCP progress must rise with every notification, whatever the source reports."""
+    """MCP progress must rise with every notification, whatever the source reports; its message (a
+    model name the caller gave, a job status Poe sent) never carries the key or the token."""
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._last = -1.0
+        self._secrets = state_of(ctx).secrets
 
     async def __call__(self, progress: float, total: float | None, message: str) -> None:
         self._last = max(progress, self._last + 0.01)
-        await self._ctx.report_progress(self._last, total, message)
+        await self._ctx.report_progress(self._last, total, redact(message, self._secrets))
 
 
 def base64_size(raw: int) -> int:
