@@ -827,7 +827,22 @@ class FakePoe:
         return self._error(404, "not_found_error", "Not found")
 
     async def videos_create(self, request: Request) -> Response:
-        body = await request.json()
+        """createVideo: JSON, or multipart/form-data with an `input_reference` file (recorded as its name,
+        content type and bytes), as Poe documents."""
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form()
+            body: dict[str, Any] = {}
+            for name, value in form.multi_items():
+                if isinstance(value, str):
+                    body[name] = value
+                else:
+                    body[name] = {
+                        "filename": value.filename,
+                        "content_type": value.content_type,
+                        "bytes": await value.read(),
+                    }
+        else:
+            body = await request.json()
         self._record(request, body)
         if not self._authorised(request):
             return self._error(401, "authentication_error", "Invalid API key")

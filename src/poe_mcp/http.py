@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from . import __version__
 from .config import Settings, SettingsError
 from .server import PoeMCPServer, build_server
+from .tasks import TaskNameHeader
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ def build_http_app(settings: Settings, server: PoeMCPServer | None = None) -> An
         transport_security=transport_security(settings),
         host=settings.host,
     )
-    return BearerAuth(app, settings.auth_token) if settings.auth_token else app
+    routed = TaskNameHeader(app)  # tasks/* carry Mcp-Name as tools/call does (SEP-2663)
+    return BearerAuth(routed, settings.auth_token) if settings.auth_token else routed
 
 
 def check_exposure(settings: Settings) -> None:

@@ -121,6 +121,8 @@ async def ask(services: Services, args: argparse.Namespace) -> int:
         print_json(AskResult.of(answer).model_dump())
     else:
         writer.finish(answer.completion.text)
+        for file in answer.media:  # an image bot's answer: saved before its link expires
+            err.print(plain(f"saved {file.path} ({file.mime_type}, {file.bytes} bytes)", "dim"))
         err.print(plain(f"session {answer.session_id}", "dim"))
     if answer.completion.error:
         raise answer.completion.error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated, Any
 
@@ -44,6 +45,7 @@ from .inputs import (
     WebSearch,
     sampling_from,
 )
+from .media import file_blocks
 
 CHAT = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 PROGRESS_INTERVAL = 0.25
@@ -107,11 +109,17 @@ class ProgressRelay:
 
 
 def answer_result(
-    completion: Completion, structured: dict[str, Any], texts: list[str], ctx: Context
+    completion: Completion,
+    structured: dict[str, Any],
+    texts: list[str],
+    ctx: Context,
+    media: list[ContentBlock] | None = None,
 ) -> CallToolResult:
-    """The answer text first, then the handles line; a broken stream, or an answer not in the shape
-    asked, leads with its error and keeps both."""
+    """The answer text first, then the handles line, then the answer's media (one small preview at
+    most, a resource_link per file); a broken stream, or an answer not in the shape asked, leads with
+    its error and keeps them all."""
     blocks: list[ContentBlock] = [TextContent(type="text", text=text) for text in texts if text]
+    blocks += media or []
     error = completion.error
     if error is None:
         return CallToolResult(content=blocks, structured_content=structured)
@@ -190,8 +198,10 @@ def register(mcp: PoeMCPServer) -> None:
             ),
         )
         result = AskResult.of(answer)
+        structured, texts = result.model_dump(), [answer.completion.text, result.handles()]
+        used = len(json.dumps(structured)) + sum(len(json.dumps(t)) for t in texts)
         return answer_result(
-            answer.completion, result.model_dump(), [answer.completion.text, result.handles()], ctx
+            answer.completion, structured, texts, ctx, await file_blocks(answer.media, used)
         )
 
     @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
