@@ -229,6 +229,16 @@ OPTIONS: dict[str, Option] = {
     "allowed_origins": Option(
         "POE_MCP_ALLOWED_ORIGINS", _list, "comma-separated browser Origins HTTP accepts"
     ),
+    "header_timeout": Option(
+        "POE_MCP_HEADER_TIMEOUT",
+        _positive_float,
+        "HTTP: seconds a client has to send a request's headers before it is dropped",
+    ),
+    "max_connections": Option(
+        "POE_MCP_MAX_CONNECTIONS",
+        _positive_int,
+        "HTTP: connections served at once; past that, requests get 503",
+    ),
     "log_level": Option("POE_MCP_LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "stderr log level"),
     "compat": Option(
         "POE_MCP_COMPAT", _compat, "poe-proxy-mcp: also serve that earlier server's tools"
@@ -262,6 +272,8 @@ class Settings:
     auth_token: str | None = field(default=None, repr=False)
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    header_timeout: float = 10.0
+    max_connections: int = 100
     log_level: str = "INFO"
     compat: str = "none"
     # Not a variable: Poe asks for about 5 s between video polls; tests shorten it.

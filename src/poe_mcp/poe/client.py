@@ -66,6 +66,7 @@ class PoeClient:
         self.retry = RetryPolicy(settings.max_retries)
         self.catalog = CatalogCache(self._fetch_models, settings.cache_dir / "models.json")
         self._backend: Backend | None = None
+        self._responses: Backend | None = None
         self.calls = 0
         self.last_error: PoeError | None = None
 
@@ -94,6 +95,8 @@ class PoeClient:
     async def aclose(self) -> None:
         if self._backend is not None and hasattr(self._backend, "aclose"):
             await self._backend.aclose()
+        if self._responses is not None and hasattr(self._responses, "aclose"):
+            await self._responses.aclose()
         if self._http is not None:
             await self._http.aclose()
 
@@ -190,9 +193,20 @@ class PoeClient:
             lambda: self._exchange("GET", url, auth, params=params), budget=budget
         )
 
-    async def post_json(self, url: str, body: dict[str, Any]) -> Any:
-        """POST a JSON body to Poe (/v1/images, /v1/videos, ...), under the request policy."""
-        return await self._send(lambda: self._exchange("POST", url, True, json=body))
+    async def post_json(
+        self,
+        url: str,
+        json: dict[str, Any] | None = None,
+        *,
+        data: dict[str, Any] | None = None,
+        files: dict[str, Any] | None = None,
+    ) -> Any:
+        """POST to Poe (/v1/images, /v1/videos, ...) a JSON body, or a multipart form (`data` and
+        `files`), under the request policy; the answer must be JSON."""
+        sent: dict[str, Any] = (
+            {"json": json} if json is not None else {"data": data, "files": files}
+        )
+        return await self._send(lambda: self._exchange("POST", url, True, **sent))
 
     async def download(
         self, url: str, output_dir: Path, *, max_bytes: int, auth: bool = False
@@ -253,6 +267,33 @@ class PoeClient:
                 )
         return self._backend
 
+    @property
+    def responses_backend(self) -> Backend:
+        """Poe's Responses API (/v1/responses), over the same pool, whichever backend chat uses."""
+        if self._responses is None:
+            from .backends.responses import ResponsesBackend
+
+            self._responses = ResponsesBackend(
+                self._require_key(), self.settings.base_url, self.http, self.settings.timeout
+            )
+        return self._responses
+
+    async def backend_for(self, request: ChatRequest, model: ModelInfo | None) -> Backend:
+        """The chat backend, or the Responses API where the model or the request calls for it."""
+        from .backends.responses import choose_api
+
+        catalog = [] if not request.web_search else await self._catalog_models()
+        if choose_api(request, model, catalog) == "responses":
+            request.api = "responses"
+            return self.responses_backend
+        return self.backend
+
+    async def _catalog_models(self) -> list[ModelInfo]:
+        try:
+            return (await self.models()).models
+        except PoeError:
+            return []
+
     async def resolve_model(self, name: str) -> ModelInfo | None:
         """The catalog entry for a model name, or None when the catalog cannot say (unknown or unreachable)."""
         try:
@@ -278,7 +319,7 @@ class PoeClient:
     async def chat(self, request: ChatRequest, listener: TextListener | None = None) -> Completion:
         """Send one chat request, streamed or not, with the retry policy and the request budget."""
         model = await self.prepare(request)
-        backend = self.backend
+        backend = await self.backend_for(request, model)
         self.calls += 1
         try:
             if request.stream:

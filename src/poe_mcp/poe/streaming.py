@@ -84,6 +84,7 @@ class StreamAssembler:
         self._calls: dict[int, _PartialCall] = {}
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.id: str | None = None  # the answer's id, as its chunks (or events) carry it
         # Once anything arrived (text, reasoning, a tool-call delta) the call is paid: it is never re-sent.
         self.received = False
 
@@ -136,6 +137,15 @@ class StreamAssembler:
         if arguments:
             call.arguments.append(arguments)
 
+    def has_arguments(self, index: int) -> bool:
+        """Whether some arguments of the call at `index` arrived already (a last whole copy is then not added)."""
+        call = self._calls.get(index)
+        return call is not None and bool(call.arguments)
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self._text)
+
     @property
     def has_tool_calls(self) -> bool:
         return bool(self._calls)
@@ -155,6 +165,7 @@ class StreamAssembler:
                 for index, call in sorted(self._calls.items())
             ],
             reasoning="".join(self._reasoning) or None,
+            id=self.id,
         )
 
     def completion(self) -> Completion:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,13 @@ class ChatRequest:
     parallel_tool_calls: bool | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
+    # Streamed chat completions: the caller's own options (default: ask for usage).
+    stream_options: dict[str, Any] | None = None
+    # Which Poe API answers: "chat" (/v1/chat/completions), "responses" (/v1/responses), or None to let
+    # the model's catalog entry decide (a model that lists only /v1/responses always uses it).
+    api: str | None = None
+    # Search the web: the Responses API's built-in tool, or the model's own `web_search` parameter.
+    web_search: bool = False
 
 
 @dataclass
@@ -118,6 +126,7 @@ class Completion:
 
     # The JSON value of a response_format answer that parsed (and matched its schema).
     parsed: Any = None
+    id: str | None = None  # Poe's id of the answer (a streamed one's chunks carry it)
 
     @property
     def complete(self) -> bool:
@@ -130,3 +139,29 @@ class Completion:
         if self.tool_calls:
             message["tool_calls"] = [call.to_wire() for call in self.tool_calls]
         return message
+
+    def chat_object(self) -> dict[str, Any]:
+        """The answer as a chat.completion object: Poe's own when it sent one whole, else assembled
+        (a stream's chunks, or a Responses API answer) in the same shape."""
+        if self.raw is not None and self.raw.get("object") == "chat.completion":
+            return self.raw
+        message = self.assistant_message()
+        if self.reasoning:
+            message["reasoning_content"] = self.reasoning
+        usage = self.usage
+        return {
+            "id": self.id or "chatcmpl-poe-mcp",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+            "usage": None
+            if usage is None
+            else {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+                "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+                "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+            },
+        }

@@ -3,6 +3,7 @@ delete a job, so a caller that stops waiting only stops polling: the job runs on
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -220,6 +221,11 @@ def _size_parameter(info: ModelInfo, size: str) -> tuple[str, str]:
     raise _cannot(info, f"size of {size}")
 
 
+def _form_value(value: Any) -> str:
+    """A createVideo field as a multipart form value: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 class VideoJobs:
     """Poe's /v1/videos, through the client's verbs (each under its request policy)."""
 
@@ -228,11 +234,26 @@ class VideoJobs:
         self.base = f"{client.settings.base_url}/videos"
         self.poll_interval = poll_interval
 
-    async def create(self, model: str, prompt: str, fields: dict[str, Any]) -> VideoJob:
+    async def create(
+        self,
+        model: str,
+        prompt: str,
+        fields: dict[str, Any],
+        reference: tuple[str, bytes, str] | None = None,
+    ) -> VideoJob:
+        """POST the job: JSON, or multipart/form-data when an `input_reference` file (name, bytes, MIME
+        type) goes with it, as Poe's createVideo documents."""
+        body = {"model": model, "prompt": prompt, **fields}
+        sent: dict[str, Any] = (
+            {
+                "data": {k: _form_value(v) for k, v in body.items()},
+                "files": {"input_reference": reference},
+            }
+            if reference is not None
+            else {"json": body}
+        )
         try:
-            created = await self.client.post_json(
-                self.base, {"model": model, "prompt": prompt, **fields}
-            )
+            created = await self.client.post_json(self.base, **sent)
         except PoeError as error:
             if error.status == 404:
                 raise VideosEndpointMissing() from error

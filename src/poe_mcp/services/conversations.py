@@ -7,14 +7,18 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..attachments import AttachmentError, AttachmentRules, load_attachment
 from ..conversations import ConflictError, ConversationStore, UsageEvent
 from ..poe.client import PoeClient
 from ..poe.errors import InvalidRequestError, NotFoundError
+from ..poe.media import MediaFile, SkippedUrl
 from ..poe.sampling import Sampling
 from ..poe.types import ChatMessage, ChatRequest, Completion, TextListener
+
+if TYPE_CHECKING:
+    from .media import MediaService
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ class Ask:
     parallel_tool_calls: bool | None = None
     tool_results: list[dict[str, Any]] | None = None
     session_use: SessionUse = "continue"
+    api: str | None = None  # "chat", "responses", or None: the model's catalog entry decides
+    web_search: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ class Answer:
     completion: Completion
     session_id: str
     bot: str
+    # The answer's media (attached files, links to Poe's CDN), saved as the generators save theirs.
+    media: list[MediaFile] = field(default_factory=list)
+    skipped: list[SkippedUrl] = field(default_factory=list)
 
 
 def normalise_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -178,10 +187,17 @@ def check_session_use(session_id: str, use: SessionUse, stored: bool) -> None:
 class ChatService:
     """Builds each request from the stored history, sends it, and stores the turn only once Poe answered."""
 
-    def __init__(self, poe: PoeClient, store: ConversationStore, rules: AttachmentRules) -> None:
+    def __init__(
+        self,
+        poe: PoeClient,
+        store: ConversationStore,
+        rules: AttachmentRules,
+        media: MediaService | None = None,
+    ) -> None:
         self.poe = poe
         self.store = store
         self.rules = rules
+        self.media = media  # saves the media of an answer; None leaves its links as they are
 
     async def ask(self, ask: Ask, listener: TextListener | None = None) -> Answer:
         session_id = ask.session_id or uuid.uuid4().hex
@@ -189,6 +205,10 @@ class ChatService:
         if ask.session_id is not None:
             check_session_use(ask.session_id, ask.session_use, bool(conversation.messages))
         history = conversation.messages
+        # A continued session keeps its model (and so its API path) unless the caller names another.
+        ask = dataclasses.replace(
+            ask, bot=ask.bot or conversation.model or self.poe.settings.default_model
+        )
         tools = (
             ask.tools if ask.tools is not None else conversation.tools
         )  # later rounds need not resend them
@@ -216,6 +236,8 @@ class ChatService:
             parallel_tool_calls=ask.parallel_tool_calls,
             parameters=parameters,
             stream=ask.stream,
+            api=ask.api,
+            web_search=ask.web_search,
         )
         completion = await self.poe.chat(request, listener)
         completion.notes[:0] = notes
@@ -237,7 +259,23 @@ class ChatService:
                 request.tools,
                 built_on=len(history),
             )
-        return Answer(completion, session_id, request.model)
+        files, skipped = await self._save_media(completion)
+        return Answer(completion, session_id, request.model, files, skipped)
+
+    async def _save_media(self, completion: Completion) -> tuple[list[MediaFile], list[SkippedUrl]]:
+        """Save the answer's media before its links expire; a failure costs the files, never the answer."""
+        if self.media is None:
+            return [], []
+        try:
+            files, skipped = await self.media.save_reply(completion)
+        except Exception as error:
+            log.warning("Saving the media of an answer failed: %s", type(error).__name__)
+            completion.notes.append(
+                f"The answer's media could not be saved ({type(error).__name__})"
+            )
+            return [], []
+        completion.notes += [f"not saved: {s.url} ({s.reason})" for s in skipped]
+        return files, skipped
 
     async def _store_turn(
         self,
@@ -259,7 +297,7 @@ class ChatService:
             return
         except ConflictError as error:
             completion.notes.append(
-                f"This turn was not stored: {error.message}. The answer is returned, but session "
+                f"This turn was not stored ({error.type}): {error.message}. The answer is returned, but session "
                 f"{session_id} does not include it; send the turn again to add it."
             )
         except Exception as error:

@@ -6,7 +6,7 @@ bounds come from the Sampling value object, which checks them again for every ca
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -19,7 +19,7 @@ def _bounded(name: str, **extra: Any) -> Any:
     return Field(ge=low, le=high, **extra)
 
 
-Bot = Annotated[str | None, Field(description="Model name (default: server's)")]
+Bot = Annotated[str | None, Field(description="Model (default: session's, else server's)")]
 Prompt = Annotated[str, Field(min_length=1, description="What to ask or make")]
 SessionId = Annotated[str | None, Field(max_length=200, description="Conversation to continue")]
 NewSession = Annotated[bool | None, Field(description="Start a new conversation under session_id")]
@@ -38,6 +38,10 @@ Thinking = Annotated[bool | dict[str, Any] | None, Field(description="Use the mo
 ParallelToolCalls = Annotated[bool | None, Field(description="Allow several calls a turn")]
 Limit = Annotated[int, Field(ge=1, description="Most to list")]
 Stream = Annotated[bool, Field(description="Stream, reporting progress")]
+Api = Annotated[
+    Literal["chat", "responses"] | None, Field(description="Poe API (default: per model)")
+]
+WebSearch = Annotated[bool | None, Field(description="Search the web")]
 # The standard OpenAI request fields; their shapes are checked by Sampling (one message for every caller).
 ResponseFormat = Annotated[
     dict[str, Any] | None, Field(description="text, json_object, json_schema")

@@ -26,7 +26,7 @@ def request_body(request: ChatRequest, stream: bool, include_usage: bool = True)
             body[name] = value
     body["stream"] = stream
     if stream and include_usage:
-        body["stream_options"] = {"include_usage": True}
+        body["stream_options"] = request.stream_options or {"include_usage": True}
     return body
 
 
@@ -115,6 +115,8 @@ class OpenAIBackend:
 
     @staticmethod
     async def _absorb(assembler: StreamAssembler, chunk: dict[str, Any]) -> None:
+        if assembler.id is None and isinstance(chunk.get("id"), str):
+            assembler.id = chunk["id"]
         if chunk.get("usage"):
             assembler.usage = Usage.from_wire(chunk["usage"])
         choices = chunk.get("choices") or []
@@ -162,6 +164,7 @@ def completion_from_wire(raw: dict[str, Any], model: str) -> Completion:
         tool_calls=calls,
         reasoning=plain_text(message.get("reasoning_content")) or None,
         raw=raw,
+        id=raw["id"] if isinstance(raw.get("id"), str) else None,
     )
 
 
