@@ -207,7 +207,7 @@ def register(mcp: PoeMCPServer) -> None:
     @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
     async def ask_with_attachment(
         prompt: Prompt,
-        attachment_path: Annotated[str, Field(description="File in allowed dirs, or URL")],
+        attachment_path: Annotated[str, Field(description="Path or URL")],
         ctx: Context,
         bot: Bot = None,
         session_id: SessionId = None,
@@ -228,7 +228,7 @@ def register(mcp: PoeMCPServer) -> None:
         ctx: Context,
         tools: Annotated[
             list[dict[str, Any]] | None,
-            Field(description="OpenAI function tools; needed on the first call"),
+            Field(description="OpenAI tools; first call"),
         ] = None,
         prompt: Annotated[str | None, Field(description="Optional with tool_results")] = None,
         bot: Bot = None,
@@ -236,11 +236,11 @@ def register(mcp: PoeMCPServer) -> None:
         new_session: NewSession = None,
         tool_results: Annotated[
             list[dict[str, Any]] | None,
-            Field(description="[{tool_call_id, content}] for every call of the last turn"),
+            Field(description="[{tool_call_id, content}] per call"),
         ] = None,
         tool_choice: Annotated[
             str | dict[str, Any] | None,
-            Field(description="auto, none, required, or a function name"),
+            Field(description="auto, none, required or a name"),
         ] = None,
         parallel_tool_calls: ParallelToolCalls = None,
         system: System = None,
@@ -307,7 +307,7 @@ def register(mcp: PoeMCPServer) -> None:
             str | dict[str, Any] | None, Field(description="OpenAI tool_choice")
         ] = None,
         parallel_tool_calls: ParallelToolCalls = None,
-        stream: Annotated[bool, Field(description="Stream, reporting progress")] = False,
+        stream: Annotated[bool, Field(description="Report progress")] = False,
         stream_options: Annotated[
             dict[str, Any] | None, Field(description="OpenAI stream_options")
         ] = None,

@@ -238,9 +238,7 @@ def register(mcp: PoeMCPServer) -> None:
         job_id: Annotated[str | None, Field(description="Resume this job")] = None,
         parameters: Parameters = None,
         attachments: Attachments = None,
-        reference: Annotated[
-            str | None, Field(description="Image path/URL sent as input_reference")
-        ] = None,
+        reference: Annotated[str | None, Field(description="Reference image path/URL")] = None,
     ) -> Annotated[CallToolResult, VideoResult]:
         """Make a video (default Veo-3), saved to a file; past max_wait, a job_id to call again with."""
         media = state_of(ctx).media
