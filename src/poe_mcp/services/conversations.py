@@ -16,6 +16,7 @@ from ..poe.errors import InvalidRequestError, NotFoundError
 from ..poe.media import MediaFile, SkippedUrl
 from ..poe.sampling import Sampling
 from ..poe.types import ChatMessage, ChatRequest, Completion, TextListener
+from .history import ATTACHMENT_PART, WireHistories, holds_attachments
 
 if TYPE_CHECKING:
     from .media import MediaService
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Stored user messages keep attachments by reference, not their bytes; they are loaded again on resend.
-ATTACHMENT_PART = "poe_mcp_attachment"
 
 # What a given session_id must be: a stored conversation (MCP tools, so a mistyped id is caught), a new
 # one to start under that id (`new_session: true`), or either (the CLI's `--session`).
@@ -198,6 +198,7 @@ class ChatService:
         self.store = store
         self.rules = rules
         self.media = media  # saves the media of an answer; None leaves its links as they are
+        self.histories = WireHistories()
 
     async def ask(self, ask: Ask, listener: TextListener | None = None) -> Answer:
         session_id = ask.session_id or uuid.uuid4().hex
@@ -229,7 +230,7 @@ class ChatService:
             )
         request = ChatRequest(
             model=ask.bot,
-            messages=await self._expand(self._with_system(history, ask.system) + new, loaded),
+            messages=await self._wire_messages(session_id, history, ask.system, new, loaded),
             sampling=sampling,
             tools=wire_tools,
             tool_choice=tool_choice_wire(ask.tool_choice, wire_tools),
@@ -248,7 +249,7 @@ class ChatService:
         else:
             system_change = (
                 []
-                if ask.system is None or _system_of(history) == ask.system
+                if ask.system is None or self.histories.of(session_id, history).system == ask.system
                 else [{"role": "system", "content": ask.system}]
             )
             await self._store_turn(
@@ -365,46 +366,49 @@ class ChatService:
             )
         return messages
 
-    @staticmethod
-    def _with_system(history: list[ChatMessage], system: str | None) -> list[ChatMessage]:
-        """The history to send, led by the newest system message (the given one, else the stored one)."""
-        system = system if system is not None else _system_of(history)
-        rest = [m for m in history if m.get("role") != "system"]
-        return ([{"role": "system", "content": system}] if system else []) + rest
-
-    async def _expand(
-        self, messages: list[ChatMessage], loaded: dict[str, dict[str, Any]]
+    async def _wire_messages(
+        self,
+        session_id: str,
+        history: list[ChatMessage],
+        system: str | None,
+        new: list[ChatMessage],
+        loaded: dict[str, dict[str, Any]],
     ) -> list[ChatMessage]:
-        """Attachment references as real content parts for the wire (`loaded` holds those already read)."""
-        expanded = []
-        for message in messages:
-            content = message.get("content")
-            # Only the caller's own (user) turns hold references: nothing from Poe may name a file.
-            if (
-                message.get("role") == "user"
-                and isinstance(content, list)
-                and any(p.get("type") == ATTACHMENT_PART for p in content)
-            ):
-                parts = []
-                for part in content:
-                    if part.get("type") != ATTACHMENT_PART:
-                        parts.append(part)
-                        continue
-                    try:
-                        parts.append(
-                            loaded.get(part["ref"])
-                            or await load_attachment(part["ref"], self.rules, self.poe.http)
-                        )
-                    except AttachmentError as error:  # an old turn's file may have moved since
-                        parts.append(
-                            {
-                                "type": "text",
-                                "text": f"[attachment {part['ref']} is no longer available: {error.message}]",
-                            }
-                        )
-                message = {**message, "content": parts}
-            expanded.append(message)
-        return expanded
+        """The request's messages: the newest system message first (the given one, else the stored one),
+        then the stored history without its system messages, then this turn's; references read."""
+        stored = self.histories.of(session_id, history)
+        system = system if system is not None else stored.system
+        lead: list[ChatMessage] = [{"role": "system", "content": system}] if system else []
+        messages = lead + stored.messages + new
+        with_attachments = [len(lead) + i for i in stored.with_attachments] + [
+            len(lead) + len(stored.messages) + i for i, m in enumerate(new) if holds_attachments(m)
+        ]
+        for index in with_attachments:
+            messages[index] = await self._read_attachments(messages[index], loaded)
+        return messages
+
+    async def _read_attachments(
+        self, message: ChatMessage, loaded: dict[str, dict[str, Any]]
+    ) -> ChatMessage:
+        """A user message's attachment references as real content parts (`loaded` holds those already read)."""
+        parts = []
+        for part in message["content"]:
+            if part.get("type") != ATTACHMENT_PART:
+                parts.append(part)
+                continue
+            try:
+                parts.append(
+                    loaded.get(part["ref"])
+                    or await load_attachment(part["ref"], self.rules, self.poe.http)
+                )
+            except AttachmentError as error:  # an old turn's file may have moved since
+                parts.append(
+                    {
+                        "type": "text",
+                        "text": f"[attachment {part['ref']} is no longer available: {error.message}]",
+                    }
+                )
+        return {**message, "content": parts}
 
     async def _reasoning_switch(
         self, bot: str, parameters: dict[str, Any], sampling: Sampling, notes: list[str]
@@ -432,7 +436,3 @@ def _usage_event(model: str, completion: Completion) -> UsageEvent:
         usage.completion_tokens if usage else 0,
         completion.cost_usd,
     )
-
-
-def _system_of(history: list[ChatMessage]) -> str | None:
-    return next((m.get("content") for m in reversed(history) if m.get("role") == "system"), None)
