@@ -99,6 +99,8 @@ async def ask(services: Services, args: argparse.Namespace) -> int:
         parameters=parse_options(args.option or []),
         stream=not args.json,
         session_use="either",  # `--session ID` continues that conversation or starts it
+        api=args.api,
+        web_search=args.web_search,
     )
     # a spinner on a terminal until the first text comes
     waiting = err.status(plain(f"waiting for {bot}")) if err.is_terminal and not args.json else None
@@ -119,6 +121,8 @@ async def ask(services: Services, args: argparse.Namespace) -> int:
         print_json(AskResult.of(answer).model_dump())
     else:
         writer.finish(answer.completion.text)
+        for file in answer.media:  # an image bot's answer: saved before its link expires
+            err.print(plain(f"saved {file.path} ({file.mime_type}, {file.bytes} bytes)", "dim"))
         err.print(plain(f"session {answer.session_id}", "dim"))
     if answer.completion.error:
         raise answer.completion.error

@@ -2,12 +2,11 @@
 
 Every turn is appended in one MULTI/EXEC transaction (RPUSH of all its messages plus the session's
 metadata), so concurrent appends from several replicas interleave whole turns and lose nothing.
-The request budget lives here too: Poe's 500 RPM is per key, so replicas must share one window.
+The request budget's shared window (poe/budget.py's RedisBudget) runs on this store's connection.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import time
@@ -16,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from ..poe.retry import BUDGET_WINDOW
+from ..poe.budget import REDIS_KEY, RedisBudget
 from ..poe.types import ChatMessage
 from . import (
     ConflictError,
@@ -30,43 +29,6 @@ from . import (
 )
 
 PREFIX = "poe-mcp:"
-
-# A sliding 60 s window in a sorted set, timed by Redis's own clock so replicas' clocks don't matter.
-# Returns 0 when a request may go now, else the seconds to wait.
-BUDGET_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local window = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
-  return '0'
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + window - now)
-"""
-
-
-class RedisBudget:
-    """RequestBudget's contract (`acquire`), with the window shared by every replica."""
-
-    def __init__(
-        self, redis: Any, rpm: int, window: float = BUDGET_WINDOW, key: str = "budget"
-    ) -> None:
-        self.rpm = rpm
-        self.window = window
-        self._key = PREFIX + key
-        self._script = redis.register_script(BUDGET_SCRIPT)
-
-    async def acquire(self) -> None:
-        while True:
-            wait = float(
-                await self._script(keys=[self._key], args=[self.window, self.rpm, uuid.uuid4().hex])
-            )
-            if wait <= 0:
-                return
-            await asyncio.sleep(min(wait, self.window) + 0.01)
 
 
 class RedisStore:
@@ -86,7 +48,7 @@ class RedisStore:
 
     def request_budget(self, rpm: int, key_id: str | None = None) -> RedisBudget:
         """The window of one Poe key (`key_id` names it in hosted mode), shared by every replica."""
-        return RedisBudget(self.redis, rpm, key=f"budget:{key_id}" if key_id else "budget")
+        return RedisBudget(self.redis, rpm, key=f"{REDIS_KEY}:{key_id}" if key_id else REDIS_KEY)
 
     def scoped(self, owner: str) -> RedisStore:
         """The same Redis, seen as one user's: every key of theirs is under their own prefix."""

@@ -86,13 +86,9 @@ class Tenants:
         secrets = (settings.api_key, base.settings.api_key, base.settings.auth_token)
         store = cast(ConversationStore, RedactingStore(self._raw_store.scoped(user.id), secrets))
         rules = replace(AttachmentRules.of(base.settings), allowed_dirs=())
+        media = MediaService(poe, output_dir, rules, base.settings.video_poll_interval, store)
         services = Services(
-            settings,
-            poe,
-            store,
-            ChatService(poe, store, rules),
-            MediaService(poe, output_dir, rules, base.settings.video_poll_interval, store),
-            base.transport,
+            settings, poe, store, ChatService(poe, store, rules, media), media, base.transport
         )
         services.extra_secrets = (base.settings.api_key,)
         self._views[user.id] = services

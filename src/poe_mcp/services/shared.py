@@ -83,13 +83,9 @@ async def open_services(settings: Settings, transport: str = "stdio") -> AsyncIt
     shared_budget = getattr(store, "request_budget", None)
     poe = PoeClient(settings, budget=shared_budget(settings.rpm) if shared_budget else None)
     rules = AttachmentRules.of(settings)
+    media = MediaService(poe, settings.output_dir, rules, settings.video_poll_interval, store)
     services = Services(
-        settings,
-        poe,
-        store,
-        ChatService(poe, store, rules),
-        MediaService(poe, settings.output_dir, rules, settings.video_poll_interval, store),
-        transport,
+        settings, poe, store, ChatService(poe, store, rules, media), media, transport
     )
     if settings.auth != "token" and transport == "http":
         from ..hosted.tenancy import Tenants
