@@ -329,3 +329,35 @@ async def test_poe_clients_of_users_gone_quiet_are_closed(
         retiring = [c for _, c in services.tenants._retiring]  # now b's, whose view just went
         assert client_a not in retiring and client_a.http.is_closed, "closed after the grace"
         assert again.poe is not client_a, "a returning user gets a fresh client"
+
+
+async def test_a_users_task_runs_on_their_key_and_nobody_else_finds_it(
+    fake: FakePoe, tmp_path: Path, tokens: dict[str, str]
+) -> None:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError
+    from test_tasks import CreateTask, PollingTasks, get_task
+
+    class Recording(PollingTasks):
+        created: list[str] = []
+
+        async def resolve(self, created: CreateTask, ctx: Any) -> Any:
+            self.created.append(created.task_id)
+            return await super().resolve(created, ctx)
+
+    def client(url: str, token: str, *extensions: Any) -> Client:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        return Client(streamable_http_client(url, http_client=http), extensions=list(extensions))
+
+    fake.video_steps = 1
+    tasks = Recording()
+    with http_replica(fake, tmp_path, **hosted_env(tmp_path)) as url:
+        async with client(url, tokens["alice"], tasks) as alice:
+            done = await alice.call_tool("generate_video", {"prompt": "a wave"})
+        async with client(url, tokens["bob"], PollingTasks()) as bob:
+            with pytest.raises(MCPError) as unknown:
+                await get_task(bob.session, tasks.created[0])
+    assert done.structured_content["status"] == "completed"
+    assert fake.keys_used("/v1/videos") == [KEY_A], "the background task ran as Alice"
+    assert "Unknown task" in str(unknown.value)

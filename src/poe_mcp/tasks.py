@@ -77,6 +77,7 @@ class Task:
     asking: dict[str, Any] = field(default_factory=dict)
     answers: dict[str, Any] = field(default_factory=dict)
     answered: anyio.Event = field(default_factory=anyio.Event)
+    owner: str | None = None  # hosted mode: the user who started it; nobody else finds it
 
     def update(self, status: str | None = None, message: str | None = None) -> None:
         self.status = status or self.status
@@ -183,7 +184,7 @@ class TasksExtension(Extension):
         if params.name in self.ask_first and not params.input_responses:
             return await call_next(ctx)
         self._expire()
-        task = Task("task-" + secrets.token_urlsafe(12), params.name)
+        task = Task("task-" + secrets.token_urlsafe(12), params.name, owner=_owner())
         self._tasks[task.id] = task  # stored before the answer: an immediate tasks/get finds it
         if self.arguments is not None:
             params.arguments = dict(params.arguments or {})
@@ -238,7 +239,7 @@ class TasksExtension(Extension):
         require_client_extension(ctx, TASKS)
         self._expire()
         task = self._tasks.get(task_id)
-        if task is None:
+        if task is None or task.owner != _owner():
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown task {task_id!r}")
         return task
 
@@ -275,6 +276,14 @@ class TasksExtension(Extension):
             if t.status in TERMINAL and now - t.updated_at > TTL_MS / 1000
         ]:
             del self._tasks[task_id]
+
+
+def _owner() -> str | None:
+    """Who this request is from in hosted mode (hosted/users.py), else None: the one user."""
+    from .hosted.users import request_user
+
+    user = request_user()
+    return user.id if user is not None else None
 
 
 def _declares(ctx: ServerRequestContext[Any, Any]) -> bool:
