@@ -24,7 +24,7 @@ from .icons import SERVER_ICONS
 from .poe.errors import InternalError, InvalidRequestError, PoeError, poe_error_in
 from .redaction import redact_result
 from .services.shared import Services, open_services
-from .tool_results import error_result
+from .tool_results import error_result, input_needed_in
 
 log = logging.getLogger("poe_mcp.server")
 
@@ -166,6 +166,8 @@ class PoeMCPServer(MCPServer[Services]):
                 )
             elif exc.__cause__ is None:
                 raise  # the SDK's own refusal (an unknown tool): its text already says what is wrong
+            elif (needed := input_needed_in(exc.__cause__)) is not None:
+                return needed.result  # the person is asked first (MRTR); nothing was sent
             else:
                 error = poe_error_in(exc.__cause__) or self._internal_error(name, exc.__cause__)
             log.info("%s failed: %s", name, error.type)

@@ -14,6 +14,9 @@
      ├── UpstreamError            502, 503 retried
      ├── OverloadedError          529  retried
      ├── NoMediaError             a generation answered without media
+     ├── BudgetExceededError      -    refused here, before any request: a budget would be crossed
+     ├── ConfirmationRequiredError -   refused here: above POE_MCP_CONFIRM_ABOVE_USD, nobody to ask
+     ├── ConfirmationDeclinedError -   the person said no: nothing was sent
      └── PoeConnectionError       network failure, broken stream; retried unless output went out
 
 Poe's `error.code` may be a number, a string or missing, so classification keys on the HTTP
@@ -164,6 +167,27 @@ class NoMediaError(PoeError):
     advice = "Rephrase the prompt, or try another model (list_models with output_modality)."
 
 
+class BudgetExceededError(PoeError):
+    """A call whose estimate would cross a budget (or that cannot be priced under one): nothing was sent."""
+
+    type = "budget_exceeded_error"
+    advice = "Nothing was sent to Poe."
+
+
+class ConfirmationRequiredError(PoeError):
+    """A call above POE_MCP_CONFIRM_ABOVE_USD, and no way to ask the person: nothing was sent."""
+
+    type = "confirmation_required_error"
+    advice = "Nothing was sent to Poe."
+
+
+class ConfirmationDeclinedError(PoeError):
+    """The person declined the cost of a call: nothing was sent, nothing was spent."""
+
+    type = "confirmation_declined"
+    advice = "Nothing was sent to Poe and nothing was spent. Ask the person before trying again, or use a cheaper model."
+
+
 class PoeConnectionError(PoeError):
     type, retryable = "connection_error", True
     advice = "Check the network and POE_BASE_URL, then try again."
@@ -274,8 +298,12 @@ def classify(status: int, body: Any = None, headers: Mapping[str, str] | None = 
 
 
 def refused_locally(error: PoeError) -> bool:
-    """A request poe-mcp itself refused (bad input, a file outside the sandbox): nothing reached Poe."""
-    return isinstance(error, InvalidRequestError) and not error.from_poe
+    """A request poe-mcp itself refused (bad input, a file outside the sandbox, a budget): nothing
+    reached Poe."""
+    spend_guard = (BudgetExceededError, ConfirmationRequiredError, ConfirmationDeclinedError)
+    return isinstance(error, spend_guard) or (
+        isinstance(error, InvalidRequestError) and not error.from_poe
+    )
 
 
 def _poe_fields(body: Any) -> tuple[int | str | None, str | None, Any]:

@@ -16,12 +16,15 @@ from ..result_shapes import AskResult, ToolsResult, completion_handles
 from ..server import PoeMCPServer, state_of
 from ..services.conversations import Answer, Ask, SessionUse
 from ..tool_results import error_result, structured_result
+from .approval import mcp_approver
 from .inputs import (
     Attachments,
     Bot,
+    Confirm,
     Limit,
     Logprobs,
     MaxCompletionTokens,
+    MaxCostUsd,
     MaxTokens,
     Metadata,
     NewSession,
@@ -153,6 +156,8 @@ def register(mcp: PoeMCPServer) -> None:
         parameters: Parameters = None,
         thinking: Thinking = None,
         stream: Stream = True,
+        max_cost_usd: MaxCostUsd = None,
+        confirm: Confirm = None,
     ) -> Annotated[CallToolResult, AskResult]:
         """Ask any Poe model (Claude, GPT, Gemini, Grok...). To continue, pass the session_id a result gave."""
         sampling = sampling_from(locals())
@@ -169,6 +174,8 @@ def register(mcp: PoeMCPServer) -> None:
                 thinking=thinking,
                 stream=stream,
                 session_use=_session_use(new_session),
+                max_cost_usd=max_cost_usd,
+                approver=mcp_approver(ctx, confirm),
             ),
         )
         result = AskResult.of(answer)
@@ -223,6 +230,8 @@ def register(mcp: PoeMCPServer) -> None:
         reasoning_effort: ReasoningEffort = None,
         parameters: Parameters = None,
         stream: Stream = True,
+        max_cost_usd: MaxCostUsd = None,
+        confirm: Confirm = None,
     ) -> Annotated[CallToolResult, ToolsResult]:
         """Function calling: returns tool_calls to run; answer with tool_results and the same session_id."""
         sampling = sampling_from(locals())
@@ -246,6 +255,8 @@ def register(mcp: PoeMCPServer) -> None:
                 parallel_tool_calls=parallel_tool_calls,
                 tool_results=tool_results,
                 session_use=_session_use(new_session),
+                max_cost_usd=max_cost_usd,
+                approver=mcp_approver(ctx, confirm),
             ),
         )
         result = ToolsResult.of(answer)
@@ -281,6 +292,8 @@ def register(mcp: PoeMCPServer) -> None:
             dict[str, Any] | None, Field(description="Accepted; never streamed")
         ] = None,
         parameters: Parameters = None,
+        max_cost_usd: MaxCostUsd = None,
+        confirm: Confirm = None,
     ) -> Annotated[CallToolResult, ChatCompletionOut]:
         """Raw OpenAI-compatible chat completion, for clients that keep their own history."""
         request = ChatRequest(
@@ -292,7 +305,9 @@ def register(mcp: PoeMCPServer) -> None:
             parallel_tool_calls=parallel_tool_calls,
             parameters=parameters or {},
         )
-        completion = await state_of(ctx).chat.complete(request)
+        completion = await state_of(ctx).chat.complete(
+            request, max_cost_usd=max_cost_usd, approver=mcp_approver(ctx, confirm)
+        )
         structured = dict(completion.raw or {})
         if completion.parsed is not None:
             structured["parsed"] = completion.parsed

@@ -50,6 +50,10 @@ MaxCompletionTokens = Annotated[
 ]
 # low, medium, high...: named by OpenAI, listed in the refusal
 ReasoningEffort = Annotated[str | None, Field(description="Reasoning effort")]
+# The spend guard (README "Budgets"): a per-call cap that can only lower POE_MCP_MAX_COST_PER_CALL,
+# and the person's yes given in advance, honoured only with POE_MCP_ALLOW_CONFIRM_ARGUMENT=1.
+MaxCostUsd = Annotated[float | None, Field(gt=0, description="Cost cap, USD")]
+Confirm = Annotated[bool | None, Field(description="The person agreed to the cost")]
 Metadata = Annotated[dict[str, Any] | None, Field(description="Request metadata")]
 User = Annotated[str | None, Field(description="End-user id")]
 
