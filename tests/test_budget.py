@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -335,3 +337,135 @@ async def test_video_points_are_counted_once_the_job_completes(
     assert len([r for r in fake.requests if r["path"] == "/v1/videos"]) == 2
     points = [row[2] for row in spend_rows(settings)]
     assert points == [4200, 4200]
+
+
+# -- asking the person above POE_MCP_CONFIRM_ABOVE_USD ----------------------------------------
+
+
+def answering(action: str, asked: list[str]) -> Any:
+    """An elicitation callback that gives `action`, keeping the messages it was shown."""
+    from mcp.types import ElicitResult
+
+    async def callback(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        content = {"proceed": True} if action == "accept" else None
+        return ElicitResult(action=action, content=content)  # type: ignore[arg-type]
+
+    return callback
+
+
+@asynccontextmanager
+async def asking(settings: Settings, mode: str, callback: Any, **changes: Any) -> Any:
+    from mcp import Client
+
+    from poe_mcp.server import build_server
+
+    server = build_server(replace(settings, **changes))
+    async with Client(server, mode=mode, elicitation_callback=callback) as client:  # type: ignore[arg-type]
+        yield client
+
+
+EXPENSIVE = {"bot": "gpt-4-turbo", "prompt": "hi", "max_tokens": 1000}  # about $0.027
+
+
+async def test_a_person_who_accepts_lets_the_call_through(
+    settings: Settings, fake: FakePoe, mode: str
+) -> None:
+    asked: list[str] = []
+    async with asking(
+        settings, mode, answering("accept", asked), confirm_above_usd=0.01, max_cost_per_day=1.0
+    ) as client:
+        result = await client.call_tool("ask_poe", EXPENSIVE)
+        cheap = await client.call_tool("ask_poe", {**EXPENSIVE, "max_tokens": 10})
+    assert not result.is_error and result.content[0].text == "Echo: hi"
+    assert not cheap.is_error and len(asked) == 1, "only the call above the threshold is asked"
+    message = asked[0]
+    assert message.startswith("gpt-4-turbo is estimated at about $0.027")
+    assert "above POE_MCP_CONFIRM_ABOVE_USD ($0.01)" in message
+    assert "Budget left: $1.00 today (of POE_MCP_MAX_COST_PER_DAY)" in message
+    assert len(fake.chat_requests()) == 2
+
+
+@pytest.mark.parametrize("action", ["decline", "cancel"])
+async def test_a_person_who_declines_sends_nothing(
+    settings: Settings, fake: FakePoe, mode: str, action: str
+) -> None:
+    fake.enqueue(Reply(text=fake.cdn_url("a.png", PNG, "image/png")))
+    asked: list[str] = []
+    async with asking(
+        settings, mode, answering(action, asked), confirm_above_usd=0.01, allow_unpriced=True
+    ) as client:
+        chat = await client.call_tool("ask_poe", EXPENSIVE)
+        image = await client.call_tool("generate_image", {"prompt": "a cat"})
+    for result in (chat, image):
+        assert error_type(result) == "confirmation_declined"
+    assert chat.content[0].text.startswith(
+        "confirmation_declined: The person declined: gpt-4-turbo (about $0.0272) was not sent."
+    )
+    assert "nothing was spent" in chat.content[0].text
+    assert "gpt-image-1 has no price in Poe's catalog: its cost is unknown" in asked[1]
+    assert [r["path"] for r in fake.requests if r["path"] != "/v1/models"] == []
+
+
+async def test_a_client_without_elicitation_is_told_how_to_proceed(
+    settings: Settings, fake: FakePoe, mode: str
+) -> None:
+    async with connect(settings, mode, confirm_above_usd=0.01) as client:
+        refused = await client.call_tool("ask_poe", EXPENSIVE)
+        claimed = await client.call_tool("ask_poe", {**EXPENSIVE, "confirm": True})
+    for result in (refused, claimed):
+        assert error_type(result) == "confirmation_required_error"
+    text = refused.content[0].text
+    assert text.startswith("confirmation_required_error: gpt-4-turbo is estimated at about $0.027")
+    assert "this client cannot ask the person (it declares no elicitation)" in text
+    assert "raise POE_MCP_CONFIRM_ABOVE_USD" in text
+    assert "POE_MCP_ALLOW_CONFIRM_ARGUMENT=1" in text
+    assert "(confirm: true is not allowed here)" in claimed.content[0].text
+    assert fake.chat_requests() == []
+    async with connect(
+        settings, mode, confirm_above_usd=0.01, allow_confirm_argument=True
+    ) as client:
+        told = await client.call_tool("ask_poe", EXPENSIVE)
+        confirmed = await client.call_tool("ask_poe", {**EXPENSIVE, "confirm": True})
+    assert "call again with confirm: true" in told.content[0].text
+    assert not confirmed.is_error and len(fake.chat_requests()) == 1
+
+
+async def test_the_2026_era_asks_through_input_required_and_sends_once(
+    settings: Settings, fake: FakePoe
+) -> None:
+    """MRTR: the first round returns the question with nothing sent; the retry carries the answer."""
+    from mcp import Client
+    from mcp.shared.exceptions import MCPError
+    from mcp.types import ElicitResult, InputRequiredResult
+
+    from poe_mcp.server import build_server
+
+    server = build_server(replace(settings, confirm_above_usd=0.01))
+    async with Client(server, mode="auto", elicitation_callback=answering("accept", [])) as client:
+        first = await client.session.call_tool("ask_poe", EXPENSIVE, allow_input_required=True)
+        assert isinstance(first, InputRequiredResult)
+        assert fake.chat_requests() == [], "nothing is sent while the person is asked"
+        (key,) = first.input_requests
+        accept = ElicitResult(action="accept", content={"proceed": True})
+        with pytest.raises(MCPError, match="requestState"):  # the SDK binds it to the arguments
+            await client.session.call_tool(
+                "ask_poe",
+                {**EXPENSIVE, "max_tokens": 4000},  # another, dearer call with the old answer
+                input_responses={key: accept},
+                request_state=first.request_state,
+                allow_input_required=True,
+            )
+        unasked = await client.session.call_tool(  # an answer nobody asked for is not taken
+            "ask_poe", EXPENSIVE, input_responses={key: accept}, allow_input_required=True
+        )
+        assert isinstance(unasked, InputRequiredResult)
+        done = await client.session.call_tool(
+            "ask_poe",
+            EXPENSIVE,
+            input_responses={key: accept},
+            request_state=first.request_state,
+            allow_input_required=True,
+        )
+    assert not isinstance(done, InputRequiredResult) and not done.is_error
+    assert len(fake.chat_requests()) == 1
