@@ -227,10 +227,15 @@ class Quote:
 Approver = Callable[[Quote], Awaitable[bool]]
 
 
-def confirmation_required(quote: Quote, settings: Settings, how: str) -> ConfirmationRequiredError:
-    """The refusal for a call above the threshold when the person cannot be asked (`how` says why)."""
+def confirmation_required(
+    quote: Quote, settings: Settings, how: str, agree: str | None = None
+) -> ConfirmationRequiredError:
+    """The refusal for a call above the threshold when the person cannot be asked (`how` says why;
+    `agree` says how to give their yes in advance, by default the tools' confirm: true)."""
     ways = "raise POE_MCP_CONFIRM_ABOVE_USD (or unset it) to allow such calls"
-    if settings.allow_confirm_argument:
+    if agree is not None:
+        ways += f", or {agree}"
+    elif settings.allow_confirm_argument:
         ways += ", or, once the person has agreed to the cost, call again with confirm: true"
     else:
         ways += (
