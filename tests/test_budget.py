@@ -469,3 +469,48 @@ async def test_the_2026_era_asks_through_input_required_and_sends_once(
         )
     assert not isinstance(done, InputRequiredResult) and not done.is_error
     assert len(fake.chat_requests()) == 1
+
+
+# -- the stores' ledger, opened directly -----------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    from poe_mcp.conversations import open_store
+
+    location = (
+        request.getfixturevalue("redis_url") if request.param == "redis" else str(tmp_path / "s.db")
+    )
+    store = open_store(location)
+    yield store
+    await store.aclose()
+
+
+async def test_holds_count_until_settled_once_or_released(ledger: Any) -> None:
+    from poe_mcp.conversations import Limit, SpendHold, budget_day
+
+    today = budget_day("UTC")
+    day = [Limit("day", "usd", 0.03)]
+
+    def hold(name: str, session: str | None = None) -> SpendHold:
+        return SpendHold(name, "m", 0.01, 10.0, today, session, today.start + 60)
+
+    for name in ("a", "b", "c"):
+        assert await ledger.reserve_spend(hold(name), day) is None
+    breach = await ledger.reserve_spend(hold("d"), day)
+    assert breach is not None and breach.limit == day[0]
+    assert breach.spent == pytest.approx(0.03)
+    await ledger.release_spend(hold("a"))
+    await ledger.release_spend(hold("a"))  # twice: still released once
+    settled = {"points": 5.0, "day": today, "hold": hold("b")}
+    await ledger.record_usage("m", 1, 1, 0.002, **settled)
+    await ledger.record_usage("m", 1, 1, 0.0, **{**settled, "points": 0.0})  # a second settle
+    summary = await ledger.spend_summary(today, None, [today])
+    assert summary.today.usd == pytest.approx(0.01 + 0.002), "c still held, b at its real cost"
+    assert summary.by_day[today.label].usd == pytest.approx(0.002), "by day: real spend only"
+    assert summary.by_model["m"].points == pytest.approx(5.0)
+    session = [Limit("session", "points", 15.0)]
+    assert await ledger.reserve_spend(hold("e", "s1"), session) is None
+    crossed = await ledger.reserve_spend(hold("f", "s1"), session)
+    assert crossed is not None and crossed.spent == pytest.approx(10.0)
+    assert await ledger.reserve_spend(hold("g", "s2"), session) is None
