@@ -514,3 +514,14 @@ async def test_holds_count_until_settled_once_or_released(ledger: Any) -> None:
     crossed = await ledger.reserve_spend(hold("f", "s1"), session)
     assert crossed is not None and crossed.spent == pytest.approx(10.0)
     assert await ledger.reserve_spend(hold("g", "s2"), session) is None
+
+
+def test_finding_a_question_in_an_exception_group_that_leads_back_to_itself_ends() -> None:
+    from poe_mcp.tool_results import InputNeeded, input_needed_in
+
+    inner = RuntimeError("the body failed")
+    group = BaseExceptionGroup("task group", [inner])
+    inner.__context__ = group  # what `raise group.exceptions[0]` inside `except` leaves
+    assert input_needed_in(group) is None
+    asked = InputNeeded(object())
+    assert input_needed_in(BaseExceptionGroup("g", [inner, asked])) is asked

@@ -41,14 +41,15 @@ class InputNeeded(Exception):
         self.result = result
 
 
-def input_needed_in(exc: BaseException | None) -> InputNeeded | None:
-    """The InputNeeded behind `exc`: itself, its cause or context, or one inside an ExceptionGroup."""
-    seen: set[int] = set()
+def input_needed_in(exc: BaseException | None, seen: set[int] | None = None) -> InputNeeded | None:
+    """The InputNeeded behind `exc`: itself, its cause or context, or one inside an ExceptionGroup
+    (whose members' context may lead back to the group: `seen` is shared, so the walk ends)."""
+    seen = set() if seen is None else seen
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, InputNeeded):
             return exc
         if isinstance(exc, BaseExceptionGroup):
-            return next(filter(None, map(input_needed_in, exc.exceptions)), None)
+            return next((f for e in exc.exceptions if (f := input_needed_in(e, seen))), None)
         exc = exc.__cause__ or exc.__context__
     return None
