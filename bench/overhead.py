@@ -11,6 +11,7 @@ import argparse
 import time
 
 import anyio
+import httpx2
 import openai
 from common import (
     BARE,
@@ -33,6 +34,7 @@ async def measure(calls: int, latency: float) -> dict[str, dict[str, float]]:
     body = {"model": "gpt-4-turbo", "messages": [{"role": "user", "content": "hi"}]}
     times: dict[str, list[float]] = {
         "direct": [],
+        "direct_post": [],
         "bare_mcp_call": [],
         "ask_poe": [],
         "ask_poe_stream": [],
@@ -48,6 +50,10 @@ async def measure(calls: int, latency: float) -> dict[str, dict[str, float]]:
                 started = time.perf_counter()
                 await direct.chat.completions.create(**body)
                 times["direct"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                # the low-level post poe-mcp itself makes: the floor its own work is measured from
+                await direct.post("/chat/completions", body=body, cast_to=httpx2.Response)
+                times["direct_post"].append(time.perf_counter() - started)
                 started = time.perf_counter()
                 await bare.call_tool("echo", {"text": "hi"})
                 times["bare_mcp_call"].append(time.perf_counter() - started)
@@ -84,7 +90,7 @@ def main() -> None:
                         ms(s["median"]),
                         ms(s["p99"]),
                         "",
-                        "(MCP floor)",
+                        "(MCP floor)" if name == "bare_mcp_call" else "(HTTP floor)",
                     )
                 )
                 continue
@@ -98,6 +104,23 @@ def main() -> None:
                     f"{s['median'] / base:.2f}x",
                 )
             )
+    for latency_name, measured in results.items():
+        own = (
+            measured["ask_poe"]["median"]
+            - measured["bare_mcp_call"]["median"]
+            - measured["direct_post"]["median"]
+        )
+        measured["own_work_ms"] = {"median": own * 1000}
+        rows.append(
+            (
+                latency_name.removeprefix("latency_"),
+                "own work",
+                ms(own),
+                "",
+                "",
+                "ask_poe − bare − post",
+            )
+        )
     report(
         "overhead",
         f"Per-call overhead ({args.calls} calls each, stdio)",

@@ -464,6 +464,74 @@ def add_resources_and_prompts(mcp: PoeMCPServer) -> None:
         ]
 
 
+def add_task_tools(mcp: PoeMCPServer) -> None:
+    """The tasks scenarios' fixtures (SEP-2663), served as tasks by poe-mcp's own tasks extension, the
+    one generate_video uses: only their names are added to the tools it runs as tasks."""
+
+    @mcp.tool(description="Greets, at once (never a task)")
+    def greet(name: str) -> CallToolResult:
+        return text(f"Hello, {name}!")
+
+    @mcp.tool(description="Sleeps for seconds, then answers (a task)")
+    async def slow_compute(seconds: float = 1, label: str = "") -> CallToolResult:
+        await anyio.sleep(seconds)
+        return text(f"Computed {label} after {seconds} s")
+
+    @mcp.tool(description="Fails after a second (a task that requires the extension)")
+    async def failing_job() -> CallToolResult:
+        await anyio.sleep(1)
+        return CallToolResult(
+            content=[TextContent(type="text", text="The job failed")], is_error=True
+        )
+
+    @mcp.tool(description="Raises a protocol error (a task)")
+    async def protocol_error_job() -> CallToolResult:
+        await anyio.sleep(0.2)
+        raise MCPError(code=-32603, message="The job crashed")
+
+    confirm = {"type": "object", "properties": {"confirm": {"type": "boolean"}}}
+
+    @mcp.tool(description="Asks to confirm, then deletes (a task that waits for input)")
+    def confirm_delete(ctx: Context, filename: str = "") -> Any:
+        got = answered(ctx, "confirm")
+        if got is None:
+            return InputRequiredResult(
+                input_requests={"confirm": ask(f"Delete {filename}?", confirm)}
+            )
+        return text(f"Deleted {filename}" if elicited_field(got["confirm"], "confirm") else "Kept")
+
+    @mcp.tool(description="Asks two things at once (a task)")
+    def multi_input(ctx: Context) -> Any:
+        got = answered(ctx, "first", "second")
+        if got is None:
+            return InputRequiredResult(
+                input_requests={
+                    "first": ask("First name?", NAME_SCHEMA),
+                    "second": ask("Confirm?", confirm),
+                }
+            )
+        return text(f"Got {elicited_field(got['first'], 'name')}")
+
+    @mcp.tool(description="Asks for a name, then works on as a task")
+    def test_tool_with_task(ctx: Context) -> Any:
+        got = answered(ctx, "user_name")
+        if got is None:
+            return InputRequiredResult(
+                input_requests={"user_name": ask("What is your name?", NAME_SCHEMA)}
+            )
+        return text(f"Done for {elicited_field(got['user_name'], 'name')}")
+
+    mcp.tasks.task_tools.update(
+        slow_compute="optional",
+        failing_job="required",
+        protocol_error_job="optional",
+        confirm_delete="optional",
+        multi_input="optional",
+        test_tool_with_task="required",
+    )
+    mcp.tasks.ask_first.add("test_tool_with_task")
+
+
 def fixture_server() -> tuple[Any, Any]:
     settings = load_settings()
     server = build_server(settings)
@@ -471,6 +539,7 @@ def fixture_server() -> tuple[Any, Any]:
     add_client_request_tools(server)
     add_multi_round_trip_tools(server)
     add_resources_and_prompts(server)
+    add_task_tools(server)
     return settings, build_http_app(settings, server)
 
 

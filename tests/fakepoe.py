@@ -1,7 +1,7 @@
 """A fake Poe: a real HTTP server on a free loopback port, shaped on ../shared/fixtures/poe.
 
 Serves `/v1/models` (the recorded catalog plus test models), `/v1/chat/completions` (JSON and SSE),
-`/usage/*`, and any error of SPEC §4 on demand. Tests script replies with `enqueue`, read what was
+`/v1/responses` (JSON and typed SSE events, shaped on Poe's Responses API documentation), `/usage/*`, and any error of SPEC §4 on demand. Tests script replies with `enqueue`, read what was
 sent in `requests`, and tune `latency` and stream pacing. Runs uvicorn in a thread so both in-process
 tests and spawned `poe-mcp` processes reach it over a socket.
 """
@@ -55,6 +55,27 @@ TEST_MODELS: list[dict[str, Any]] = [
         "metadata": {"display_name": "Test-Sloppy-JSON"},
     },
 ]
+# Like the catalog's gpt-5.3-codex-spark (listed only on /v1/responses), with tools, the built-in web
+# search and cache-read pricing, so one model exercises the whole Responses path.
+TEST_MODELS.append(
+    {
+        "id": "test-responses-only",
+        "object": "model",
+        "owned_by": "OpenAI",
+        "description": "Test model served only over the Responses API.",
+        "architecture": {"input_modalities": ["text", "image"], "output_modalities": ["text"]},
+        "supported_features": ["tools", "web_search"],
+        "supported_endpoints": ["/v1/responses"],
+        "pricing": {
+            "prompt": "0.000002",
+            "completion": "0.000008",
+            "input_cache_read": "0.0000005",
+        },
+        "metadata": {"display_name": "Test-Responses-Only"},
+        "reasoning": {"budget": None, "required": False, "supports_reasoning_effort": True},
+        "parameters": [],
+    }
+)
 SLOPPY_JSON = '{"name": "Paris", "population": "about two million"}'
 
 
@@ -72,8 +93,9 @@ def instance_of(schema: dict[str, Any]) -> Any:
     )
 
 
-# The first bytes of a real mp4 (an ftyp box), enough for magic-byte sniffing.
-MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 1000
+# A real, playable mp4 (3.5 KB: two seconds of a 160x90 H.264 test pattern, made as
+# tests/fixtures/media/README.md says), so a browser shown the fake's video can play it.
+MP4 = (FIXTURES.parent / "media" / "test-pattern.mp4").read_bytes()
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 
 
@@ -103,6 +125,8 @@ class Reply:
     no_usage: bool = False
     stall: float = 0.0  # stream: send the first chunk, then say nothing for this long
     hang: float = 0.0  # accept the request, then answer nothing for this long
+    drip: float = 0.0  # send the body (JSON or SSE) one byte at a time, this many seconds apart
+    endless: bool = False  # stream: after the text, content chunks without end (memory flat here)
     files: list[tuple[str, str, str]] = field(
         default_factory=list
     )  # bot protocol: (url, content type, name) `file` events
@@ -117,6 +141,35 @@ def _words(text: str) -> list[str]:
     return [w + " " for w in words[:-1]] + [words[-1]] if text else []
 
 
+def _chat_messages(items: Any) -> list[dict[str, Any]]:
+    """Responses `input` items in OpenAI's chat shape, so tests read one conversation shape on every path."""
+    if isinstance(items, str):
+        return [{"role": "user", "content": items}]
+    messages: list[dict[str, Any]] = []
+    for item in items:
+        kind = item.get("type", "message")
+        if kind == "function_call_output":
+            messages.append(
+                {"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]}
+            )
+        elif kind == "function_call":
+            call = {
+                "id": item["call_id"],
+                "type": "function",
+                "function": {"name": item["name"], "arguments": item["arguments"]},
+            }
+            if messages and messages[-1]["role"] == "assistant":
+                messages[-1].setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
+        else:
+            content = item.get("content")
+            if isinstance(content, list) and item.get("role") == "assistant":
+                content = "".join(p.get("text", "") for p in content)
+            messages.append({"role": item["role"], "content": content})
+    return messages
+
+
 class FakePoe:
     def __init__(self, api_key: str = "test-key") -> None:
         self.api_key = api_key
@@ -125,12 +178,15 @@ class FakePoe:
         self.chunk_delay = 0.0
         self.balance = 1500
         self.streams_aborted = 0  # streams the client closed before their end
+        self.endless_bytes = 0  # what the last endless stream sent before the client hung up
         self.cdn: dict[
             str, tuple[bytes | int, str]
         ] = {}  # name -> (bytes, or a size to generate; content type)
         self.videos: dict[str, dict[str, Any]] = {}
         self.video_steps = 3  # polls before a job completes
-        self.video_bytes = 0  # when set, /content serves this many bytes instead of the small MP4
+        self.video_bytes = (
+            0  # when set, /content serves this many bytes instead of the test-pattern MP4
+        )
         self.block_delay = 0.0  # seconds between 64 KB blocks of a generated download
         self.video_points = 4200  # the job's `usage` once completed
         self.images_missing = False  # answer 404 on /v1/images
@@ -201,12 +257,16 @@ class FakePoe:
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == "/v1/chat/completions"]
 
+    def responses_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == "/v1/responses"]
+
     def model_calls(self) -> list[dict[str, Any]]:
-        """Every request that reached a model, on either protocol."""
+        """Every request that reached a model, on any protocol."""
         return [
             r
             for r in self.requests
-            if r["path"] == "/v1/chat/completions" or r["path"].startswith("/bot/")
+            if r["path"] in ("/v1/chat/completions", "/v1/responses")
+            or r["path"].startswith("/bot/")
         ]
 
     def last_messages(self) -> list[dict[str, Any]]:
@@ -214,6 +274,8 @@ class FakePoe:
         last = self.model_calls()[-1]
         if last["path"] == "/v1/chat/completions":
             return last["json"]["messages"]
+        if last["path"] == "/v1/responses":
+            return _chat_messages(last["json"]["input"])
         query = last["json"]
         roles = {"bot": "assistant"}
         messages = [
@@ -324,6 +386,17 @@ class FakePoe:
                 )
             )
         headers = {**limit_headers, **reply.headers}
+        if reply.drip and reply.status < 400:
+            source = (
+                self._sse(body, reply)
+                if body.get("stream")
+                else self._once(json.dumps(self._completion(body, reply)).encode())
+            )
+            return StreamingResponse(
+                self._dripping(source, reply.drip),
+                media_type="text/event-stream" if body.get("stream") else "application/json",
+                headers=headers,
+            )
         if reply.status >= 400:
             return self._error(
                 reply.status, reply.error_type or "invalid_request_error", reply.text, headers
@@ -335,6 +408,18 @@ class FakePoe:
         return JSONResponse(
             self._completion(body, reply), headers={"openai-version": "2020-10-01", **headers}
         )
+
+    @staticmethod
+    async def _once(data: bytes):  # type: ignore[no-untyped-def]
+        yield data
+
+    @staticmethod
+    async def _dripping(source: Any, delay: float):  # type: ignore[no-untyped-def]
+        """Every byte of `source` on its own, `delay` seconds apart: a reader's per-read timeout never fires."""
+        async for block in source:
+            for i in range(len(block)):
+                yield block[i : i + 1]
+                await asyncio.sleep(delay)
 
     def _limit_headers(self, now: float) -> dict[str, str]:
         """Poe's documented x-ratelimit-* headers (api-reference/rate-limits): the reset in seconds."""
@@ -472,6 +557,13 @@ class FakePoe:
                         ]
                     }
                 )
+        if reply.endless:
+            self.endless_bytes = 0
+            filler = chunk({"content": "x" * 4000})
+            while True:  # until the client hangs up
+                self.endless_bytes += len(filler)
+                yield filler
+                await asyncio.sleep(0)
         if reply.no_finish:
             return
         yield chunk({}, reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop"))
@@ -500,6 +592,212 @@ class FakePoe:
         return JSONResponse(
             {"has_more": start + limit < len(self.history), "length": len(page), "data": page}
         )
+
+    # -- /v1/responses (docs/external-applications/responses-api, api-reference/createResponse) ----------
+
+    async def responses_endpoint(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        self._record(request, body)
+        if not self._authorised(request):
+            return self._error(401, "authentication_error", "Invalid API key")
+        if not isinstance(body, dict) or not body.get("input"):
+            return self._error(400, "invalid_request_error", "input is required")
+        for name in ("messages", "stream_options", "response_format", "max_tokens"):
+            if name in body:  # chat-completions fields: the Responses API has other names
+                return self._error(400, "invalid_request_error", f"Unknown parameter: {name}")
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        reply = self._next() or self._responses_echo(body)
+        if reply.body is not None:
+            return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
+        if reply.status >= 400:
+            return self._error(
+                reply.status, reply.error_type or "invalid_request_error", reply.text, reply.headers
+            )
+        if body.get("stream"):
+            return StreamingResponse(
+                self._response_events(body, reply),
+                media_type="text/event-stream",
+                headers=reply.headers,
+            )
+        return JSONResponse(self._response(body, reply, "completed"), headers=reply.headers)
+
+    @staticmethod
+    def _responses_echo(body: dict[str, Any]) -> Reply:
+        items = body["input"]
+        last = items if isinstance(items, str) else items[-1]
+        if isinstance(last, str):
+            content: Any = last
+        elif last.get("type") == "function_call_output":
+            content = last.get("output")
+        else:
+            content = last.get("content")
+        if isinstance(content, list):
+            content = " ".join(p.get("text", f"[{p.get('type')}]") for p in content)
+        text_format = (body.get("text") or {}).get("format") or {}
+        if body.get("model") == "test-sloppy-json" and text_format:
+            return Reply(text=SLOPPY_JSON)
+        if text_format.get("type") == "json_schema":
+            return Reply(text=json.dumps(instance_of(text_format["schema"])))
+        if text_format.get("type") == "json_object":
+            return Reply(text=json.dumps({"echo": content}))
+        return Reply(text=f"Echo: {content}")
+
+    @staticmethod
+    def _searches(body: dict[str, Any]) -> bool:
+        return any(t.get("type", "").startswith("web_search") for t in body.get("tools") or ())
+
+    def _output(self, body: dict[str, Any], reply: Reply) -> list[dict[str, Any]]:
+        """The output items: reasoning (a summary), a web search, the message, function calls."""
+        output: list[dict[str, Any]] = []
+        if reply.reasoning:
+            output.append(
+                {
+                    "type": "reasoning",
+                    "id": "rs_" + secrets.token_hex(8),
+                    "summary": [{"type": "summary_text", "text": reply.reasoning}],
+                }
+            )
+        if self._searches(body):
+            output.append(
+                {
+                    "type": "web_search_call",
+                    "id": "ws_" + secrets.token_hex(8),
+                    "status": "completed",
+                    "action": {"type": "search", "query": "scripted"},
+                }
+            )
+        if reply.text or not reply.tool_calls:
+            output.append(
+                {
+                    "type": "message",
+                    "id": "msg_" + secrets.token_hex(8),
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
+                }
+            )
+        for call in reply.tool_calls:
+            output.append(
+                {
+                    "type": "function_call",
+                    "id": "fc_" + secrets.token_hex(8),
+                    "call_id": call["id"],
+                    "name": call["name"],
+                    "arguments": call["arguments"],
+                    "status": "completed",
+                }
+            )
+        return output
+
+    def _response(self, body: dict[str, Any], reply: Reply, status: str) -> dict[str, Any]:
+        usage = reply.usage or self._usage(
+            {"messages": body["input"] if isinstance(body["input"], list) else [body["input"]]},
+            reply,
+        )
+        return {
+            "id": "resp_" + secrets.token_hex(12),
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": status,
+            "model": body["model"],
+            "output": self._output(body, reply),
+            "usage": {
+                "input_tokens": usage.get("prompt_tokens", 0),
+                "input_tokens_details": usage.get("prompt_tokens_details") or {"cached_tokens": 0},
+                "output_tokens": usage.get("completion_tokens", 0),
+                "output_tokens_details": usage.get("completion_tokens_details")
+                or {"reasoning_tokens": 0},
+                "total_tokens": usage.get("total_tokens", 0),
+            },
+            "incomplete_details": None,
+            "error": None,
+        }
+
+    async def _response_events(self, body: dict[str, Any], reply: Reply):  # type: ignore[no-untyped-def]
+        """Typed SSE events as the Responses API streams them: `event: <type>` and a JSON `data` with the same type."""
+        final = self._response(body, reply, "completed")
+        sequence = iter(range(10_000))
+
+        def event(kind: str, **data: Any) -> bytes:
+            payload = {"type": kind, "sequence_number": next(sequence), **data}
+            return f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode()
+
+        started = {**final, "status": "in_progress", "output": [], "usage": None}
+        yield event("response.created", response=started)
+        yield event("response.in_progress", response=started)
+        for index, item in enumerate(final["output"]):
+            kind = item["type"]
+            if kind == "function_call":
+                yield event(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "arguments": "", "status": "in_progress"},
+                )
+                if reply.cut_in_tool_call:
+                    raise ConnectionResetError("scripted cut")
+                arguments = item["arguments"]
+                for start in range(0, len(arguments), 5):
+                    yield event(
+                        "response.function_call_arguments.delta",
+                        item_id=item["id"],
+                        output_index=index,
+                        delta=arguments[start : start + 5],
+                    )
+                yield event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    arguments=arguments,
+                )
+            elif kind == "message":
+                yield event(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "content": [], "status": "in_progress"},
+                )
+                pieces = reply.chunks if reply.chunks is not None else _words(reply.text)
+                for i, piece in enumerate(pieces):
+                    if reply.cut_after is not None and i >= reply.cut_after:
+                        raise ConnectionResetError("scripted cut")
+                    if self.chunk_delay:
+                        await asyncio.sleep(self.chunk_delay)
+                    yield event(
+                        "response.output_text.delta",
+                        item_id=item["id"],
+                        output_index=index,
+                        content_index=0,
+                        delta=piece,
+                    )
+                yield event(
+                    "response.output_text.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    text=reply.text,
+                )
+            elif kind == "reasoning":
+                yield event(
+                    "response.output_item.added", output_index=index, item={**item, "summary": []}
+                )
+                yield event(
+                    "response.reasoning_summary_text.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    delta=item["summary"][0]["text"],
+                )
+            else:
+                yield event("response.output_item.added", output_index=index, item=item)
+            yield event("response.output_item.done", output_index=index, item=item)
+        if reply.no_finish:
+            return
+        if reply.no_usage:
+            final["usage"] = None
+        yield event("response.completed", response=final)
 
     # -- the CDN and /v1/videos -----------------------------------------------------------------
 
@@ -562,7 +860,22 @@ class FakePoe:
         return self._error(404, "not_found_error", "Not found")
 
     async def videos_create(self, request: Request) -> Response:
-        body = await request.json()
+        """createVideo: JSON, or multipart/form-data with an `input_reference` file (recorded as its name,
+        content type and bytes), as Poe documents."""
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form()
+            body: dict[str, Any] = {}
+            for name, value in form.multi_items():
+                if isinstance(value, str):
+                    body[name] = value
+                else:
+                    body[name] = {
+                        "filename": value.filename,
+                        "content_type": value.content_type,
+                        "bytes": await value.read(),
+                    }
+        else:
+            body = await request.json()
         self._record(request, body)
         if not self._authorised(request):
             return self._error(401, "authentication_error", "Invalid API key")
@@ -679,6 +992,7 @@ class FakePoe:
             routes=[
                 Route("/v1/models", self.models_endpoint),
                 Route("/v1/chat/completions", self.chat_endpoint, methods=["POST"]),
+                Route("/v1/responses", self.responses_endpoint, methods=["POST"]),
                 Route("/usage/current_balance", self.balance_endpoint),
                 Route("/usage/points_history", self.history_endpoint),
                 Route("/cdn/{name}", self.cdn_endpoint),

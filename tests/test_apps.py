@@ -2,8 +2,11 @@
 
 The browser tests embed each app the way an MCP Apps host does (tests/apps_host.html: a sandboxed
 iframe under the spec's default CSP, JSON-RPC over postMessage), fed by a running `poe-mcp serve
---transport http` against the fake Poe, and check what a person sees. Screenshots go to
-tests/artifacts/. Without chromium, chromedriver or selenium they skip and say so.
+--transport http` against the fake Poe, and check what a person sees. The host's side of the bridge
+is @modelcontextprotocol/ext-apps' own AppBridge, loaded in the page unbundled from .ci/node (see
+tests/ext_apps_importmap.mjs); without that package the page's hand-written bridge stands in, and
+the tests say so. Screenshots go to tests/artifacts/. Without chromium, chromedriver or selenium the
+browser tests skip and say so.
 """
 
 from __future__ import annotations
@@ -14,29 +17,40 @@ import math
 import re
 import shutil
 import struct
+import subprocess
 import threading
 import time
+import warnings
 import wave
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
+import uvicorn
 from conftest import connect
 from fakepoe import FakePoe, Reply
 from mcp import Client
 from mcp.client.extension import advertise
-from servers import TOKEN, http_replica
+from servers import TOKEN, free_port, http_replica
 
 from poe_mcp import apps
 from poe_mcp.config import Settings
+from poe_mcp.http import build_http_app
+from poe_mcp.icons import SERVER_SVG
 from poe_mcp.server import build_server
 
 HERE = Path(__file__).parent
 ARTIFACTS = HERE / "artifacts"
 HOSTILE = "<img src=x onerror=alert(1)>"
+NODE_MODULES = HERE.parent / ".ci" / "node" / "node_modules"
+EXT_APPS = NODE_MODULES / "@modelcontextprotocol" / "ext-apps"
+# What the media viewer's "Variation" adds to the prompt (media.html's VARIATION).
+VARIATION = "\n\nVariation {n}: keep the subject and style, change the composition and details."
 DECLARES_APPS = advertise(apps.EXTENSION_ID, {"mimeTypes": [apps.APP_MIME_TYPE]})
 
 
@@ -70,20 +84,132 @@ async def test_tools_list_links_apps_only_for_clients_that_declare_the_extension
 
 
 @pytest.mark.anyio
-async def test_each_app_is_one_self_contained_html_resource(settings: Settings) -> None:
-    async with Client(build_server(settings), extensions=[DECLARES_APPS]) as client:
+async def test_each_app_is_one_self_contained_html_resource(settings: Settings, mode: str) -> None:
+    async with Client(build_server(settings), mode=mode, extensions=[DECLARES_APPS]) as client:
         listed = {str(r.uri): r for r in (await client.list_resources()).resources}
-        pages = {uri: (await client.read_resource(uri)).contents[0] for uri in apps.APPS}
-    for uri, page in pages.items():
+        pages = {uri: (await client.read_resource(uri)).contents for uri in apps.APPS}
+    for uri, contents in pages.items():
+        [page] = contents
+        assert str(page.uri) == uri and isinstance(page.text, str)
         assert listed[uri].mime_type == page.mime_type == "text/html;profile=mcp-app"
         assert page.text.startswith("<!doctype html>") and "<script>" in page.text
         assert "<!-- inline" not in page.text, "every shared source is inlined"
+        assert page.text.count(apps.ICON) == 1 and SERVER_SVG[-60:] in apps.ICON, (
+            "the server's own icon heads each app"
+        )
         # No origin at all: the only URL is SVG's namespace name, which is never fetched.
-        assert set(re.findall(r"[a-z]+://[^\s\"'<>)]*", page.text)) <= {
+        assert set(re.findall(r"[a-z][a-z0-9+.-]*://[^\s\"'<>)]*", page.text)) <= {
             "http://www.w3.org/2000/svg"
         }
-        assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page.text)
+        assert not re.search(r"""(src|href|action|poster)\s*=\s*["']?//""", page.text), (
+            "no protocol-relative URL either"
+        )
+        assert not re.search(
+            r"<(script|link|img|iframe|video|audio|source)[^>]+(src|href)=", page.text
+        )
+        assert not re.search(r"@import|url\(", page.text), "styles load nothing"
         assert "innerHTML" not in page.text and "insertAdjacentHTML" not in page.text
+        assert "eval(" not in page.text and "new Function" not in page.text
+
+
+# The extension declared the way a host does it on each era's wire.
+CLIENT_INFO = {"name": "raw-client", "version": "1"}
+APPS_CAPABILITY = {"extensions": {apps.EXTENSION_ID: {"mimeTypes": [apps.APP_MIME_TYPE]}}}
+
+
+def raw_list(url: str, method: str, era: str, declares_apps: bool = False) -> bytes:
+    """One list request as a client sends it over streamable HTTP; the answer's bytes as they came."""
+    capabilities = APPS_CAPABILITY if declares_apps else {}
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": era,
+    }
+    if era == "2026-07-28":  # stateless: who the client is travels in every request's _meta
+        headers["mcp-method"] = method
+        params: dict[str, Any] = {
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": era,
+                "io.modelcontextprotocol/clientInfo": CLIENT_INFO,
+                "io.modelcontextprotocol/clientCapabilities": capabilities,
+            }
+        }
+        body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}
+        return httpx2.post(url, json=body, headers=headers, timeout=30).content
+    hello = {"protocolVersion": era, "capabilities": capabilities, "clientInfo": CLIENT_INFO}
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
+    answer = httpx2.post(url, json=initialize, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    session = answer.headers.get("mcp-session-id")
+    if session:
+        headers["mcp-session-id"] = session
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    httpx2.post(url, json=initialized, headers=headers, timeout=30)
+    body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": {}}
+    return httpx2.post(url, json=body, headers=headers, timeout=30).content
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """An ASGI app on a loopback port in a thread, lifespan and all; yields its /mcp URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("era", ["2026-07-28", "2025-11-25"])
+def test_a_client_without_the_extension_gets_the_lists_of_before_byte_for_byte(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, era: str
+) -> None:
+    product = build_http_app(settings, build_server(settings))
+    from mcp.server.apps import Apps
+
+    monkeypatch.setattr(apps, "extension", Apps)  # no ui:// resources: the server before the apps
+    before = build_server(settings)
+    before.middleware.remove(apps.link_tools_for_app_hosts)
+    with serving(product) as now, serving(build_http_app(settings, before)) as then:
+        for method in ("tools/list", "resources/list"):
+            plain = raw_list(now, method, era)
+            assert b'"result"' in plain and plain == raw_list(then, method, era), method
+        declaring = raw_list(now, "tools/list", era, declares_apps=True)
+        listed = raw_list(now, "resources/list", era, declares_apps=True)
+    assert b"ui://" not in plain
+    if era == "2026-07-28":  # the legacy era keeps what initialize declared per session
+        assert declaring.count(b'"resourceUri"') == sum(
+            f'"name":"{name}"'.encode() in declaring for name in apps.TOOL_APPS
+        )
+        assert all(uri.encode() in listed for uri in apps.APPS)
+
+
+@pytest.mark.anyio
+async def test_the_apps_are_listed_only_to_a_client_that_declares_them(
+    settings: Settings, mode: str
+) -> None:
+    async with Client(build_server(settings), mode=mode, extensions=[DECLARES_APPS]) as client:
+        declaring = {str(r.uri): r.mime_type for r in (await client.list_resources()).resources}
+        tools = wire(await client.list_tools())
+    async with connect(settings, mode) as client:
+        plain = [str(r.uri) for r in (await client.list_resources()).resources]
+        html = (await client.read_resource(apps.MEDIA_VIEWER)).contents[0]
+    assert {uri: declaring[uri] for uri in apps.APPS} == dict.fromkeys(
+        apps.APPS, apps.APP_MIME_TYPE
+    )
+    assert plain == [uri for uri in declaring if uri not in apps.APPS] and plain
+    assert html.mime_type == apps.APP_MIME_TYPE, "reading an app still works for anyone"
+    size = len(json.dumps(tools, separators=(",", ":")))
+    assert size <= 12_000, f"tools/list with the apps linked is {size} bytes"
 
 
 def test_the_apps_ship_in_the_wheel() -> None:
@@ -103,6 +229,46 @@ def _missing_browser() -> str | None:
         if shutil.which(binary) is None:
             return f"{binary} is not installed (apt-get install chromium chromium-driver)"
     return None
+
+
+def test_without_a_browser_the_browser_tests_say_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "chromedriver" else name)
+    assert _missing_browser() == (
+        "chromedriver is not installed (apt-get install chromium chromium-driver)"
+    )
+
+
+def ext_apps_import_map() -> str:
+    """The <script type="importmap"> that loads ext-apps' AppBridge from .ci/node, or "" when the
+    package is not installed (the page's hand-written bridge then stands in)."""
+    if not (EXT_APPS / "package.json").is_file():
+        warnings.warn(
+            "@modelcontextprotocol/ext-apps is not installed in .ci/node (see .ci/run): the MCP Apps "
+            "browser tests use the test host's hand-written bridge instead of ext-apps' AppBridge",
+            stacklevel=1,
+        )
+        return ""
+    bundled = NODE_MODULES / ".bin" / "node"
+    node = str(bundled) if bundled.exists() else shutil.which("node")
+    assert node, "ext-apps is installed but no node can resolve its modules"
+    resolved = subprocess.run(
+        [
+            node,
+            "--experimental-import-meta-resolve",
+            "--conditions=browser",
+            str(HERE / "ext_apps_importmap.mjs"),
+            str(NODE_MODULES),
+            "/node_modules",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    json.loads(resolved.stdout)  # a map, or fail here rather than in the page
+    return f'<script type="importmap">{resolved.stdout}</script>'
 
 
 @pytest.fixture(scope="module")
@@ -131,20 +297,47 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-    driver.set_script_timeout(30)
+    driver.set_script_timeout(60)
     ARTIFACTS.mkdir(exist_ok=True)
     yield driver
     driver.quit()
 
 
+@pytest.fixture(scope="module")
+def import_map() -> str:
+    return ext_apps_import_map()
+
+
 class Relay(BaseHTTPRequestHandler):
-    """The test host's own origin: serves the host page and passes its MCP requests to poe-mcp."""
+    """The test host's own origin: serves the host page (with the import map for ext-apps' AppBridge),
+    the ES modules it names from .ci/node, and passes the page's MCP requests on to poe-mcp."""
 
     target = ""
+    import_map = ""
     FORWARDED = ("content-type", "accept", "mcp-protocol-version", "mcp-method", "mcp-name")
 
     def do_GET(self) -> None:
-        self._answer(200, "text/html", (HERE / "apps_host.html").read_bytes())
+        path = urlsplit(self.path).path
+        if path == "/":
+            page = (
+                (HERE / "apps_host.html")
+                .read_text()
+                .replace("<!-- import map -->", self.import_map)
+            )
+            self._answer(200, "text/html", page.encode())
+            return
+        modules = NODE_MODULES.resolve()
+        module = (modules / path.removeprefix("/node_modules/")).resolve()
+        if (
+            self.import_map
+            and path.startswith("/node_modules/")
+            and module.is_relative_to(modules)
+            and module.suffix in (".js", ".mjs")
+            and module.is_file()
+        ):
+            self._answer(200, "text/javascript", module.read_bytes())
+            return
+        self._answer(404, "text/plain", b"not found")
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
@@ -171,13 +364,14 @@ class Relay(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def host(browser: Any, fake: FakePoe, tmp_path: Path) -> Iterator[Any]:
+def host(browser: Any, import_map: str, fake: FakePoe, tmp_path: Path) -> Iterator[Any]:
     """The browser on the test host page, in front of a running poe-mcp on the fake Poe."""
     with http_replica(fake, tmp_path) as url:
-        handler = type("BoundRelay", (Relay,), {"target": url})
+        handler = type("BoundRelay", (Relay,), {"target": url, "import_map": import_map})
         relay = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=relay.serve_forever, daemon=True).start()
-        browser.get(f"http://127.0.0.1:{relay.server_port}/")
+        bridge = "ext-apps" if import_map else "hand-written"
+        browser.get(f"http://127.0.0.1:{relay.server_port}/?bridge={bridge}")
         browser.get_log("browser")  # start each test with an empty console
         try:
             yield browser
@@ -189,6 +383,7 @@ def host(browser: Any, fake: FakePoe, tmp_path: Path) -> Iterator[Any]:
 
 def open_app(driver: Any, tool: str, arguments: dict[str, Any], rename: str | None = None) -> None:
     """The host calls `tool`, embeds its app and hands it the result; the driver then looks inside."""
+    driver.switch_to.default_content()
     opened = driver.execute_async_script(
         "openApp(arguments[0], arguments[1], arguments[2]).then(arguments[3], "
         "(error) => arguments[3]({ failed: String(error) }))",
@@ -256,33 +451,83 @@ def wav(seconds: float, rate: int = 8000) -> bytes:
     return out.getvalue()
 
 
+def image_width(driver: Any, width: int) -> bool:
+    """Whether the image on screen is `width` pixels wide as decoded (a new result replaced the old)."""
+    return wait_for(
+        driver,
+        f"const i = document.querySelector('figure img'); return i && i.naturalWidth === {width}",
+    )
+
+
 def test_the_media_viewer_shows_the_image_as_text_safe_and_generates_again(
     host: Any, fake: FakePoe
 ) -> None:
     fake.enqueue(
         Reply(text=f"![{HOSTILE}]({fake.cdn_url('first.png', png(64, 48), 'image/png')})"),
         Reply(text=f"![again]({fake.cdn_url('second.png', png(32, 80), 'image/png')})"),
+        Reply(text=f"![variation]({fake.cdn_url('third.png', png(48, 24), 'image/png')})"),
     )
     prompt = f"a cat {HOSTILE}"
-    # a chat image bot, so "generate again" shows as a second chat request (GPT-Image-1 uses /v1/images)
-    open_app(host, "generate_image", {"prompt": prompt, "model": "Nano-Banana"})
+    asked = {"prompt": prompt, "model": "Nano-Banana"}
+    # a chat image bot, so each generation shows as a chat request (GPT-Image-1 uses /v1/images)
+    open_app(host, "generate_image", asked)
 
-    width = wait_for(
-        host, "const i = document.querySelector('figure img'); return i && i.naturalWidth"
-    )
-    assert width == 64
+    assert image_width(host, 64)
     shown = text_of(host)
     assert prompt in shown and "nano-banana" in shown.lower()
     assert host.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
+    assert host.execute_script("return document.querySelectorAll('[onerror]').length") == 0
     screenshot(host, "media-viewer-image")
 
+    # "Generate again": the same tool, model and arguments, through the host's tools/call
     host.find_element("id", "again").click()
-    assert wait_for(
-        host, "const i = document.querySelector('figure img'); return i && i.naturalWidth === 32"
+    assert image_width(host, 32)
+    assert host_log(host)["toolCalls"] == [{"name": "generate_image", "arguments": asked}]
+    first, again = (r["json"] for r in fake.chat_requests())
+    assert again["model"] == first["model"] and again["messages"] == first["messages"]
+    assert "Take\n2" in text_of(host) and prompt in text_of(host)
+
+    # "Variation": the same model, the prompt asking for a different take
+    host.find_element("id", "variation").click()
+    assert image_width(host, 48)
+    varied = prompt + VARIATION.format(n=1)
+    assert host_log(host)["toolCalls"][1:] == [
+        {"name": "generate_image", "arguments": {**asked, "prompt": varied}}
+    ]
+    third = fake.chat_requests()[-1]["json"]
+    assert third["model"] == first["model"] and third["messages"][-1]["content"] == varied
+    shown = text_of(host)
+    assert "Take\n3" in shown and "Variation 1: keep the subject" in shown
+    assert host.execute_script("return document.querySelectorAll('figure img').length") == 1
+    screenshot(host, "media-viewer-variation")
+    assert host.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
+    assert_nothing_blocked(host)
+
+
+def test_generate_again_fills_in_the_model_the_first_call_left_to_the_default(
+    host: Any, fake: FakePoe
+) -> None:
+    fake.enqueue(
+        Reply(text=fake.cdn_url("one.wav", wav(0.5), "audio/wav")),
+        Reply(text=fake.cdn_url("two.wav", wav(1.0), "audio/wav")),
     )
-    again = fake.chat_requests()[-1]["json"]
-    assert len(fake.chat_requests()) == 2 and prompt in json.dumps(again["messages"])
-    assert "tools/call" in host_log(host)["requests"], "the second call went through the host"
+    open_app(host, "generate_audio", {"prompt": "Say hello"})
+    wait_for(host, "const a = document.querySelector('figure audio'); return a && a.duration")
+    assert host.find_element("id", "variation").get_attribute("disabled"), (
+        "audio has no variation: its prompt is what is spoken"
+    )
+    model = host.execute_script("return model")
+    host.find_element("id", "again").click()
+    duration = wait_for(
+        host,
+        "const a = document.querySelector('figure audio'); return a && a.duration > 0.75 && a.duration",
+    )
+    assert duration == pytest.approx(1.0, abs=0.05)
+    assert host_log(host)["toolCalls"] == [
+        {"name": "generate_audio", "arguments": {"prompt": "Say hello", "model": model}}
+    ]
+    first, again = (r["json"] for r in fake.chat_requests())
+    assert again["model"] == first["model"] == model and again["messages"] == first["messages"]
     assert_nothing_blocked(host)
 
 
@@ -304,6 +549,30 @@ def test_the_media_viewer_plays_the_audio(host: Any, fake: FakePoe) -> None:
     assert duration == pytest.approx(1.5, abs=0.05)
     assert "Say hello" in text_of(host)
     screenshot(host, "media-viewer-audio")
+    assert_nothing_blocked(host)
+
+
+def test_the_media_viewer_plays_the_video(host: Any, fake: FakePoe) -> None:
+    fake.video_steps = 1  # done at the first poll, 5 s in (poe-mcp's poll interval)
+    prompt = f"a wave {HOSTILE}"
+    open_app(host, "generate_video", {"prompt": prompt, "seconds": 4})
+    loaded = wait_for(
+        host,
+        "const v = document.querySelector('figure video');"
+        "return v && v.readyState >= 1 && [v.duration, v.videoWidth, v.videoHeight, v.readyState]",
+    )
+    duration, width, height, _ = loaded
+    assert duration == pytest.approx(2.0, abs=0.05) and (width, height) == (160, 90)
+    host.execute_script(
+        "const v = document.querySelector('figure video'); v.muted = true; v.play()"
+    )
+    assert wait_for(host, "return document.querySelector('figure video').currentTime > 0.5")
+    host.execute_script("document.querySelector('figure video').pause()")
+    shown = text_of(host)
+    assert prompt in shown and "veo-3" in shown.lower() and "Generated video" in shown
+    assert host.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
+    assert not host.find_element("id", "variation").get_attribute("disabled")
+    screenshot(host, "media-viewer-video")
     assert_nothing_blocked(host)
 
 
@@ -412,4 +681,77 @@ def test_the_model_browser_opens_one_model_from_get_model_info(host: Any) -> Non
     shown = text_of(host)
     assert "Test bot priced per request." in shown and "$0.002 per request" in shown
     assert "mood" in shown and '"cheerful"' in shown, "its custom parameters with their schema"
+    assert_nothing_blocked(host)
+
+
+def test_hostile_catalog_and_history_text_is_shown_as_text(host: Any, fake: FakePoe) -> None:
+    fake.models.append(
+        {
+            "id": "hostile-bot",
+            "object": "model",
+            "owned_by": HOSTILE,
+            "description": f"Says {HOSTILE}",
+            "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
+            "supported_features": [],
+            "pricing": None,
+            "metadata": {"display_name": HOSTILE},
+            "parameters": [{"name": "style", "schema": {"type": "string", "description": HOSTILE}}],
+        }
+    )
+    fake.history[0]["bot_name"] = HOSTILE
+    open_app(host, "list_models", {})
+    wait_for(
+        host,
+        "const m = /of (\\d+) models/.exec(document.getElementById('count').textContent);"
+        f"return m && Number(m[1]) === {len(fake.models)}",
+    )
+    host.execute_script(
+        "const s = document.getElementById('search'); s.value = 'hostile-bot';"
+        "s.dispatchEvent(new Event('input'))"
+    )
+    rows = host.execute_script(
+        "return [...document.querySelectorAll('tr.model')].map(r => r.dataset.id)"
+    )
+    assert rows == ["hostile-bot"] and text_of(host).count(HOSTILE) == 2, "owner and name"
+    host.find_element("css selector", "tr.model").click()
+    wait_for(host, "return document.getElementById('use')")
+    assert f"Says {HOSTILE}" in text_of(host) and json.dumps(HOSTILE) in text_of(host)
+    assert host.execute_script("return document.querySelectorAll('img, [onerror]').length") == 0
+    screenshot(host, "model-browser-hostile")
+    assert_nothing_blocked(host)
+
+    open_app(host, "get_usage", {"limit": 5})
+    wait_for(host, "return document.querySelectorAll('#chart rect.bar').length === 5")
+    assert HOSTILE in text_of(host), "the per-model totals name the bot as text"
+    titles = host.execute_script(
+        "return [...document.querySelectorAll('#chart rect.bar title')].map(t => t.textContent)"
+    )
+    assert any(HOSTILE in title for title in titles)
+    assert host.execute_script("return document.querySelectorAll('img, [onerror]').length") == 0
+    assert_nothing_blocked(host)
+
+
+def test_the_host_side_is_ext_apps_own_app_bridge(host: Any, import_map: str) -> None:
+    if not import_map:
+        pytest.skip("@modelcontextprotocol/ext-apps is not installed in .ci/node (see .ci/run)")
+    open_app(host, "get_usage", {"limit": 3})
+    wait_for(host, "return document.querySelectorAll('#chart rect.bar').length === 3")
+    host.switch_to.default_content()
+    bridge = host.execute_script(
+        "const b = window.hostBridge; return b && { name: b.constructor.name,"
+        " app: b.getAppVersion(), capabilities: b.getAppCapabilities(), log: window.hostLog }"
+    )
+    assert bridge["log"]["bridge"] == "ext-apps AppBridge"
+    # AppBridge itself answered ui/initialize and kept what the view declared
+    assert bridge["app"] == {"name": "poe-mcp usage", "version": "1"}
+    assert bridge["capabilities"] == {}
+    assert bridge["log"]["sizes"], "size-changed reached the host through AppBridge"
+
+
+def test_the_hand_written_bridge_still_carries_an_app(host: Any) -> None:
+    """The page's own bridge, for a machine without ext-apps: it must not rot while AppBridge runs."""
+    host.get(re.sub(r"bridge=[\w-]+", "bridge=hand-written", host.current_url))
+    open_app(host, "get_usage", {"limit": 4})
+    assert wait_for(host, "return document.querySelectorAll('#chart rect.bar').length === 4")
+    assert host_log(host)["bridge"] == "hand-written"
     assert_nothing_blocked(host)

@@ -308,3 +308,109 @@ async def test_odd_attachment_strings_are_clear_refusals(
     text = result.content[0].text
     assert result.is_error and text.startswith("invalid_request_error (400):"), text
     assert fake.chat_requests() == []
+
+
+# IPv6 spellings of a private IPv4 address: each must be refused as the IPv4 inside would be.
+PRIVATE_IN_IPV6 = {
+    "IPv4-mapped loopback": "::ffff:127.0.0.1",
+    "IPv4-mapped private": "::ffff:10.0.0.8",
+    "IPv4-compatible loopback": "::127.0.0.1",
+    "IPv4-compatible metadata": "::169.254.169.254",
+    "6to4 loopback": "2002:7f00:1::1",
+    "6to4 private": "2002:c0a8:101::1",  # 192.168.1.1
+    "6to4 metadata": "2002:a9fe:a9fe::",
+    "NAT64 loopback": "64:ff9b::127.0.0.1",
+    "NAT64 private": "64:ff9b::10.0.0.8",
+    "NAT64 metadata": "64:ff9b::a9fe:a9fe",
+    "local-use NAT64": "64:ff9b:1::808:808",  # RFC 8215: the operator's own network, whatever inside
+    "site-local": "fec0::1",
+    "site-local, top of the range": "feff::1",
+}
+
+
+@pytest.mark.parametrize("address", PRIVATE_IN_IPV6.values(), ids=PRIVATE_IN_IPV6.keys())
+async def test_ipv6_forms_of_a_private_address_are_refused(
+    settings: Any, fake: FakePoe, address: str
+) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "ask_poe",
+            {"bot": "gpt-4-turbo", "prompt": "read", "attachments": [f"https://[{address}]/x.png"]},
+        )
+    text = result.content[0].text
+    assert result.is_error and text.startswith("invalid_request_error (400):"), text
+    assert "non-public address" in text
+    assert [r for r in fake.requests if r["path"] != "/v1/models"] == []
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("::ffff:8.8.8.8", True),  # the same host as 8.8.8.8
+        ("2002:808:808::1", True),  # 6to4 to a public host
+        ("64:ff9b::8.8.8.8", True),  # how a DNS64 network reaches a public IPv4 host
+        ("2606:4700:4700::1111", True),  # plain public IPv6
+        ("8.8.8.8", True),
+        ("::8.8.8.8", False),  # IPv4-compatible: deprecated, never in a real DNS answer
+        ("64:ff9b:1::8.8.8.8", False),
+        ("fec0::8.8.8.8", False),
+    ],
+)
+async def test_an_embedded_public_ipv4_decides_where_the_form_is_in_use(
+    address: str, public: bool
+) -> None:
+    from poe_mcp.attachments import AttachmentError, check_public_host
+
+    if public:
+        await check_public_host(address)
+    else:
+        with pytest.raises(AttachmentError, match="non-public address"):
+            await check_public_host(address)
+
+
+async def test_a_name_resolving_to_a_nat64_private_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a DNS answer maps to is checked the same way as a literal in the URL."""
+    import asyncio
+    import socket
+
+    from poe_mcp.attachments import AttachmentError, check_public_host
+
+    async def answer(self: Any, host: str, port: int, **kw: Any) -> list[Any]:
+        v6 = (socket.AF_INET6, socket.SOCK_STREAM, 6, "")
+        return [
+            (*v6, ("2606:4700:4700::1111", port, 0, 0)),
+            (*v6, ("64:ff9b::a9fe:a9fe", port, 0, 0)),  # 169.254.169.254 through NAT64
+        ]
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", answer)
+    with pytest.raises(AttachmentError, match=r"non-public address \(64:ff9b::a9fe:a9fe\)"):
+        await check_public_host("cdn.example")
+
+
+async def test_a_url_attachment_that_drips_stops_at_one_deadline_for_the_whole_fetch(
+    fake: FakePoe, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CDN sending a block every 0.1 s never trips a per-read timeout; the fetch as a whole must end."""
+    import httpx2
+
+    from poe_mcp import attachments
+
+    async def public(host: str) -> None:  # the fake CDN is on loopback, which is otherwise refused
+        return None
+
+    monkeypatch.setattr(attachments, "check_public_host", public)
+    monkeypatch.setattr(attachments, "URL_TIMEOUT", 1.0)
+    fake.block_delay = 0.1
+    url = fake.cdn_url("drip.bin", 100 * 65536, "application/octet-stream")  # 10 s of drip
+    rules = attachments.AttachmentRules((workdir,), 50_000_000)
+    start = time.monotonic()
+    async with httpx2.AsyncClient() as http:
+        with pytest.raises(attachments.AttachmentError) as refused:
+            await attachments._fetch_url(url, rules, http)
+    elapsed = time.monotonic() - start
+    assert 0.9 < elapsed < 3, elapsed
+    assert refused.value.type == "invalid_request_error"
+    assert "took longer than 1 s" in str(refused.value), str(refused.value)
+    assert [r["path"] for r in fake.requests] == ["/cdn/drip.bin"]

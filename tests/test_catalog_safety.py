@@ -124,3 +124,46 @@ async def test_a_safe_pattern_is_still_checked(settings: Any, fake: FakePoe) -> 
         )
     assert result.is_error and "does not match" in result.content[0].text
     assert fake.chat_requests() == []
+
+
+async def test_one_catalog_holding_every_trap_still_serves_and_stays_responsive(
+    settings: Any, fake: FakePoe
+) -> None:
+    """A malformed entry, a `$ref` to a local URL and a catastrophic regex in the same `/v1/models`:
+    chat and list_models work, the local URL sees no request, and a parallel call answers at once."""
+    local = fake.cdn_url(
+        "schema.json", json.dumps({"type": "integer"}).encode(), "application/json"
+    )
+    well_formed = len(fake.models)
+    fake.models = fake.models + [
+        MALFORMED[0],
+        model("test-ref", {"$ref": local}),
+        model("test-regex", {"type": "string", "pattern": "^(a+)+$"}),
+    ]
+    finished: dict[str, float] = {}
+    async with connect(settings) as client:
+        listed = await client.call_tool("list_models", {"limit": 500})
+        referred = await client.call_tool(
+            "ask_poe", {"bot": "test-ref", "prompt": "hi", "parameters": {"tag": 3}}
+        )
+        start = time.monotonic()
+
+        async def call(name: str, tool: str, arguments: dict[str, Any]) -> None:
+            result = await client.call_tool(tool, arguments)
+            assert not result.is_error, result.content[0].text
+            finished[name] = time.monotonic() - start
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                group.start_soon(
+                    call,
+                    "regex",
+                    "ask_poe",
+                    {"bot": "test-regex", "prompt": "hi", "parameters": {"tag": "a" * 40 + "!"}},
+                )
+                group.start_soon(call, "parallel", "list_models", {"query": "grok", "limit": 2})
+                group.start_soon(call, "chat", "ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi"})
+    assert not listed.is_error and listed.structured_content["total"] == well_formed + 2
+    assert not referred.is_error, referred.content[0].text
+    assert not [r for r in fake.requests if r["path"].startswith("/cdn/")], "the $ref fetched"
+    assert finished["parallel"] < 2 and finished["chat"] < 2 and finished["regex"] < 5, finished

@@ -16,6 +16,7 @@ from mcp import Client, StdioServerParameters
 
 from poe_mcp import cli
 from poe_mcp.cli import client_config as clients
+from poe_mcp.cli import jsonc
 
 POE_MCP = str(Path(sys.executable).parent / "poe-mcp")
 # The two ways the README runs it, neither with the venv activated: its bin is not on PATH.
@@ -39,7 +40,7 @@ def server_entry(client: str, file: Path) -> dict[str, Any]:
     section = clients.CLIENTS[client].section
     if client == "codex":
         return tomllib.loads(file.read_text())[section]["poe"]
-    return clients.loads_jsonc(file.read_text())[section]["poe"]
+    return jsonc.loads(file.read_text())[section]["poe"]
 
 
 def test_the_command_line_offers_every_client() -> None:
@@ -110,11 +111,28 @@ def test_a_vscode_file_with_comments_is_read(tmp_path: Path) -> None:
     )
     result = config(tmp_path, "vscode", "--write", "--file", str(file))
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    written = json.loads(file.read_text())
+    text = file.read_text()
+    written = jsonc.loads(text)
     assert written["servers"]["web"]["url"] == "https://example.com/mcp"
     assert written["servers"]["poe"]["env"] == {"POE_API_KEY": "${input:poe-key}"}
     assert [i["id"] for i in written["inputs"]] == ["other", "poe-key"]
-    assert "comments" in result.stderr and "backup" in result.stderr
+    assert "// my servers" in text and "/* inputs */" in text, "comments outside our entry stay"
+    assert "old file is saved as" in result.stderr and "comments" not in result.stderr
+
+
+def test_a_comment_inside_the_changed_entry_is_in_the_backup(tmp_path: Path) -> None:
+    file = tmp_path / "settings.json"
+    file.write_text(
+        '{\n  "theme": "dark", // keep me\n  "context_servers": {\n    // old ones\n  }\n}\n'
+    )
+    result = config(tmp_path, "zed", "--write", "--file", str(file))
+    assert result.returncode == 0, result.stderr
+    text = file.read_text()
+    assert "// keep me" in text and "// old ones" not in text
+    assert jsonc.loads(text)["theme"] == "dark" and "poe" in jsonc.loads(text)["context_servers"]
+    assert "Some comments" in result.stderr and "backup" in result.stderr
+    (backup,) = tmp_path.glob("settings.json.*.bak")
+    assert "// old ones" in backup.read_text()
 
 
 def test_a_broken_file_is_one_line_and_left_alone(tmp_path: Path) -> None:

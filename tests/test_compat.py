@@ -23,6 +23,7 @@ DEFAULT_TOOLS = {
     "generate_image",
     "generate_audio",
     "generate_video",
+    "list_generations",
     "list_models",
     "list_available_models",
     "get_model_info",

@@ -78,16 +78,19 @@ async def test_a_stream_stalled_after_its_first_chunk(settings: Any, fake: FakeP
 
 
 @pytest.mark.parametrize(
-    "reply",
-    [
-        Reply(body="{not json", headers={"content-type": "application/json"}),
-        Reply(body={"id": "x", "object": "chat.completion", "choices": []}),
-        Reply(status=502, body="<html><body><h1>502 Bad Gateway</h1>cloudflare</body></html>"),
+    ("reply", "tries"),
+    [  # a 200 we could not parse is not retried (it may be paid for); a 502 page is
+        (Reply(body="{not json", headers={"content-type": "application/json"}), 1),
+        (Reply(body={"id": "x", "object": "chat.completion", "choices": []}), 3),
+        (Reply(status=502, body="<html><body><h1>502 Bad Gateway</h1>cloudflare</body></html>"), 3),
     ],
     ids=["malformed JSON", "empty choices", "HTML error page"],
 )
-async def test_garbage_from_upstream(settings: Any, fake: FakePoe, reply: Reply) -> None:
-    fake.enqueue(*[reply] * 3)
+async def test_garbage_from_upstream(
+    settings: Any, fake: FakePoe, reply: Reply, tries: int
+) -> None:
+    fake.enqueue(*[reply] * tries)
     result, _ = await call_then_recover(settings, fake, {**HI, "stream": False})
     assert result.is_error and result.content[0].text.startswith("upstream_error")
+    assert len(fake.chat_requests()) == tries + 1  # the tries, then the next call
     assert "<html>" not in result.content[0].text

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +113,74 @@ def test_an_exposed_host_without_a_token_is_refused(fake: FakePoe, tmp_path: Pat
         timeout=60,
     )
     assert run.returncode == 2 and "POE_MCP_AUTH_TOKEN" in run.stderr and "0.0.0.0" in run.stderr
+
+
+HEADER_TIMEOUT = 0.5  # POE_MCP_HEADER_TIMEOUT for these tests (10 s by default)
+
+
+def seconds_until_dropped(port: int, sent: bytes, drip: bool = False) -> tuple[float, bytes]:
+    """Open a raw connection, send `sent` (then, with `drip`, one more header byte every 0.1 s), and
+    return how long the server took to close it, with what it wrote before closing."""
+    start = time.monotonic()
+    received = b""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(0.1)
+        sock.sendall(sent)
+        while time.monotonic() - start < 10:
+            try:
+                if drip:
+                    sock.send(b"a")
+                data = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                break
+            if not data:
+                break
+            received += data
+        else:
+            raise AssertionError(f"still open after 10 s, having sent {sent!r}")
+    return time.monotonic() - start, received
+
+
+async def test_a_client_that_stops_half_way_through_its_headers_is_dropped(
+    fake: FakePoe, tmp_path: Path
+) -> None:
+    chunks = ["one, counting slowly and clearly, ", "two, and still counting on, ", "three"]
+    fake.enqueue(Reply(chunks=chunks))
+    fake.chunk_delay = 0.4  # the answer streams for longer than the header timeout
+    with http_replica(fake, tmp_path, POE_MCP_HEADER_TIMEOUT=str(HEADER_TIMEOUT)) as url:
+        port = int(url.split(":")[-1].split("/")[0])
+        half_line = seconds_until_dropped(port, b"POST /mc")
+        half_headers = seconds_until_dropped(
+            port, b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: appl"
+        )
+        nothing = seconds_until_dropped(port, b"")
+        dripping = seconds_until_dropped(port, b"GET /healthz HTTP/1.1\r\nX-Slow: ", drip=True)
+        async with connect_http(url) as client:  # a whole request, answered past the timeout
+            result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "count"})
+            again = await client.call_tool("get_server_info", {})  # the same kept-alive connection
+    for elapsed, written in (half_line, half_headers, dripping):
+        assert HEADER_TIMEOUT * 0.8 < elapsed < HEADER_TIMEOUT + 2, elapsed
+        assert written.startswith(b"HTTP/1.1 408 Request Timeout"), written
+    assert nothing[1] == b"" and nothing[0] < HEADER_TIMEOUT + 2, nothing
+    assert dripping[0] < HEADER_TIMEOUT + 2, "one deadline for the headers, not one per byte"
+    assert not result.is_error and result.content[0].text == "".join(chunks)
+    assert not again.is_error
+
+
+async def test_connections_past_the_limit_get_503(fake: FakePoe, tmp_path: Path) -> None:
+    with http_replica(fake, tmp_path, POE_MCP_MAX_CONNECTIONS="2") as url:
+        port = int(url.split(":")[-1].split("/")[0])
+        health = url.replace("/mcp", "/healthz")
+        with socket.create_connection(("127.0.0.1", port)):
+            time.sleep(0.2)  # accepted: one of the two
+            second = httpx2.get(health)
+            with socket.create_connection(("127.0.0.1", port)):
+                time.sleep(0.2)
+                third = httpx2.get(health)
+        time.sleep(0.2)
+        after = httpx2.get(health)
+    assert second.status_code == 200
+    assert third.status_code == 503
+    assert after.status_code == 200, "served again once connections close"

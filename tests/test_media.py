@@ -553,6 +553,26 @@ async def test_recent_jobs_and_their_files_are_a_resource(settings: Any, fake: F
     assert oldest["prompt"] == "a slow comet" and oldest["files"] == []
 
 
+async def test_list_generations_lists_recent_jobs_and_their_files(
+    settings: Any, fake: FakePoe
+) -> None:
+    fake.video_steps = 1000
+    async with connect(settings, video_poll_interval=0.05) as client:
+        running = await client.call_tool(
+            "generate_video", {"prompt": "a slow comet", "max_wait": 0}
+        )
+        fake.video_steps = 1
+        finished = await client.call_tool("generate_video", {"prompt": "a quick wave"})
+        listed = await client.call_tool("list_generations", {"limit": 5})
+    newest, oldest = listed.structured_content["jobs"]
+    assert newest["job_id"] == finished.structured_content["job_id"] and newest["points"] == 4200
+    assert newest["files"][0]["uri"] == finished.structured_content["files"][0]["uri"]
+    assert oldest["job_id"] == running.structured_content["job_id"] and oldest["files"] == []
+    first, second = listed.content[0].text.splitlines()
+    assert newest["files"][0]["path"] in first and "4200 points" in first
+    assert f'generate_video(job_id="{oldest["job_id"]}")' in second
+
+
 async def test_inline_base64_from_the_images_endpoint_is_saved(
     settings: Any, fake: FakePoe
 ) -> None:
@@ -624,3 +644,118 @@ async def test_seconds_and_size_become_a_chat_video_bots_own_parameters(
     assert sent["duration"] == "10" and sent["aspect"] == "9:16"
     assert refused.is_error and "wan-2.2 cannot be asked for a length" in refused.content[0].text
     assert len(fake.chat_requests()) == 1
+
+
+# -- media in chat answers ------------------------------------------------------------------------
+
+
+async def test_ask_poe_saves_an_image_answer_and_fills_media(
+    any_settings: Any, fake: FakePoe
+) -> None:
+    """A chat image bot's answer: a Markdown link to the CDN over /v1, a `file` event over the bot protocol."""
+    url = fake.cdn_url("answer.png", PNG, "image/png")
+    if any_settings.backend == "fastapi_poe":
+        fake.enqueue(Reply(text="Here is your cat.", files=[(url, "image/png", "answer.png")]))
+    else:
+        fake.enqueue(Reply(text=f"Here is your cat. ![cat]({url})"))
+    async with connect(any_settings) as client:
+        result = await client.call_tool("ask_poe", {"bot": "Nano-Banana", "prompt": "a cat"})
+        assert not result.is_error, result.content[0].text
+        [saved] = result.structured_content["media"]
+        resource = await client.read_resource(saved["uri"])
+    assert Path(saved["path"]).read_bytes() == PNG and saved["url"] == url
+    assert saved["mime_type"] == "image/png" and saved["bytes"] == len(PNG)
+    assert base64.b64decode(resource.contents[0].blob) == PNG
+    kinds = [block.type for block in result.content]
+    assert kinds == ["text", "text", "image", "resource_link"], "a small image inline, and its link"
+    assert result.content[3].uri == saved["uri"]
+    assert f"Saved {saved['path']}" in result.content[1].text, "the handles name the saved file"
+    assert result.structured_content["text"].startswith("Here is your cat.")
+
+
+async def test_ask_poe_leaves_links_in_prose_alone(settings: Any, fake: FakePoe) -> None:
+    fake.enqueue(Reply(text="See https://docs.python.org/3/ and ![x](https://example.com/a.png)."))
+    async with connect(settings) as client:
+        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "links?"})
+    assert not result.is_error and result.structured_content["media"] == []
+    assert [block.type for block in result.content] == ["text", "text"]
+    assert result.structured_content["notes"] == [], "a link off Poe's CDN is prose, not a skip"
+    assert not [r for r in fake.requests if r["path"].startswith("/cdn/")]
+
+
+async def test_ask_poe_reports_an_answer_file_it_could_not_save(
+    settings: Any, fake: FakePoe
+) -> None:
+    gone = f"http://127.0.0.1:{fake.port}/cdn/expired.png"  # on the CDN's origin, but not there
+    fake.enqueue(Reply(text=f"![x]({gone})"))
+    async with connect(settings) as client:
+        result = await client.call_tool("ask_poe", {"bot": "Nano-Banana", "prompt": "a cat"})
+    assert not result.is_error and result.structured_content["media"] == []
+    [note] = result.structured_content["notes"]
+    assert note.startswith(f"not saved: {gone}") and "404" in note
+    assert "not saved" in result.content[1].text
+
+
+# -- input_reference ------------------------------------------------------------------------------
+
+
+async def test_a_reference_image_goes_as_multipart_input_reference(
+    settings: Any, fake: FakePoe, workdir: Path
+) -> None:
+    fake.video_steps = 1
+    (workdir / "start.png").write_bytes(PNG)
+    async with connect(settings, video_poll_interval=0.05) as client:
+        result = await client.call_tool(
+            "generate_video",
+            {
+                "prompt": "animate",
+                "model": "Sora-2",
+                "seconds": 8,
+                "size": "1280x720",
+                "reference": str(workdir / "start.png"),
+            },
+        )
+    assert not result.is_error, result.content[0].text
+    assert created_videos(fake) == [
+        {
+            "model": "sora-2",
+            "prompt": "animate",
+            "seconds": "8",
+            "size": "1280x720",
+            "input_reference": {"filename": "start.png", "content_type": "image/png", "bytes": PNG},
+        }
+    ]
+    assert result.structured_content["files"][0]["mime_type"] == "video/mp4"
+
+
+@pytest.mark.parametrize(
+    ("model", "where", "expected"),
+    [
+        ("Sora-2", "outside", "outside the folders"),  # sandboxed like attachments
+        ("Sora-2", "text", "must be an image"),
+        ("Veo-3", "inside", "takes no image"),  # text->video only
+    ],
+)
+async def test_a_reference_is_refused_before_any_request(
+    settings: Any,
+    fake: FakePoe,
+    workdir: Path,
+    tmp_path: Path,
+    model: str,
+    where: str,
+    expected: str,
+) -> None:
+    (tmp_path / "secret.png").write_bytes(PNG)
+    (workdir / "notes.txt").write_text("not an image")
+    (workdir / "ok.png").write_bytes(PNG)
+    path = {
+        "outside": tmp_path / "secret.png",
+        "text": workdir / "notes.txt",
+        "inside": workdir / "ok.png",
+    }
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "generate_video", {"prompt": "x", "model": model, "reference": str(path[where])}
+        )
+    assert result.is_error and expected in result.content[0].text, result.content[0].text
+    assert created_videos(fake) == []

@@ -55,3 +55,19 @@ def test_the_bundle_manifest_validates_with_the_official_tool() -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_systemd_unit_gives_the_service_a_folder_of_its_own_and_private_files() -> None:
+    """Started by systemd with no working folder the service would run in `/`; its attachments folder
+    is named, not inherited, and what it writes is readable by it alone."""
+    unit: dict[str, list[str]] = {}
+    for line in (ROOT / "deploy" / "poe-mcp.service").read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            unit.setdefault(key.strip(), []).append(value.strip())
+    (folder,) = unit["WorkingDirectory"]
+    assert folder not in ("/", "~") and not folder.startswith(("/etc", "/root", "/home"))
+    environment = " ".join(unit["Environment"])
+    allowed = re.search(r"POE_MCP_ALLOWED_DIRS=(\S+)", environment)
+    assert allowed and allowed.group(1) not in ("/", folder), "an explicit folder for attachments"
+    assert unit["UMask"] == ["0077"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from fakepoe import PNG, FakePoe, Reply
+from fakepoe import MP4, PNG, FakePoe, Reply
 from servers import http_replica, redis_server
 from test_http import connect_http
 
@@ -163,4 +163,4 @@ async def test_a_video_job_started_on_one_replica_is_fetched_from_another(
     assert data["status"] == "completed" and data["model"] == "veo-3"
     assert again.structured_content["files"] == data["files"], "A found B's file through Redis"
     assert len([r for r in fake.requests if r["path"].endswith("/content")]) == 1
-    assert Path(data["files"][0]["path"]).read_bytes().startswith(b"\x00\x00\x00\x18ftyp")
+    assert Path(data["files"][0]["path"]).read_bytes() == MP4

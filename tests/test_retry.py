@@ -7,8 +7,9 @@ import time
 import anyio
 import pytest
 
+from poe_mcp.poe.budget import RequestBudget
 from poe_mcp.poe.errors import InvalidRequestError, RateLimitError, UpstreamError
-from poe_mcp.poe.retry import RequestBudget, RetryPolicy
+from poe_mcp.poe.retry import RetryPolicy
 
 pytestmark = pytest.mark.anyio
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
-from conftest import SECRET_KEY, connect
+from conftest import SECRET_KEY, connect, env_for
 from fakepoe import PNG, FakePoe, Reply
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from servers import TOKEN as HTTP_TOKEN
+from servers import http_replica
 
 pytestmark = pytest.mark.anyio
 
@@ -151,3 +158,77 @@ async def test_server_info_shows_the_base_url_without_credentials_or_query(
     info = result.structured_content
     assert info["base_url"] == f"http://127.0.0.1:{fake.port}/v1"
     assert "pa55word" not in result.model_dump_json() and "s3cr3t" not in result.model_dump_json()
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_an_echoing_model_leaks_nothing_from_a_real_server_process(
+    fake: FakePoe, tmp_path: Path, transport: str
+) -> None:
+    """The real `poe-mcp` process as a client starts it: the key and the bearer token, given in a prompt
+    and echoed back, reach no result, no progress notification, no line of its stderr, no file."""
+    prompt = f"My key is {SECRET_KEY} and my token {HTTP_TOKEN}, repeat them"
+    half = len(SECRET_KEY) // 2
+    fake.enqueue(
+        Reply(chunks=[f"It is {SECRET_KEY[:half]}", f"{SECRET_KEY[half:]} and {HTTP_TOKEN}."])
+    )
+    fake.chunk_delay = 0.3  # the key split across two progress notifications
+    progress = Progress()
+    seen: list[str] = []
+
+    async def converse(client: Client) -> None:
+        first = await client.call_tool(
+            "ask_poe", {"bot": "gpt-4-turbo", "prompt": prompt}, progress_callback=progress
+        )
+        assert "[redacted]" in first.content[0].text, first.content[0].text
+        fake.chunk_delay = 0.05  # the fake's own echo, a word a chunk: several notifications
+        sid = first.structured_content["session_id"]
+        for arguments in (
+            {"bot": "gpt-4-turbo", "prompt": prompt, "session_id": sid},
+            {"bot": "gpt-4-turbo", "prompt": prompt, "stream": False},
+        ):
+            result = await client.call_tool("ask_poe", arguments, progress_callback=progress)
+            assert not result.is_error, result.content[0].text
+            seen.append(result.model_dump_json(by_alias=True))
+        seen.append(first.model_dump_json(by_alias=True))
+        seen.append((await client.call_tool("list_sessions", {})).model_dump_json(by_alias=True))
+
+    if transport == "stdio":
+        (tmp_path / "work").mkdir(exist_ok=True)
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "poe_mcp"],
+            env=env_for(fake, tmp_path, POE_MCP_AUTH_TOKEN=HTTP_TOKEN),
+            cwd=str(tmp_path),
+        )
+        log = tmp_path / "stderr.log"
+        with log.open("w") as errlog:
+            async with Client(stdio_client(params, errlog=errlog)) as client:
+                await converse(client)
+    else:
+        with http_replica(fake, tmp_path, POE_MCP_LOG_LEVEL="DEBUG") as url:
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {HTTP_TOKEN}"}, timeout=30)
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                await converse(client)
+        log = tmp_path / "replica-a.log"
+    assert len(progress.messages) >= 3 and "[redacted]" in "".join(progress.messages)
+    assert "DEBUG" in log.read_text(), "the process logged at DEBUG, so there was much to leak"
+    for secret in (SECRET_KEY, HTTP_TOKEN):
+        assert not [s for s in seen if secret in s], f"{secret} in a result"
+        assert not [m for m in progress.messages if secret in m], f"{secret} in progress"
+        for path in tmp_path.rglob("*"):  # the store, its WAL, the catalog cache, the log
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+    assert fake.chat_requests()[0]["json"]["messages"][-1]["content"] == prompt
+
+
+async def test_media_progress_never_carries_the_key(settings: Any, fake: FakePoe) -> None:
+    """Progress messages of a generation name the model the caller gave: a key given as one is masked."""
+    progress = Progress()
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "generate_image",
+            {"prompt": "cat", "model": f"x-{SECRET_KEY}"},
+            progress_callback=progress,
+        )
+    assert progress.messages and all(SECRET_KEY not in m for m in progress.messages)
+    assert SECRET_KEY not in result.model_dump_json()

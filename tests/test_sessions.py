@@ -185,3 +185,36 @@ async def test_new_session_starts_a_conversation_under_a_chosen_id(
         "Echo: Plan a trip",
         "to Rome",
     ]
+
+
+async def test_a_session_cleared_and_started_again_under_its_id_sends_only_its_new_history(
+    settings: Any, fake: FakePoe
+) -> None:
+    """The wire history each session keeps in memory never outlives the stored one."""
+    async with connect(settings) as client:
+        for prompt in ("old one", "old two"):
+            await client.call_tool(
+                "ask_poe",
+                {
+                    "bot": "gpt-4-turbo",
+                    "prompt": prompt,
+                    "session_id": "s",
+                    "new_session": prompt == "old one",
+                },
+            )
+        await client.call_tool("clear_session", {"session_id": "s"})
+        for prompt in ("new one", "new two"):
+            await client.call_tool(
+                "ask_poe",
+                {
+                    "bot": "gpt-4-turbo",
+                    "prompt": prompt,
+                    "session_id": "s",
+                    "new_session": prompt == "new one",
+                },
+            )
+    assert fake.last_messages() == [
+        {"role": "user", "content": "new one"},
+        {"role": "assistant", "content": "Echo: new one"},
+        {"role": "user", "content": "new two"},
+    ]

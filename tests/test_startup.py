@@ -59,6 +59,33 @@ def test_sigterm_exits_0_without_a_traceback(fake: FakePoe, tmp_path: Path) -> N
     process.stdin.close()  # type: ignore[union-attr]
 
 
+def test_a_client_that_goes_away_mid_answer_ends_the_server_quietly(
+    fake: FakePoe, tmp_path: Path
+) -> None:
+    """A client killed while the server writes to it (a closed pipe): no traceback, exit 0."""
+    (tmp_path / "work").mkdir()
+    process = subprocess.Popen(
+        [POE_MCP],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="INFO"),
+        cwd=tmp_path,
+    )
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the client's end of the pipe is gone before the answer is written
+    initialize = (
+        b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+        b'"capabilities":{},"clientInfo":{"name":"t","version":"1"}}}\n'
+    )
+    process.stdin.write(initialize)
+    process.stdin.close()  # and the client has exited, as a killed one does
+    assert process.wait(timeout=20) == 0
+    rest = process.stderr.read().decode()
+    assert "Traceback" not in rest and "BrokenPipe" not in rest, rest
+    assert "the client closed the connection" in rest
+
+
 def test_a_store_that_cannot_open_stops_the_start_in_one_line(
     fake: FakePoe, tmp_path: Path
 ) -> None:

@@ -185,23 +185,38 @@ async def test_a_dotenv_in_the_working_folder_cannot_steer_the_server(
         )
         user_dotenv = tmp_path / ".config" / "poe-mcp" / ".env"  # HOME is tmp_path
         user_dotenv.parent.mkdir(parents=True)
-        user_dotenv.write_text("POE_MCP_DEFAULT_MODEL=from-user-config\n")
-        params = server_params(fake, tmp_path)
-        del params.env["POE_BASE_URL"]  # the user's own setting: Poe itself (never contacted here)
-        async with Client(params) as client:
-            info = (await client.call_tool("get_server_info", {})).structured_content
-        assert (
-            info["base_url"] == "https://api.poe.com/v1"
-            and info["default_model"] == "from-user-config"
+        user_dotenv.write_text(  # the user's own settings: their Poe (the fake), their model
+            f"POE_BASE_URL={fake.base_url}\nPOE_MCP_DEFAULT_MODEL=from-user-config\n"
         )
-        assert attacker.requests == []
+        hostname = "/etc/hostname" if Path("/etc/hostname").is_file() else "/etc/passwd"
 
-        opted_in = server_params(fake, tmp_path, POE_MCP_DOTENV="1")
-        del opted_in.env["POE_BASE_URL"]
+        def started(**extra: str) -> StdioServerParameters:
+            params = server_params(fake, tmp_path, **extra)
+            del params.env["POE_BASE_URL"], params.env["POE_MCP_ALLOWED_DIRS"]
+            return params
+
+        async with Client(started()) as client:
+            info = (await client.call_tool("get_server_info", {})).structured_content
+            answer = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi"})
+            attached = await client.call_tool(
+                "ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [hostname]}
+            )
+        assert info["base_url"] == fake.base_url and info["default_model"] == "from-user-config"
+        assert not answer.is_error and answer.content[0].text == "Echo: hi"
+        assert attached.is_error and "POE_MCP_ALLOWED_DIRS" in attached.content[0].text
+        assert attacker.requests == [], "no request reached the port the working folder named"
+
+        opted_in = started(POE_MCP_DOTENV="1")
         async with Client(opted_in) as client:
             info = (await client.call_tool("get_server_info", {})).structured_content
+            await client.call_tool(
+                "ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [hostname]}
+            )
         assert info["base_url"] == attacker.base_url
-        started = subprocess.run(
+        assert attacker.chat_requests(), "opted in, the working folder's .env is honoured"
+        sent = attacker.chat_requests()[-1]["json"]["messages"][-1]["content"]
+        assert len(sent) == 2, "the attachment from / was read, as the opted-in .env allows"
+        run = subprocess.run(
             [opted_in.command, *opted_in.args],
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -210,8 +225,35 @@ async def test_a_dotenv_in_the_working_folder_cannot_steer_the_server(
             cwd=opted_in.cwd,
             timeout=60,
         )
-        log = started.stderr
+        log = run.stderr
         assert f"POE_BASE_URL was read from {tmp_path / '.env'}" in log
+        assert f"POE_MCP_ALLOWED_DIRS was read from {tmp_path / '.env'}" in log
         assert "POE_BASE_URL points at 127.0.0.1" in log and "not api.poe.com" in log
     finally:
         attacker.stop()
+
+
+async def test_started_in_root_local_attachments_are_off_and_say_how_to_turn_them_on(
+    fake: FakePoe, tmp_path: Path
+) -> None:
+    """Claude Desktop starts servers in `/`: with no POE_MCP_ALLOWED_DIRS nothing local is attached."""
+    params = server_params(fake, tmp_path)
+    del params.env["POE_MCP_ALLOWED_DIRS"]
+    params.cwd = "/"
+    inside = tmp_path / "work" / "notes.txt"
+    inside.write_text("hello")
+    async with Client(params) as client:
+        results = [
+            await client.call_tool(
+                "ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi", "attachments": [path]}
+            )
+            for path in (str(inside), "/etc/hostname", "/proc/self/environ")
+        ]
+        plain = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": "hi"})
+    for result in results:
+        text = result.content[0].text
+        assert result.is_error and text.startswith("invalid_request_error (400):"), text
+    first = results[0].content[0].text
+    assert "Local attachments are off" in first and "Set POE_MCP_ALLOWED_DIRS" in first, first
+    assert not plain.is_error, "the rest of the server works"
+    assert [len(r["json"]["messages"]) for r in fake.chat_requests()] == [1]

@@ -144,7 +144,14 @@ def test_the_store_is_private_to_its_user(tmp_path: Path) -> None:
         assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
 
 
-async def test_two_concurrent_tool_result_rounds_store_one(settings: Any, fake: FakePoe) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_two_concurrent_tool_result_rounds_store_one(
+    settings: Any, fake: FakePoe, kind: str, request: pytest.FixtureRequest
+) -> None:
+    from dataclasses import replace
+
+    if kind == "redis":
+        settings = replace(settings, store=request.getfixturevalue("redis_url"))
     fake.enqueue(Reply(tool_calls=[call("call_1", "getWeather", {"location": "Paris"})]))
     async with connect(settings) as client:
         first = await client.call_tool(
@@ -175,6 +182,8 @@ async def test_two_concurrent_tool_result_rounds_store_one(settings: Any, fake: 
     assert all(not r.is_error for r in rounds), "both answers are paid for and returned"
     refused = [r for r in rounds if any("not stored" in n for n in r.structured_content["notes"])]
     assert len(refused) == 1
+    (note,) = [n for n in refused[0].structured_content["notes"] if "not stored" in n]
+    assert "conflict_error" in note and "changed while this turn was answered" in note, note
     history = fake.chat_requests()[-1]["json"]["messages"]
     assert [m["role"] for m in history] == ["user", "assistant", "tool", "assistant", "user"]
 

@@ -1,7 +1,8 @@
 """Attachments: local paths (sandboxed), public https URLs and data URLs, turned into message parts.
 
 Defense in depth: a path is resolved (symlinks, `..`) before the allowed-folder check, a URL host is
-resolved and every address it maps to must be public, and nothing larger than the cap is read.
+resolved and every address it maps to must be public (the IPv4 inside an IPv6 form too), a URL is
+fetched within one deadline, and nothing larger than the cap is read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import anyio.to_thread
 import httpx2
 
@@ -27,7 +29,7 @@ from .config import Settings
 from .poe.errors import InvalidRequestError, RequestTooLargeError
 from .poe.media import sniff_mime
 
-URL_TIMEOUT = 30.0
+URL_TIMEOUT = 30.0  # seconds for the whole fetch of one URL attachment, not per read
 
 
 class AttachmentError(InvalidRequestError):
@@ -177,8 +179,38 @@ def _read_data_url(ref: str, rules: AttachmentRules) -> dict[str, Any]:
     return to_part(data, mime, "attachment" + (mimetypes.guess_extension(mime) or ""))
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits. Python's own tables disagree across
+# versions on whether they are global, so they are unwrapped here and the IPv4 inside decides.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: DNS64 networks reach IPv4 hosts so
+# Refused whatever they embed: local-use NAT64 (RFC 8215) translates to the operator's own network,
+# IPv4-compatible `::a.b.c.d` (deprecated by RFC 4291, never in a real DNS answer; some stacks tunnel
+# it to the IPv4 inside) and site-local `fec0::/10` (deprecated by RFC 3879, still routed inside sites).
+_NEVER_PUBLIC_V6 = (
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("fec0::/10"),
+)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped (`::ffff:a.b.c.d`), 6to4 (`2002::/16`) or NAT64 address reaches."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _NEVER_PUBLIC_V6):
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return _is_public(str(embedded))
     return ip.is_global and not ip.is_multicast
 
 
@@ -206,6 +238,26 @@ async def _fetch_url(ref: str, rules: AttachmentRules, http: httpx2.AsyncClient)
     url = httpx2.URL(ref)
     await check_public_host(url.host)
     name = Path(url.path).name or "attachment"
+    try:
+        # One deadline for the whole fetch: httpx's timeout is per read, which a server sending a
+        # byte a second never trips.
+        with anyio.fail_after(URL_TIMEOUT):
+            data, declared = await _download(url, ref, name, rules, http)
+    except TimeoutError:
+        raise AttachmentError(
+            f"Fetching {ref} took longer than {URL_TIMEOUT:g} s",
+            advice="Attach a local copy, or a URL that answers faster.",
+        ) from None
+    mime = (
+        declared if declared and declared != "application/octet-stream" else sniff_mime(data, name)
+    )
+    return to_part(data, mime, name)
+
+
+async def _download(
+    url: httpx2.URL, ref: str, name: str, rules: AttachmentRules, http: httpx2.AsyncClient
+) -> tuple[bytes, str]:
+    """The body (at most the cap) and its declared type."""
     chunks: list[bytes] = []
     size = 0
     try:
@@ -225,11 +277,7 @@ async def _fetch_url(ref: str, rules: AttachmentRules, http: httpx2.AsyncClient)
             f"Could not fetch {ref} ({type(exc).__name__})",
             advice="Check the URL, or attach a local copy.",
         ) from None
-    data = b"".join(chunks)
-    mime = (
-        declared if declared and declared != "application/octet-stream" else sniff_mime(data, name)
-    )
-    return to_part(data, mime, name)
+    return b"".join(chunks), declared
 
 
 async def load_attachment(

@@ -236,6 +236,11 @@ OPTIONS: dict[str, Option] = {
     "max_media_mb": Option(
         "POE_MCP_MAX_MEDIA_MB", _positive_float, "largest generated file downloaded, in MB"
     ),
+    "max_response_mb": Option(
+        "POE_MCP_MAX_RESPONSE_MB",
+        _positive_float,
+        "largest answer read from Poe, in MB; a longer one is cut and not stored",
+    ),
     "rpm": Option("POE_MCP_RPM", _positive_int, "request budget per minute"),
     "max_retries": Option(
         "POE_MCP_MAX_RETRIES", _non_negative_int, "retries of a retryable failure"
@@ -254,6 +259,16 @@ OPTIONS: dict[str, Option] = {
     ),
     "allowed_origins": Option(
         "POE_MCP_ALLOWED_ORIGINS", _list, "comma-separated browser Origins HTTP accepts"
+    ),
+    "header_timeout": Option(
+        "POE_MCP_HEADER_TIMEOUT",
+        _positive_float,
+        "HTTP: seconds a client has to send a request's headers before it is dropped",
+    ),
+    "max_connections": Option(
+        "POE_MCP_MAX_CONNECTIONS",
+        _positive_int,
+        "HTTP: connections served at once; past that, requests get 503",
     ),
     "log_level": Option("POE_MCP_LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "stderr log level"),
     "compat": Option(
@@ -315,6 +330,7 @@ class Settings:
     )
     max_attachment_mb: float = 50.0
     max_media_mb: float = 500.0
+    max_response_mb: float = 32.0
     rpm: int = 500
     max_retries: int = 4
     timeout: float = 600.0
@@ -324,6 +340,8 @@ class Settings:
     auth_token: str | None = field(default=None, repr=False)
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    header_timeout: float = 10.0
+    max_connections: int = 100
     log_level: str = "INFO"
     compat: str = "none"
     max_cost_per_call: float | None = None

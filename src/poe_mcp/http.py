@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from . import __version__
 from .config import Settings, SettingsError
 from .server import PoeMCPServer, build_server
+from .tasks import TaskNameHeader
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ def build_http_app(settings: Settings, server: PoeMCPServer | None = None) -> An
         transport_security=transport_security(settings),
         host=settings.host,
     )
-    return BearerAuth(app, settings.auth_token) if settings.auth_token else app
+    routed = TaskNameHeader(app)  # tasks/* carry Mcp-Name as tools/call does (SEP-2663)
+    return BearerAuth(routed, settings.auth_token) if settings.auth_token else routed
 
 
 def check_exposure(settings: Settings) -> None:
@@ -105,6 +107,58 @@ def check_exposure(settings: Settings) -> None:
             f"refusing to serve HTTP on {settings.host} without a token: anyone who reaches it could spend your Poe points. "
             "Set POE_MCP_AUTH_TOKEN (e.g. to the output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
         )
+
+
+# Sent to a client that began a request but did not finish its headers in time (RFC 9110, 15.5.9).
+_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+def header_timeout_protocol(seconds: float) -> type[Any]:
+    """uvicorn's h11 protocol with one deadline for a request's headers, which uvicorn lacks: a client
+    that connects and sends nothing, or stops half-way through its headers, or sends them a byte at a
+    time, is dropped `seconds` after its connection opened (or its previous response ended and its next
+    request began). The deadline is not renewed by each byte that arrives, and it stops once the headers
+    are in: a long streamed answer is never cut by it."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        _header_timer: Any = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._await_headers()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is h11.IDLE:  # a request begun but its headers not all in
+                self._await_headers()
+            else:
+                self._headers_in()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._headers_in()
+            super().connection_lost(exc)
+
+        def _await_headers(self) -> None:
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(seconds, self._headers_too_slow)
+
+        def _headers_in(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+                return
+            if self.conn.trailing_data[0]:  # part of a request arrived: say why it is dropped
+                self.transport.write(_REQUEST_TIMEOUT)
+            log.debug("Dropped a connection that sent no complete headers in %g s", seconds)
+            self.transport.close()
+
+    return HeaderTimeoutProtocol
 
 
 def serve_http(settings: Settings) -> None:
@@ -118,4 +172,8 @@ def serve_http(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        http=header_timeout_protocol(settings.header_timeout),
+        # uvicorn answers 503 once the open connections, this one included, reach its limit: one more
+        # than ours, so that exactly POE_MCP_MAX_CONNECTIONS are served at once.
+        limit_concurrency=settings.max_connections + 1,
     )

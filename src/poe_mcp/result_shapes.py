@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from .conversations import UsageTotals
 from .poe.catalog import ModelInfo
+from .poe.media import MediaFile
 from .poe.types import Completion, Usage
 from .services.conversations import Answer
 from .services.media import Generation
@@ -100,16 +101,21 @@ class AskResult(ChatResult):
             cost_usd=c.cost_usd,
             reasoning=c.reasoning,
             parsed=c.parsed,
+            media=[FileOut.of(f).model_dump() for f in answer.media],
             error=_error(c),
             notes=c.notes,
         )
 
     def handles(self) -> str:
-        """What a client that shows the model only `content` must still carry: the session, cost, notes."""
+        """What a client that shows the model only `content` must still carry: the session, cost, notes,
+        and the files the answer's media were saved to."""
         facts = chat_facts(
             self.session_id, self.bot, self.finish_reason, self.usage, self.cost_usd, self.notes
         )
-        return facts + (f"\nreasoning:\n{self.reasoning}" if self.reasoning else "")
+        saved = "".join(
+            f"\nSaved {f['path']} ({f['mime_type']}, {f['bytes']} bytes)" for f in self.media
+        )
+        return facts + saved + (f"\nreasoning:\n{self.reasoning}" if self.reasoning else "")
 
 
 class ToolCallOut(BaseModel):
@@ -204,6 +210,16 @@ class FileOut(BaseModel):
     bytes: int
     uri: str
 
+    @classmethod
+    def of(cls, file: MediaFile) -> FileOut:
+        return cls(
+            path=str(file.path),
+            url=file.url,
+            mime_type=file.mime_type,
+            bytes=file.bytes,
+            uri=MEDIA_URI + file.name,
+        )
+
 
 class SkippedOut(BaseModel):
     url: str
@@ -224,16 +240,7 @@ class MediaResult(BaseModel):
     @classmethod
     def of(cls, generation: Generation) -> MediaResult:
         return cls(
-            files=[
-                FileOut(
-                    path=str(f.path),
-                    url=f.url,
-                    mime_type=f.mime_type,
-                    bytes=f.bytes,
-                    uri=MEDIA_URI + f.name,
-                )
-                for f in generation.files
-            ],
+            files=[FileOut.of(f) for f in generation.files],
             model=generation.model,
             text=generation.text,
             usage=UsageOut.of(generation.usage),

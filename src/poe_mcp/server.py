@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ReadResourceResult, ToolAnnotations
 from pydantic import ValidationError
 
-from . import __version__, apps
+from . import __version__, apps, tasks
 from .config import Settings
 from .icons import SERVER_ICONS
 from .poe.errors import InternalError, InvalidRequestError, PoeError, poe_error_in
@@ -122,6 +122,8 @@ class PoeMCPServer(MCPServer[Services]):
 
     # Set by the lifespan; resources (which get no Context) reach the shared state through it.
     state: Services
+    # The tasks extension: which tools a declaring client gets as tasks (tests add their fixtures).
+    tasks: tasks.TasksExtension
 
     async def list_tools(self) -> list[Any]:
         # Clients pay for every byte of tools/list in context, so send the schemas without pydantic's noise.
@@ -202,10 +204,13 @@ def build_server(settings: Settings) -> PoeMCPServer:
     # cold start, and a second handler); poe-mcp configures stderr logging itself (cli.setup_logging).
     sdk_server.configure_logging = lambda level="INFO": None
 
+    long_calls = tasks.extension()
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[Services]) -> AsyncIterator[Services]:
         async with (
             open_services(settings, settings.transport) as services,
+            long_calls.running(),  # a task's call outlives the request that started it
             anyio.create_task_group() as background,
         ):
             background.start_soon(_warm_up, services)
@@ -223,9 +228,10 @@ def build_server(settings: Settings) -> PoeMCPServer:
         cache_hints=CACHE_HINTS,
         lifespan=lifespan,
         log_level=settings.log_level,  # type: ignore[arg-type]
-        extensions=[apps.extension()],
+        extensions=[apps.extension(), long_calls],
         middleware=[apps.link_tools_for_app_hosts],
     )
+    server.tasks = long_calls
     from .tools import account, chat, media, models
 
     for family in (chat, media, models, account):

@@ -171,7 +171,21 @@ def serve_until_stopped(serve: Callable[[], None]) -> int:
         serve()
     except KeyboardInterrupt:
         exit_now(code[0])
+    except (OSError, BaseExceptionGroup) as error:
+        if not _client_gone(error):
+            raise
+        # A stdio client that exits (or is killed) while an answer is being written: nothing left to
+        # serve, and nothing the person can do about it.
+        logging.getLogger("poe_mcp").info("the client closed the connection; stopping")
+        exit_now(0)
     return 0
+
+
+def _client_gone(error: BaseException) -> bool:
+    """A closed pipe or reset connection, bare or as every leaf of an ExceptionGroup."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(_client_gone(inner) for inner in error.exceptions)
+    return isinstance(error, BrokenPipeError | ConnectionResetError)
 
 
 def exit_now(code: int) -> None:

@@ -1,9 +1,10 @@
 """MCP Apps (`io.modelcontextprotocol/ui`): a media viewer, a model browser and a usage chart.
 
 Each app is one self-contained HTML document (script and styles inlined, no external origin) served
-as a `ui://poe-mcp/…` resource. The tools are linked to their app through `_meta.ui.resourceUri`
-only in the `tools/list` answered to a client that declared the extension: every other client
-keeps the same `tools/list` as before, byte for byte.
+as a `ui://poe-mcp/…` resource. The tools are linked to their app through `_meta.ui.resourceUri`,
+and the `ui://` resources are listed, only in the `tools/list` and `resources/list` answered to a
+client that declared the extension: every other client keeps the same lists as before, byte for
+byte (a `resources/read` of a `ui://` URI works for anyone; it is only not advertised).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID, Apps, client_supports_apps
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+
+from ..icons import SERVER_SVG
 
 MEDIA_VIEWER = "ui://poe-mcp/media-viewer.html"
 MODEL_BROWSER = "ui://poe-mcp/model-browser.html"
@@ -41,9 +44,13 @@ TOOL_APPS: dict[str, str] = {
 }
 
 _INLINE = re.compile(r"<!-- inline (?P<name>[\w.-]+) -->")
+# The server's own icon (icons.py) in each app's header: one icon set for the server and its apps.
+ICON = SERVER_SVG.replace("<svg ", "<svg class='icon' aria-hidden='true' ", 1)
 
 
 def _source(name: str) -> str:
+    if name == "icon.svg":
+        return ICON
     return files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
@@ -75,15 +82,23 @@ def _link_tools(listed: dict[str, Any]) -> dict[str, Any]:
     return {**listed, "tools": tools}
 
 
+def _without_apps(listed: dict[str, Any]) -> dict[str, Any]:
+    """The `resources/list` result (its wire form) without the `ui://` resources."""
+    resources = [r for r in listed.get("resources", []) if r.get("uri") not in APPS]
+    return {**listed, "resources": resources}
+
+
 async def link_tools_for_app_hosts(
     ctx: ServerRequestContext[Any, Any], call_next: CallNext
 ) -> HandlerResult:
-    """Middleware: a client that declared MCP Apps sees each tool's app in `tools/list`; any other
-    client gets the result untouched."""
+    """Middleware: a client that declared MCP Apps sees each tool's app in `tools/list` and the apps
+    in `resources/list`; any other client gets both as they were before the apps."""
     result = await call_next(ctx)
-    if ctx.method == "tools/list" and isinstance(result, dict) and client_supports_apps(ctx):
-        return _link_tools(result)
-    return result
+    if ctx.method not in ("tools/list", "resources/list") or not isinstance(result, dict):
+        return result
+    if ctx.method == "tools/list":
+        return _link_tools(result) if client_supports_apps(ctx) else result
+    return result if client_supports_apps(ctx) else _without_apps(result)
 
 
 __all__ = [

@@ -88,6 +88,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="custom bot parameter (repeatable)",
     )
+    ask.add_argument(
+        "--api",
+        choices=("chat", "responses"),
+        help="Poe API to use (default: per model; responses-only models always use responses)",
+    )
+    ask.add_argument("--web-search", action="store_true", help="let the model search the web")
     ask.add_argument("--json", action="store_true", help="print the full result as JSON")
     _spend_flags(ask)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import shlex
 import shutil
 import subprocess
@@ -19,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+from . import jsonc
 
 KEY_PLACEHOLDER = "YOUR_POE_API_KEY"  # the real key is never written by us: paste it in yourself
 KEY_FROM_ENVIRONMENT = (
@@ -254,32 +255,13 @@ def codex_command(launch: Launch) -> str:
 
 # ---- reading and writing the files ------------------------------------------------------------
 
-# A JSON string, else a // or /* */ comment; then, in a second pass, a comma before a closing
-# bracket. Strings are matched first so that `//` inside a URL is left alone.
-_STRING = r'("(?:[^"\\]|\\.)*")'
-_COMMENT = re.compile(_STRING + r"|//[^\n]*|/\*.*?\*/", re.DOTALL)
-_TRAILING_COMMA = re.compile(_STRING + r"|,(?=\s*[}\]])")
-
-
-def _keep_strings(match: re.Match[str]) -> str:
-    return match.group(1) or ""
-
-
-def loads_jsonc(text: str) -> Any:
-    """JSON with comments and trailing commas (VS Code's and Zed's settings files)."""
-    return json.loads(_TRAILING_COMMA.sub(_keep_strings, _COMMENT.sub(_keep_strings, text)))
-
-
-def has_comments(text: str) -> bool:
-    return any(m.group(1) is None for m in _COMMENT.finditer(text))
-
 
 def read_json_file(path: Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     if not text.strip():
         return {}
     try:
-        data = loads_jsonc(text)
+        data = jsonc.loads(text)
     except ValueError as error:
         raise ConfigError(
             f"{path} is not valid JSON ({error}); fix it or pass another file with --file"
@@ -331,12 +313,26 @@ def write_json_config(client: Client, path: Path, server: dict[str, Any]) -> Wri
             after[name] = kept + items
     original = path.read_text(encoding="utf-8") if path.is_file() else ""
     written = Written(path, merged, replaced=old is not None)
-    written.comments_dropped = has_comments(original)
     written.key_removed = bool(
         client.committed and old and old.get("env", {}).get("POE_API_KEY") not in (None, client.key)
     )
-    _replace_file(path, json.dumps(after, indent=2, ensure_ascii=False) + "\n", written)
+    text = json.dumps(after, indent=2, ensure_ascii=False) + "\n"
+    if jsonc.comment_count(original):
+        text = _keeping_comments(original, before, after) or text
+        written.comments_dropped = jsonc.comment_count(text) < jsonc.comment_count(original)
+    _replace_file(path, text, written)
     return written
+
+
+def _keeping_comments(original: str, before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    """The file with only the changed members rewritten, so comments elsewhere stay; None if that
+    edit would not read back as `after` (then the whole file is rewritten, the backup keeping it)."""
+    changed = {name: value for name, value in after.items() if before.get(name) != value}
+    try:
+        text = jsonc.with_members(original, changed)
+        return text if jsonc.loads(text) == after else None
+    except ValueError:
+        return None
 
 
 def write_codex_config(client: Client, path: Path, server: dict[str, Any]) -> Written:

@@ -142,6 +142,8 @@ async def ask(services: Services, args: argparse.Namespace) -> int:
         session_use="either",  # `--session ID` continues that conversation or starts it
         max_cost_usd=args.max_cost,
         approver=(approver := TerminalApprover(services.settings, args.yes)),
+        api=args.api,
+        web_search=args.web_search,
     )
     # a spinner on a terminal until the first text comes
     waiting = err.status(plain(f"waiting for {bot}")) if err.is_terminal and not args.json else None
@@ -163,6 +165,8 @@ async def ask(services: Services, args: argparse.Namespace) -> int:
         print_json(AskResult.of(answer).model_dump())
     else:
         writer.finish(answer.completion.text)
+        for file in answer.media:  # an image bot's answer: saved before its link expires
+            err.print(plain(f"saved {file.path} ({file.mime_type}, {file.bytes} bytes)", "dim"))
         err.print(plain(f"session {answer.session_id}", "dim"))
     if answer.completion.error:
         raise answer.completion.error
@@ -428,7 +432,7 @@ def _without_secrets(server: dict[str, Any]) -> dict[str, Any]:
 def _config_advice(client: client_config.Client, written: client_config.Written) -> list[str]:
     advice = []
     if written.comments_dropped:
-        advice.append(f"The comments in {written.path} could not be kept; the backup has them.")
+        advice.append(f"Some comments in {written.path} could not be kept; the backup has them.")
     if written.key_removed:
         advice.append(
             f"The key that was in {written.path} was taken out: the file is meant to be committed. "

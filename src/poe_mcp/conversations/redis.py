@@ -2,12 +2,11 @@
 
 Every turn is appended in one MULTI/EXEC transaction (RPUSH of all its messages plus the session's
 metadata), so concurrent appends from several replicas interleave whole turns and lose nothing.
-The request budget lives here too: Poe's 500 RPM is per key, so replicas must share one window.
+The request budget's shared window (poe/budget.py's RedisBudget) runs on this store's connection.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -15,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from ..poe.retry import BUDGET_WINDOW
+from ..poe.budget import RedisBudget
 from ..poe.types import ChatMessage
 from . import (
     Breach,
@@ -36,23 +35,6 @@ from . import (
 )
 
 PREFIX = "poe-mcp:"
-
-# A sliding 60 s window in a sorted set, timed by Redis's own clock so replicas' clocks don't matter.
-# Returns 0 when a request may go now, else the seconds to wait.
-BUDGET_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local window = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
-  return '0'
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + window - now)
-"""
-
 
 # The spend guard. Each day and each conversation is a hash of what was really spent (`usd`, `points`,
 # added in the same MULTI as the call's usage) and what calls under way hold (`held_usd`,
@@ -101,26 +83,6 @@ HOLD_TTL = 7 * 86400  # a hold never settled (a crash mid-call) stays counted un
 def _spent(values: list[Any]) -> Spent:
     usd, points, held_usd, held_points = (float(v or 0) for v in values)
     return Spent(usd + held_usd, points + held_points)
-
-
-class RedisBudget:
-    """RequestBudget's contract (`acquire`), with the window shared by every replica."""
-
-    def __init__(self, redis: Any, rpm: int, window: float = BUDGET_WINDOW) -> None:
-        self.rpm = rpm
-        self.window = window
-        self._script = redis.register_script(BUDGET_SCRIPT)
-
-    async def acquire(self) -> None:
-        while True:
-            wait = float(
-                await self._script(
-                    keys=[PREFIX + "budget"], args=[self.window, self.rpm, uuid.uuid4().hex]
-                )
-            )
-            if wait <= 0:
-                return
-            await asyncio.sleep(min(wait, self.window) + 0.01)
 
 
 class RedisStore:

@@ -236,6 +236,7 @@ class ModelInfo:
     parameters: tuple[ModelParameter, ...]
     reasoning: Reasoning | None = None
     icon_url: str | None = None
+    supported_features: tuple[str, ...] = ()  # `tools`, `web_search`
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> ModelInfo:
@@ -260,6 +261,7 @@ class ModelInfo:
             parameters=tuple(_parameter(p) for p in _list(data, "parameters") if _named(p)),
             reasoning=Reasoning.from_wire(data.get("reasoning")),
             icon_url=_icon_url(meta),
+            supported_features=_strings(data, "supported_features"),
         )
 
     @property

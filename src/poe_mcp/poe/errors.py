@@ -7,11 +7,16 @@
      ├── ModerationError          403
      ├── NotFoundError            404
      ├── PoeTimeoutError          408  retried
+     │    └── LocalTimeoutError   -    our own POE_MCP_TIMEOUT fired (never retried)
      ├── RequestTooLargeError     413
      ├── InvalidResponseError     -    an answer not in the shape asked (never retried)
      ├── RateLimitError           429  retried
      ├── ProviderError            500  retried
+     │    └── FinalProviderError  a bot error Poe marked allow_retry: false (never retried)
      ├── UpstreamError            502, 503 retried
+     │    ├── UnparseableResponseError  Poe answered, we could not read it (never retried)
+     │    ├── ResponseTooLargeError     past POE_MCP_MAX_RESPONSE_MB, cut (never retried)
+     │    └── MediaUnavailableError     a media link answered 4xx (never retried)
      ├── OverloadedError          529  retried
      ├── NoMediaError             a generation answered without media
      ├── BudgetExceededError      -    refused here, before any request: a budget would be crossed
@@ -20,15 +25,21 @@
      └── PoeConnectionError       network failure, broken stream; retried unless output went out
 
 Poe's `error.code` may be a number, a string or missing, so classification keys on the HTTP
-status first and the body's `type` second.
+status first and the body's `type` second. Whether an error is retried is decided by class, in one
+table: `retry.should_retry`. Every exception of a transport, of the `openai` SDK or of `fastapi_poe`
+becomes one of these in one place, `translate`, chained to its cause.
 """
 
 from __future__ import annotations
 
 import email.utils
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
+
+# Longest upstream error message kept: a proxy's 5 MB page must not travel into a result or a log.
+MAX_MESSAGE = 300
 
 
 class PoeError(Exception):
@@ -36,7 +47,6 @@ class PoeError(Exception):
 
     type = "poe_error"
     status: int | None = None
-    retryable = False
     from_poe = (
         False  # Poe's own answer (see classify); otherwise raised here, mostly before sending
     )
@@ -65,6 +75,13 @@ class PoeError(Exception):
             self.advice = advice
         self.retries = 0
         self.waited = 0.0
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the retry policy tries again: read from the one table, `retry.should_retry`."""
+        from .retry import should_retry
+
+        return should_retry(self)
 
     def details(self) -> dict[str, Any]:
         """The error as structured content: Poe's type and status, and Poe's own fields where it sent them."""
@@ -113,19 +130,21 @@ class NotFoundError(PoeError):
 
 
 class PoeTimeoutError(PoeError):
-    type, retryable = "timeout_error", True
+    type = "timeout_error"
     status: int | None = 408
     advice = "The model did not answer in time: try again later or use a faster model."
 
 
-def local_timeout(seconds: float) -> PoeTimeoutError:
-    """Our own timeout fired: not retried, since it already waited the whole POE_MCP_TIMEOUT."""
-    error = PoeTimeoutError(
-        f"Poe did not answer within POE_MCP_TIMEOUT ({seconds:g} s)",
-        advice="Try again, or raise POE_MCP_TIMEOUT.",
-    )
-    error.status, error.retryable = None, False  # no HTTP status: Poe never answered
-    return error
+class LocalTimeoutError(PoeTimeoutError):
+    """Our own deadline fired (POE_MCP_TIMEOUT over the whole request): no HTTP status, Poe never
+    finished answering; not retried, since it already waited the whole time."""
+
+    status = None
+    advice = "Try again, or raise POE_MCP_TIMEOUT."
+
+
+def local_timeout(seconds: float) -> LocalTimeoutError:
+    return LocalTimeoutError(f"Poe did not answer within POE_MCP_TIMEOUT ({seconds:g} s)")
 
 
 class RequestTooLargeError(PoeError):
@@ -141,22 +160,52 @@ class InvalidResponseError(PoeError):
 
 
 class RateLimitError(PoeError):
-    type, status, retryable = "rate_limit_error", 429, True
+    type, status = "rate_limit_error", 429
     advice = "Poe's rate limit was hit: try again in a minute, or lower POE_MCP_RPM."
 
 
 class ProviderError(PoeError):
-    type, status, retryable = "provider_error", 500, True
+    type, status = "provider_error", 500
     advice = "The model's provider failed: try again in a minute or use another model."
 
 
+class FinalProviderError(ProviderError):
+    """A bot's error event that Poe marked `allow_retry: false`: asking again would fail the same way."""
+
+
 class UpstreamError(PoeError):
-    type, status, retryable = "upstream_error", 502, True
+    type = "upstream_error"
+    status: int | None = 502
     advice = "Poe's backend is having trouble: try again in a minute or use another model."
 
 
+class UnparseableResponseError(UpstreamError):
+    """Poe answered, but not in a shape we can read (not JSON, a non-object body, odd usage counts).
+    Not retried: the request may have been paid for, and the same question gets the same answer."""
+
+    advice = "Poe answered in an unexpected shape: try again later, or use another model."
+
+
+class ResponseTooLargeError(UpstreamError):
+    """An answer longer than POE_MCP_MAX_RESPONSE_MB: cut there, never stored, not retried."""
+
+    type, status = "response_too_large", None
+    advice = "Ask for a shorter answer (max_tokens), or raise POE_MCP_MAX_RESPONSE_MB."
+
+
+def response_too_large(max_bytes: int) -> ResponseTooLargeError:
+    return ResponseTooLargeError(
+        f"Poe's answer passed POE_MCP_MAX_RESPONSE_MB ({max_bytes / 1_000_000:g} MB): it was cut "
+        "there and nothing of it was stored"
+    )
+
+
+class MediaUnavailableError(UpstreamError):
+    """A generated file's link answered 4xx (expired, gone): asking again gets the same answer."""
+
+
 class OverloadedError(PoeError):
-    type, status, retryable = "overloaded_error", 529, True
+    type, status = "overloaded_error", 529
     advice = "Poe is overloaded: try again in a minute or use another model."
 
 
@@ -189,7 +238,7 @@ class ConfirmationDeclinedError(PoeError):
 
 
 class PoeConnectionError(PoeError):
-    type, retryable = "connection_error", True
+    type = "connection_error"
     advice = "Check the network and POE_BASE_URL, then try again."
 
 
@@ -273,8 +322,16 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
         if isinstance(error, str):
             return None, error
     if isinstance(body, str) and body.strip() and not body.lstrip().startswith("<"):
-        return None, body.strip()[:300]
+        return None, body.strip()
     return None, None
+
+
+def clip(message: str, limit: int = MAX_MESSAGE) -> str:
+    """An upstream message cut to `limit` characters, saying that it was."""
+    message = message.strip()
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit].rstrip()}… ({len(message) - limit} more characters not shown)"
 
 
 def classify(status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> PoeError:
@@ -287,7 +344,7 @@ def classify(status: int, body: Any = None, headers: Mapping[str, str] | None = 
     if cls is None:
         cls = UpstreamError if status >= 500 else InvalidRequestError
     error = cls(
-        message or f"Poe answered HTTP {status}",
+        clip(message) if message else f"Poe answered HTTP {status}",
         status=status,
         retry_after=parse_retry_after(headers.get("retry-after")),
         request_id=headers.get("x-request-id"),
@@ -317,3 +374,95 @@ def _poe_fields(body: Any) -> tuple[int | str | None, str | None, Any]:
         param if isinstance(param, str) else None,
         error.get("metadata"),
     )
+
+
+def translate(exc: BaseException, timeout: float) -> PoeError:
+    """The one place where a transport's, the `openai` SDK's or `fastapi_poe`'s exception becomes a
+    PoeError, its `__cause__` set to what it came from (so a debug log shows the chain). A PoeError
+    anywhere in the chain (raised below a library that wrapped it) is returned as it is; then the most
+    specific failure in the chain wins (an HTTP status, a timeout) over a library's wrapper. Libraries
+    are looked up only when already imported: an exception of theirs means they are."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__
+    for link in chain:
+        if isinstance(link, PoeError):
+            return link
+    for way in (_specific, _generic):
+        for link in chain:
+            error = way(link, timeout)
+            if error is not None:
+                error.__cause__ = exc
+                return error
+    raise exc
+
+
+def _specific(exc: BaseException, timeout: float) -> PoeError | None:
+    openai = sys.modules.get("openai")
+    if openai is not None:
+        if isinstance(exc, openai.APIStatusError):
+            body = exc.body if exc.body is not None else exc.response.text
+            if isinstance(body, dict) and "error" not in body:
+                body = {"error": body}  # the SDK hands over the inner `error` object
+            return classify(exc.status_code, body, exc.response.headers)
+        if isinstance(exc, openai.APITimeoutError):
+            return local_timeout(timeout)
+        if isinstance(exc, openai.APIResponseValidationError):
+            return UnparseableResponseError(
+                "Poe sent a response that is not valid chat-completion JSON"
+            )
+        if isinstance(exc, openai.APIError) and getattr(exc, "body", None) is not None:
+            return classify(502, {"error": exc.body})  # an error event inside a stream
+    for name in ("httpx2", "httpx"):
+        http = sys.modules.get(name)
+        if http is None:
+            continue
+        if isinstance(exc, http.TimeoutException):
+            return local_timeout(timeout)
+        if isinstance(exc, http.RequestError):  # transport failures, undecodable bodies, redirects
+            return PoeConnectionError(f"Could not reach Poe ({type(exc).__name__})")
+    fp = sys.modules.get("fastapi_poe")
+    if fp is not None and isinstance(exc, fp.client.AttachmentUploadError):
+        return InvalidRequestError(f"Poe refused the attachment upload: {clip(str(exc))}")
+    return None
+
+
+def _generic(exc: BaseException, timeout: float) -> PoeError | None:
+    openai = sys.modules.get("openai")
+    if openai is not None and isinstance(exc, openai.APIConnectionError):
+        return PoeConnectionError(f"Could not reach Poe ({type(exc.__cause__ or exc).__name__})")
+    fp = sys.modules.get("fastapi_poe")
+    if fp is not None and isinstance(exc, (fp.BotError, fp.BotErrorNoRetry)):
+        return bot_error(str(exc), retryable=not isinstance(exc, fp.BotErrorNoRetry))
+    if isinstance(exc, ValueError):  # a body or an event that is not JSON
+        return UnparseableResponseError(
+            "Poe sent a response that is not valid chat-completion JSON"
+        )
+    return None
+
+
+# The bot protocol's `error_type`s, as Poe's error types.
+BOT_ERROR_TYPES: dict[str, type[PoeError]] = {
+    "insufficient_fund": InsufficientCreditsError,
+    "user_message_too_long": RequestTooLargeError,
+    "user_caused_error": InvalidRequestError,
+    "privacy_authorization_error": ModerationError,
+}
+
+
+def bot_error(raw: str, retryable: bool) -> PoeError:
+    """A bot-protocol `error` event's JSON (`text`, `error_type`, `allow_retry`) as the matching Poe error."""
+    import json
+
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = {"text": raw}
+    if not isinstance(data, dict):
+        data = {"text": raw}
+    text = clip(str(data.get("text") or data.get("raw_response") or "the bot reported an error"))
+    fallback: type[PoeError] = UpstreamError if retryable else FinalProviderError
+    cls = BOT_ERROR_TYPES.get(str(data.get("error_type")), fallback)
+    return cls(f"The bot failed: {text}")

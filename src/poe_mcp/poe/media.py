@@ -8,6 +8,7 @@ import mimetypes
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,12 +18,14 @@ import anyio.to_thread
 import httpx2
 
 from .errors import (
-    PoeConnectionError,
+    MediaUnavailableError,
     PoeError,
     RequestTooLargeError,
     UpstreamError,
     local_timeout,
+    translate,
 )
+from .streaming import OWN_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +145,16 @@ async def download_media(
         final = output_dir / unique_name(url, mime)
         await anyio.to_thread.run_sync(os.replace, partial, final)
         return MediaFile(final, url, mime, size)
-    except TimeoutError:
-        raise local_timeout(timeout) from None
+    except TimeoutError as exc:
+        raise local_timeout(timeout) from exc
     except httpx2.HTTPError as exc:
-        raise PoeConnectionError(f"Downloading {url} failed ({type(exc).__name__})") from None
+        error = translate(exc, timeout)
+        error.message = f"Downloading {url} failed ({type(exc).__name__})"
+        raise error from exc
     finally:
-        if partial.exists():
-            await anyio.to_thread.run_sync(lambda: partial.unlink(missing_ok=True))
+        with anyio.CancelScope(shield=True):  # also when a deadline cancelled the download
+            if partial.exists():
+                await anyio.to_thread.run_sync(lambda: partial.unlink(missing_ok=True))
 
 
 def too_large(url: str, max_bytes: int) -> RequestTooLargeError:
@@ -170,11 +176,19 @@ async def _stream_to(
     size = 0
     head = b""
     async with http.stream(
-        "GET", url, headers=headers, timeout=timeout, follow_redirects=False
+        "GET",
+        url,
+        headers=headers,
+        timeout=timeout,
+        follow_redirects=False,
+        extensions={OWN_LIMIT: True},  # held to max_bytes here, not to POE_MCP_MAX_RESPONSE_MB
     ) as response:
         if response.status_code != 200:
-            raise UpstreamError(
-                f"Downloading {url} gave HTTP {response.status_code}",
+            status = response.status_code
+            # A server in trouble may answer next time (retried); a link that is gone will not.
+            cls = UpstreamError if status >= 500 or status in (408, 429) else MediaUnavailableError
+            raise cls(
+                f"Downloading {url} gave HTTP {status}",
                 advice="The link may have expired: generate again.",
             )
         declared_size = response.headers.get("content-length", "")
@@ -211,12 +225,15 @@ async def save_bytes(data: bytes, output_dir: Path, source: str) -> MediaFile:
     return await anyio.to_thread.run_sync(write)
 
 
+# How save_all downloads one link: PoeClient.download, under the request policy.
+Downloader = Callable[..., Awaitable[MediaFile]]
+
+
 async def save_all(
-    http: httpx2.AsyncClient,
+    download: Downloader,
     urls: list[str],
     api_origin: str,
     output_dir: Path,
-    timeout: float,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> tuple[list[MediaFile], list[SkippedUrl]]:
     """Download every allowed link; list the others (and failed downloads) with the reason."""
@@ -228,9 +245,7 @@ async def save_all(
             skipped.append(SkippedUrl(url, refusal))
             continue
         try:
-            files.append(
-                await download_media(http, url, output_dir, timeout=timeout, max_bytes=max_bytes)
-            )
+            files.append(await download(url, output_dir, max_bytes=max_bytes))
         except PoeError as error:
             log.warning("Could not save %s: %s", url, error.type)
             skipped.append(SkippedUrl(url, str(error)))

@@ -1,108 +1,57 @@
-"""The one retry policy (SPEC §4) and the client-side request budget shared by all calls."""
+"""The one retry policy (SPEC §4): which errors are tried again (`should_retry`, one table), and how
+long to wait between tries (`RetryPolicy`). The request budget is in budget.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-import re
-import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
-from .errors import PoeError, plain_seconds
+from .budget import MAX_RETRY_AFTER, Budget
+from .errors import (
+    FinalProviderError,
+    LocalTimeoutError,
+    MediaUnavailableError,
+    OverloadedError,
+    PoeConnectionError,
+    PoeError,
+    PoeTimeoutError,
+    ProviderError,
+    RateLimitError,
+    ResponseTooLargeError,
+    UnparseableResponseError,
+    UpstreamError,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Longer than this, and waiting inside one tool call is worse than telling the caller when to come back.
-MAX_RETRY_AFTER = 60.0
-# Poe counts its 500 per minute on its own clock, after our request crossed the network; a second of
-# margin keeps that skew from provoking 429s at the edge of the window.
-BUDGET_WINDOW = 61.0
+# Whether an error is tried again, by class; the most specific class listed wins (see the MRO walk in
+# should_retry), and any class not listed (a 4xx, a local refusal, no media) is not retried.
+RETRIED: dict[type[PoeError], bool] = {
+    PoeTimeoutError: True,  # 408 from Poe
+    LocalTimeoutError: False,  # our own POE_MCP_TIMEOUT: the whole time was already waited
+    RateLimitError: True,  # 429
+    ProviderError: True,  # 500
+    FinalProviderError: False,  # a bot error Poe marked allow_retry: false
+    UpstreamError: True,  # 502, 503
+    UnparseableResponseError: False,  # Poe answered (maybe paid), we could not read it
+    MediaUnavailableError: False,  # a media link answered 4xx: it is gone
+    ResponseTooLargeError: False,  # past POE_MCP_MAX_RESPONSE_MB: the same question, the same flood
+    OverloadedError: True,  # 529
+    PoeConnectionError: True,  # network failure, a stream that broke before anything arrived
+}
 
 
-class Budget(Protocol):
-    """Waits until one more request fits in the per-minute budget (in process, or shared through Redis)."""
-
-    async def acquire(self) -> None: ...
-
-
-class RequestBudget:
-    """At most `rpm` requests in any 60 s window, shared by every call in flight (Poe counts per key)."""
-
-    def __init__(self, rpm: int, window: float = BUDGET_WINDOW) -> None:
-        self.rpm = rpm
-        self.window = window
-        self._sent: deque[float] = deque()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        async with self._lock:  # one waiter at a time keeps the order fair
-            while True:
-                now = time.monotonic()
-                while self._sent and now - self._sent[0] >= self.window:
-                    self._sent.popleft()
-                if len(self._sent) < self.rpm:
-                    self._sent.append(now)
-                    return
-                await asyncio.sleep(self.window - (now - self._sent[0]))
-
-
-DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_reset(value: str | None) -> float | None:
-    """Seconds until Poe's request window resets: documented as seconds, read as OpenAI's `1m30s` too."""
-    if not value:
-        return None
-    value = value.strip()
-    seconds = plain_seconds(value)
-    if seconds is not None:
-        return seconds
-    parts = DURATION_PART.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        return None
-    return sum(float(number) * UNIT_SECONDS[unit] for number, unit in parts)
-
-
-class PoePacedBudget:
-    """Our own budget, paced also by Poe's count of what is left (`x-ratelimit-*` on every response):
-    when Poe says no request remains, the next one waits for the reset Poe announced instead of
-    spending a round trip on a 429. While Poe says there is room, it adds no wait."""
-
-    def __init__(self, inner: Budget) -> None:
-        self.inner = inner
-        self._paused_until = 0.0
-
-    def observe(self, headers: Mapping[str, str]) -> None:
-        remaining = headers.get("x-ratelimit-remaining-requests")
-        if remaining is None:
-            return  # Poe's older pages call the headers optional; recordings lack them
-        try:
-            room = int(float(remaining)) > 0
-        except ValueError:
-            return
-        if room:
-            self._paused_until = 0.0
-            return
-        reset = parse_reset(headers.get("x-ratelimit-reset-requests"))
-        if reset is not None:
-            self._paused_until = max(
-                self._paused_until, time.monotonic() + min(reset, MAX_RETRY_AFTER)
-            )
-
-    async def acquire(self) -> None:
-        pause = self._paused_until - time.monotonic()
-        if pause > 0:
-            log.info(
-                "Poe reports no requests left in its window; waiting %.1f s for its reset", pause
-            )
-            await asyncio.sleep(pause)
-        await self.inner.acquire()
+def should_retry(error: PoeError) -> bool:
+    """The one answer to "is this tried again?": the table above, by the error's most specific class."""
+    for cls in type(error).__mro__:
+        if cls in RETRIED:
+            return RETRIED[cls]
+    return False
 
 
 @dataclass
@@ -133,11 +82,13 @@ class RetryPolicy:
             try:
                 return await attempt_once()
             except PoeError as error:
+                retry = should_retry(error)
                 wait = self.delay(attempt, error)
-                if not error.retryable or attempt == self.max_retries or wait > MAX_RETRY_AFTER:
-                    if wait > MAX_RETRY_AFTER and error.retryable:
+                if not retry or attempt == self.max_retries or wait > MAX_RETRY_AFTER:
+                    if wait > MAX_RETRY_AFTER and retry:
                         error.advice = f"Poe asked to wait {wait:.0f} s, longer than this server waits in one call: try again then."
                     error.retries, error.waited = attempt, waited
+                    _log_cause(error, attempt + 1)
                     raise
                 log.info(
                     "%s; retry %d of %d in %.2f s", error.type, attempt + 1, self.max_retries, wait
@@ -145,3 +96,21 @@ class RetryPolicy:
                 await sleep(wait)
                 waited += wait
         raise AssertionError("unreachable")
+
+
+def _log_cause(error: PoeError, attempts: int) -> None:
+    """The failure's cause chain at DEBUG, for whoever debugs it: the classes always; the traceback of
+    the cause too, except for an answer Poe sent, whose text (which may echo what was sent, a key
+    included) stays out of the log."""
+    chain: list[str] = []
+    seen: BaseException | None = error
+    while seen is not None and len(chain) < 8:
+        chain.append(f"{type(seen).__module__}.{type(seen).__qualname__}")
+        seen = seen.__cause__
+    log.debug(
+        "%s after %d attempt(s), caused by %s",
+        error.type,
+        attempts,
+        " <- ".join(chain[1:]) or "nothing below it",
+        exc_info=None if error.from_poe else error,
+    )

@@ -1,12 +1,52 @@
-"""Assembling a streamed answer, shared by both backends: text, reasoning, tool-call deltas, usage."""
+"""Assembling a streamed answer, shared by both backends: text, reasoning, tool-call deltas, usage;
+and the size cap every body read from Poe is held to (`cap_body`)."""
 
 from __future__ import annotations
 
+import functools
+import importlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PoeConnectionError, PoeError
+from .errors import PoeConnectionError, PoeError, ResponseTooLargeError, response_too_large
 from .types import Completion, TextListener, ToolCall, Usage
+
+# A request that reads its body under its own limit (a media download) says so in this extension.
+OWN_LIMIT = "poe_mcp.own_limit"
+
+
+@functools.cache
+def _capped_stream_class(library: str) -> type:
+    """A byte stream of `library` (httpx or httpx2) that raises once more than `limit` bytes passed."""
+    base = importlib.import_module(library).AsyncByteStream
+
+    class CappedStream(base):  # type: ignore[misc, valid-type]
+        def __init__(self, inner: Any, limit: int) -> None:
+            self.inner, self.limit = inner, limit
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            seen = 0
+            async for chunk in self.inner:
+                seen += len(chunk)
+                if seen > self.limit:
+                    raise response_too_large(self.limit)
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    return CappedStream
+
+
+def cap_body(response: Any, limit: int) -> None:
+    """Hold a response's body to `limit` bytes as it is read, streamed or not (an httpx or httpx2
+    response, from a `response` event hook, before its body is read): past it, reading raises
+    ResponseTooLargeError and memory stays bounded. Requests marked OWN_LIMIT keep their own cap."""
+    if response.request.extensions.get(OWN_LIMIT):
+        return
+    library = type(response).__module__.split(".", 1)[0]
+    response.stream = _capped_stream_class(library)(response.stream, limit)
 
 
 def plain_text(content: Any) -> str:
@@ -44,6 +84,7 @@ class StreamAssembler:
         self._calls: dict[int, _PartialCall] = {}
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.id: str | None = None  # the answer's id, as its chunks (or events) carry it
         # Once anything arrived (text, reasoning, a tool-call delta) the call is paid: it is never re-sent.
         self.received = False
 
@@ -96,6 +137,15 @@ class StreamAssembler:
         if arguments:
             call.arguments.append(arguments)
 
+    def has_arguments(self, index: int) -> bool:
+        """Whether some arguments of the call at `index` arrived already (a last whole copy is then not added)."""
+        call = self._calls.get(index)
+        return call is not None and bool(call.arguments)
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self._text)
+
     @property
     def has_tool_calls(self) -> bool:
         return bool(self._calls)
@@ -115,6 +165,7 @@ class StreamAssembler:
                 for index, call in sorted(self._calls.items())
             ],
             reasoning="".join(self._reasoning) or None,
+            id=self.id,
         )
 
     def completion(self) -> Completion:
@@ -136,9 +187,13 @@ class StreamAssembler:
         return completion
 
     def broken(self, error: PoeError) -> Completion:
-        """What arrived before the stream broke, marked as an error; raises instead if nothing arrived yet."""
+        """What arrived before the stream broke, marked as an error; raises instead if nothing arrived
+        yet, or if the answer was cut at the size cap (what came is not kept, nor returned)."""
         if not self.received:
             raise error  # nothing was paid for: the call may be retried whole
+        if isinstance(error, ResponseTooLargeError):
+            self._text, self._reasoning, self._calls = [], [], {}
+            raise error
         completion = self._build()
         completion.finish_reason = "error"
         completion.error = error

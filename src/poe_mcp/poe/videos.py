@@ -3,7 +3,7 @@ delete a job, so a caller that stops waiting only stops polling: the job runs on
 
 from __future__ import annotations
 
-import functools
+import json
 import math
 import re
 import time
@@ -13,11 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .errors import InvalidRequestError, PoeError, UpstreamError
+from .errors import (
+    InvalidRequestError,
+    PoeError,
+    UnparseableResponseError,
+    UpstreamError,
+    clip,
+)
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .catalog import ModelInfo
     from .client import PoeClient
+    from .media import MediaFile
 
 # Called with (percent done, status) after each poll.
 JobListener = Callable[[float, str], Awaitable[None]]
@@ -212,26 +221,47 @@ def _size_parameter(info: ModelInfo, size: str) -> tuple[str, str]:
     raise _cannot(info, f"size of {size}")
 
 
+def _form_value(value: Any) -> str:
+    """A createVideo field as a multipart form value: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 class VideoJobs:
+    """Poe's /v1/videos, through the client's verbs (each under its request policy)."""
+
     def __init__(self, client: PoeClient, poll_interval: float = 5.0) -> None:
-        self._client = client
-        self._base = f"{client.settings.base_url}/videos"
+        self.client = client
+        self.base = f"{client.settings.base_url}/videos"
         self.poll_interval = poll_interval
 
-    async def create(self, model: str, prompt: str, fields: dict[str, Any]) -> VideoJob:
+    async def create(
+        self,
+        model: str,
+        prompt: str,
+        fields: dict[str, Any],
+        reference: tuple[str, bytes, str] | None = None,
+    ) -> VideoJob:
+        """POST the job: JSON, or multipart/form-data when an `input_reference` file (name, bytes, MIME
+        type) goes with it, as Poe's createVideo documents."""
+        body = {"model": model, "prompt": prompt, **fields}
+        sent: dict[str, Any] = (
+            {
+                "data": {k: _form_value(v) for k, v in body.items()},
+                "files": {"input_reference": reference},
+            }
+            if reference is not None
+            else {"json": body}
+        )
         try:
-            created = await self._client.request_json(
-                "POST", self._base, json={"model": model, "prompt": prompt, **fields}
-            )
+            created = await self.client.post_json(self.base, **sent)
         except PoeError as error:
             if error.status == 404:
-                raise VideosEndpointMissing() from None
+                raise VideosEndpointMissing() from error
             raise
-        return VideoJob.from_wire(created)
+        return VideoJob.from_wire(_job_object(created))
 
     async def get(self, job_id: str) -> VideoJob:
-        poll = functools.partial(self._client.request_json, "GET", f"{self._base}/{job_id}")
-        return VideoJob.from_wire(await self._client.retry.run(poll, self._client.budget))
+        return VideoJob.from_wire(_job_object(await self.client.get_json(f"{self.base}/{job_id}")))
 
     async def wait(self, job: VideoJob, listener: JobListener, max_wait: float) -> VideoJob:
         """Poll until the job ends or `max_wait` seconds pass; returns the job as last seen. Any status
@@ -244,10 +274,22 @@ class VideoJobs:
             await listener(job.progress, job.status)
         if job.status == FAILED:
             raise UpstreamError(
-                f"Poe's video job {job.id} failed: {job.error or 'no reason given'}",
+                f"Poe's video job {job.id} failed: {clip(job.error or 'no reason given')}",
                 advice="Change the prompt or parameters and try again.",
             )
         return job
 
     def content_url(self, job_id: str) -> str:
-        return f"{self._base}/{job_id}/content"
+        return f"{self.base}/{job_id}/content"
+
+    async def download(self, job_id: str, output_dir: Path, max_bytes: int) -> MediaFile:
+        """The finished job's mp4, saved (with the key: the content lives on Poe's API)."""
+        return await self.client.download(
+            self.content_url(job_id), output_dir, max_bytes=max_bytes, auth=True
+        )
+
+
+def _job_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise UnparseableResponseError("Poe answered /v1/videos with something that is not a job")
+    return body

@@ -7,20 +7,24 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..attachments import AttachmentError, AttachmentRules, load_attachment
 from ..conversations import ConflictError, ConversationStore, SpendHold, UsageEvent
 from ..poe.client import PoeClient
 from ..poe.errors import InvalidRequestError, NotFoundError
+from ..poe.media import MediaFile, SkippedUrl
 from ..poe.sampling import Sampling
 from ..poe.types import ChatMessage, ChatRequest, Completion, TextListener
 from .budget import Approver, SpendGuard, estimate_chat
+from .history import ATTACHMENT_PART, WireHistories, holds_attachments
+
+if TYPE_CHECKING:
+    from .media import MediaService
 
 log = logging.getLogger(__name__)
 
 # Stored user messages keep attachments by reference, not their bytes; they are loaded again on resend.
-ATTACHMENT_PART = "poe_mcp_attachment"
 
 # What a given session_id must be: a stored conversation (MCP tools, so a mistyped id is caught), a new
 # one to start under that id (`new_session: true`), or either (the CLI's `--session`).
@@ -46,6 +50,8 @@ class Ask:
     parallel_tool_calls: bool | None = None
     tool_results: list[dict[str, Any]] | None = None
     session_use: SessionUse = "continue"
+    api: str | None = None  # "chat", "responses", or None: the model's catalog entry decides
+    web_search: bool = False
     max_cost_usd: float | None = None  # lowers POE_MCP_MAX_COST_PER_CALL for this call
     approver: Approver | None = None  # asks the person above POE_MCP_CONFIRM_ABOVE_USD
 
@@ -78,6 +84,9 @@ class Answer:
     completion: Completion
     session_id: str
     bot: str
+    # The answer's media (attached files, links to Poe's CDN), saved as the generators save theirs.
+    media: list[MediaFile] = field(default_factory=list)
+    skipped: list[SkippedUrl] = field(default_factory=list)
 
 
 def normalise_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -186,11 +195,14 @@ class ChatService:
         poe: PoeClient,
         store: ConversationStore,
         rules: AttachmentRules,
+        media: MediaService | None = None,
         guard: SpendGuard | None = None,
     ) -> None:
         self.poe = poe
         self.store = store
         self.rules = rules
+        self.media = media  # saves the media of an answer; None leaves its links as they are
+        self.histories = WireHistories()
         self.guard = guard or SpendGuard(poe.settings, store)
 
     async def ask(self, ask: Ask, listener: TextListener | None = None) -> Answer:
@@ -199,6 +211,10 @@ class ChatService:
         if ask.session_id is not None:
             check_session_use(ask.session_id, ask.session_use, bool(conversation.messages))
         history = conversation.messages
+        # A continued session keeps its model (and so its API path) unless the caller names another.
+        ask = dataclasses.replace(
+            ask, bot=ask.bot or conversation.model or self.poe.settings.default_model
+        )
         tools = (
             ask.tools if ask.tools is not None else conversation.tools
         )  # later rounds need not resend them
@@ -219,13 +235,15 @@ class ChatService:
             )
         request = ChatRequest(
             model=ask.bot,
-            messages=await self._expand(self._with_system(history, ask.system) + new, loaded),
+            messages=await self._wire_messages(session_id, history, ask.system, new, loaded),
             sampling=sampling,
             tools=wire_tools,
             tool_choice=tool_choice_wire(ask.tool_choice, wire_tools),
             parallel_tool_calls=ask.parallel_tool_calls,
             parameters=parameters,
             stream=ask.stream,
+            api=ask.api,
+            web_search=ask.web_search,
         )
         hold = await self._admit(request, session_id, ask.max_cost_usd, ask.approver)
         completion = await self._send(request, listener, hold)
@@ -237,7 +255,7 @@ class ChatService:
         else:
             system_change = (
                 []
-                if ask.system is None or _system_of(history) == ask.system
+                if ask.system is None or self.histories.of(session_id, history).system == ask.system
                 else [{"role": "system", "content": ask.system}]
             )
             await self._store_turn(
@@ -249,7 +267,23 @@ class ChatService:
                 built_on=len(history),
                 hold=hold,
             )
-        return Answer(completion, session_id, request.model)
+        files, skipped = await self._save_media(completion)
+        return Answer(completion, session_id, request.model, files, skipped)
+
+    async def _save_media(self, completion: Completion) -> tuple[list[MediaFile], list[SkippedUrl]]:
+        """Save the answer's media before its links expire; a failure costs the files, never the answer."""
+        if self.media is None:
+            return [], []
+        try:
+            files, skipped = await self.media.save_reply(completion)
+        except Exception as error:
+            log.warning("Saving the media of an answer failed: %s", type(error).__name__)
+            completion.notes.append(
+                f"The answer's media could not be saved ({type(error).__name__})"
+            )
+            return [], []
+        completion.notes += [f"not saved: {s.url} ({s.reason})" for s in skipped]
+        return files, skipped
 
     async def _admit(
         self,
@@ -299,7 +333,7 @@ class ChatService:
             return
         except ConflictError as error:
             completion.notes.append(
-                f"This turn was not stored: {error.message}. The answer is returned, but session "
+                f"This turn was not stored ({error.type}): {error.message}. The answer is returned, but session "
                 f"{session_id} does not include it; send the turn again to add it."
             )
         except Exception as error:
@@ -396,46 +430,49 @@ class ChatService:
             )
         return messages
 
-    @staticmethod
-    def _with_system(history: list[ChatMessage], system: str | None) -> list[ChatMessage]:
-        """The history to send, led by the newest system message (the given one, else the stored one)."""
-        system = system if system is not None else _system_of(history)
-        rest = [m for m in history if m.get("role") != "system"]
-        return ([{"role": "system", "content": system}] if system else []) + rest
-
-    async def _expand(
-        self, messages: list[ChatMessage], loaded: dict[str, dict[str, Any]]
+    async def _wire_messages(
+        self,
+        session_id: str,
+        history: list[ChatMessage],
+        system: str | None,
+        new: list[ChatMessage],
+        loaded: dict[str, dict[str, Any]],
     ) -> list[ChatMessage]:
-        """Attachment references as real content parts for the wire (`loaded` holds those already read)."""
-        expanded = []
-        for message in messages:
-            content = message.get("content")
-            # Only the caller's own (user) turns hold references: nothing from Poe may name a file.
-            if (
-                message.get("role") == "user"
-                and isinstance(content, list)
-                and any(p.get("type") == ATTACHMENT_PART for p in content)
-            ):
-                parts = []
-                for part in content:
-                    if part.get("type") != ATTACHMENT_PART:
-                        parts.append(part)
-                        continue
-                    try:
-                        parts.append(
-                            loaded.get(part["ref"])
-                            or await load_attachment(part["ref"], self.rules, self.poe.http)
-                        )
-                    except AttachmentError as error:  # an old turn's file may have moved since
-                        parts.append(
-                            {
-                                "type": "text",
-                                "text": f"[attachment {part['ref']} is no longer available: {error.message}]",
-                            }
-                        )
-                message = {**message, "content": parts}
-            expanded.append(message)
-        return expanded
+        """The request's messages: the newest system message first (the given one, else the stored one),
+        then the stored history without its system messages, then this turn's; references read."""
+        stored = self.histories.of(session_id, history)
+        system = system if system is not None else stored.system
+        lead: list[ChatMessage] = [{"role": "system", "content": system}] if system else []
+        messages = lead + stored.messages + new
+        with_attachments = [len(lead) + i for i in stored.with_attachments] + [
+            len(lead) + len(stored.messages) + i for i, m in enumerate(new) if holds_attachments(m)
+        ]
+        for index in with_attachments:
+            messages[index] = await self._read_attachments(messages[index], loaded)
+        return messages
+
+    async def _read_attachments(
+        self, message: ChatMessage, loaded: dict[str, dict[str, Any]]
+    ) -> ChatMessage:
+        """A user message's attachment references as real content parts (`loaded` holds those already read)."""
+        parts = []
+        for part in message["content"]:
+            if part.get("type") != ATTACHMENT_PART:
+                parts.append(part)
+                continue
+            try:
+                parts.append(
+                    loaded.get(part["ref"])
+                    or await load_attachment(part["ref"], self.rules, self.poe.http)
+                )
+            except AttachmentError as error:  # an old turn's file may have moved since
+                parts.append(
+                    {
+                        "type": "text",
+                        "text": f"[attachment {part['ref']} is no longer available: {error.message}]",
+                    }
+                )
+        return {**message, "content": parts}
 
     async def _reasoning_switch(
         self, bot: str, parameters: dict[str, Any], sampling: Sampling, notes: list[str]
@@ -453,7 +490,3 @@ class ChatService:
         if switch.note:
             notes.append(switch.note)
         return dataclasses.replace(sampling, reasoning_effort=switch.effort)
-
-
-def _system_of(history: list[ChatMessage]) -> str | None:
-    return next((m.get("content") for m in reversed(history) if m.get("role") == "system"), None)

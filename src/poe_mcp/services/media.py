@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -24,18 +25,17 @@ from ..poe.errors import (
     NoMediaError,
     NotFoundError,
     PoeError,
-    UpstreamError,
+    UnparseableResponseError,
 )
 from ..poe.media import (
     MARKDOWN_IMAGE,
     MediaFile,
     SkippedUrl,
-    download_media,
+    fetch_refusal,
     find_media_urls,
-    save_all,
     save_bytes,
 )
-from ..poe.types import ChatRequest, Usage
+from ..poe.types import ChatRequest, Completion, Usage
 from ..poe.videos import (
     DONE,
     FAILED,
@@ -135,6 +135,12 @@ def no_media(model: str, text: str, skipped: list[SkippedUrl]) -> NoMediaError:
     return NoMediaError(f"{model} returned no media.{quoted}{links}")
 
 
+def reply_media_urls(completion: Completion) -> list[str]:
+    """The media of one reply: the files the bot attached (bot-protocol `file` events), then the links
+    in its text, once each."""
+    return list(dict.fromkeys(completion.media_urls + find_media_urls(completion.text)))
+
+
 def _saved(files: list[MediaFile]) -> list[dict[str, Any]]:
     return [
         {"path": str(f.path), "url": f.url, "mime_type": f.mime_type, "bytes": f.bytes}
@@ -175,6 +181,7 @@ class MediaService:
         seconds: int | None = None,
         size: str | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
+        reference: str | None = None,
         max_cost_usd: float | None = None,
         approver: Approver | None = None,
     ) -> Generation:
@@ -189,9 +196,13 @@ class MediaService:
         if info is not None and kind not in info.output_modalities:
             raise await self._wrong_kind(info, kind)
         jobs = kind == "video" and info is not None and "/v1/videos" in info.supported_endpoints
-        # a job's fields, and the attachments, are refused before any request (or any question)
+        # a job's fields, the attachments and the reference are refused before any request (or any
+        # question)
         fields = video_fields(info, parameters, seconds, size) if jobs and info else None
         parts = await self._load(attachments)
+        upload = await self._reference(info, reference) if fields is not None and info else None
+        if fields is None and reference is not None:  # chat's shape: the image goes as a part
+            parts.append(await load_attachment(reference, self.rules, self.poe.http))
         hold = await self._admit(info, model, kind, prompt, parameters, max_cost_usd, approver)
         try:
             generation = await self._generate(
@@ -206,6 +217,7 @@ class MediaService:
                 hold,
                 max_wait,
                 (seconds, size),
+                (reference, upload),
             )
         except BaseException as error:
             if self.guard is not None:
@@ -228,12 +240,20 @@ class MediaService:
         hold: SpendHold | None,
         max_wait: float,
         shape: tuple[int | None, str | None],
+        references: tuple[str | None, tuple[str, bytes, str] | None],
     ) -> Generation:
+        reference, upload = references
         if fields is not None and info is not None:
             try:
-                return await self._video_job(info, prompt, fields, parts, progress, max_wait, hold)
+                return await self._video_job(
+                    info, prompt, fields, parts, progress, max_wait, upload, hold
+                )
             except VideosEndpointMissing:
                 pass  # this Poe has no /v1/videos: chat completions serve the same bots
+            if (
+                reference is not None
+            ):  # chat's shape has no input_reference: the image goes as a part
+                parts.append(await load_attachment(reference, self.rules, self.poe.http))
         if info is not None and kind == "video":
             parameters = chat_video_parameters(info, parameters, *shape)
         generation = await self._dedicated(info, kind, prompt, parameters, parts, progress)
@@ -278,6 +298,32 @@ class MediaService:
             return await self._via_endpoint(info, endpoint, prompt, parameters, progress)
         except NotFoundError:
             return None  # this Poe lacks the endpoint: chat completions serve the same bots
+
+    async def _reference(
+        self, info: ModelInfo, reference: str | None
+    ) -> tuple[str, bytes, str] | None:
+        """The `input_reference` image as (file name, bytes, MIME type): read under the attachment rules
+        (allowed folders, public URLs, size cap), and refused before any request unless it is an image
+        and the model takes image input."""
+        if reference is None:
+            return None
+        if "image" not in info.input_modalities:
+            raise InvalidRequestError(
+                f"{info.id} takes no image, so it cannot take an input_reference",
+                advice="Leave reference out, or use a model whose input_modalities include image "
+                "(e.g. Sora-2, Veo-3.1-Fast).",
+            )
+        part = await load_attachment(reference, self.rules, self.poe.http)
+        url = part["image_url"]["url"] if part["type"] == "image_url" else ""
+        header, _, payload = url.partition(",")
+        if not header.startswith("data:image/"):
+            raise InvalidRequestError(
+                "reference must be an image (PNG, JPEG or WebP)",
+                advice="Give the path or URL of an image to start the video from.",
+            )
+        mime = header.removeprefix("data:").split(";")[0]
+        name = Path(urlsplit(reference).path).name or "reference"
+        return name, base64.b64decode(payload), mime
 
     async def _load(self, attachments: list[str]) -> list[dict[str, Any]]:
         return [await load_attachment(ref, self.rules, self.poe.http) for ref in attachments]
@@ -327,7 +373,7 @@ class MediaService:
         )
         async with heartbeats(model, progress):
             completion = await self.poe.chat(request)
-        urls = list(dict.fromkeys(completion.media_urls + find_media_urls(completion.text)))
+        urls = reply_media_urls(completion)
         files, skipped = await self._save(urls)
         text = strip_links(completion.text, urls)
         if not files:
@@ -342,11 +388,19 @@ class MediaService:
             _cost(info, completion.usage, images),
         )
 
+    async def save_reply(self, completion: Completion) -> tuple[list[MediaFile], list[SkippedUrl]]:
+        """A chat answer's media, saved as a generation's are: every file the bot attached, and the links
+        to Poe's CDN in its text. Other links in the text are prose, not media: neither fetched nor listed."""
+        origin = self.poe.settings.origin
+        urls = [
+            u
+            for u in reply_media_urls(completion)
+            if u in completion.media_urls or fetch_refusal(u, origin) is None
+        ]
+        return await self._save(urls) if urls else ([], [])
+
     async def _save(self, urls: list[str]) -> tuple[list[MediaFile], list[SkippedUrl]]:
-        settings = self.poe.settings
-        return await save_all(
-            self.poe.http, urls, settings.origin, self.output_dir, settings.timeout, self.max_bytes
-        )
+        return await self.poe.save_links(urls, self.output_dir, self.max_bytes)
 
     async def _via_endpoint(
         self,
@@ -362,11 +416,9 @@ class MediaService:
         url = self.poe.settings.base_url + endpoint.removeprefix("/v1")
         body = {"model": info.id, "prompt": prompt, **parameters}
         async with heartbeats(info.id, progress):
-            answer = await self.poe.retry.run(
-                lambda: self.poe.request_json("POST", url, json=body), self.poe.budget
-            )
+            answer = await self.poe.post_json(url, body)
         if not isinstance(answer, dict):
-            raise UpstreamError(f"Poe answered {endpoint} in an unexpected shape")
+            raise UnparseableResponseError(f"Poe answered {endpoint} in an unexpected shape")
         items = [d for d in (answer.get("data") or []) if isinstance(d, dict)]
         urls = [str(d["url"]) for d in items if d.get("url")]
         files, skipped = await self._save(urls)
@@ -399,6 +451,7 @@ class MediaService:
         parts: list[dict[str, Any]],
         progress: ProgressListener,
         max_wait: float,
+        reference: tuple[str, bytes, str] | None = None,
         hold: SpendHold | None = None,
     ) -> Generation:
         body = dict(fields)
@@ -406,7 +459,7 @@ class MediaService:
         if image:
             body["input_image"] = image.split(",", 1)[1]  # the API takes bare base64
         jobs = self._jobs()
-        job = await self.poe.retry.run(lambda: jobs.create(info.id, prompt, body), self.poe.budget)
+        job = await jobs.create(info.id, prompt, body, reference)
         record = MediaJob(
             job.id, info.id, prompt, job.status, created_at=time.time(), hold=hold_record(hold)
         )
@@ -463,14 +516,7 @@ class MediaService:
         if not job.finished:
             await self._remember(record, job)
             return self._generation(record, [])
-        file = await download_media(
-            self.poe.http,
-            self._jobs().content_url(job.id),
-            self.output_dir,
-            timeout=self.poe.settings.timeout,
-            headers=self.poe.auth_headers(),
-            max_bytes=self.max_bytes,
-        )
+        file = await self._jobs().download(job.id, self.output_dir, self.max_bytes)
         record.files = _saved([file])
         hold, record.hold = hold_from(record.hold), None
         await self._remember(record, job)

@@ -130,15 +130,16 @@ async def open_services(settings: Settings, transport: str = "stdio") -> AsyncIt
     poe = PoeClient(settings, budget=shared_budget(settings.rpm) if shared_budget else None)
     rules = AttachmentRules.of(settings)
     guard = SpendGuard(settings, store)
+    media = MediaService(
+        poe, settings.output_dir, rules, settings.video_poll_interval, store, guard
+    )
     try:
         yield Services(
             settings,
             poe,
             store,
-            ChatService(poe, store, rules, guard),
-            MediaService(
-                poe, settings.output_dir, rules, settings.video_poll_interval, store, guard
-            ),
+            ChatService(poe, store, rules, media=media, guard=guard),
+            media,
             transport,
             guard,
         )

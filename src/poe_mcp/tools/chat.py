@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from ..services.conversations import Answer, Ask, SessionUse
 from ..tool_results import error_result, structured_result
 from .approval import mcp_approver
 from .inputs import (
+    Api,
     Attachments,
     Bot,
     Confirm,
@@ -43,15 +45,17 @@ from .inputs import (
     TopLogprobs,
     TopP,
     User,
+    WebSearch,
     sampling_from,
 )
+from .media import file_blocks
 
 CHAT = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 PROGRESS_INTERVAL = 0.25
 
 
 class ChatCompletionOut(BaseModel):
-    """The chat.completion object exactly as Poe returned it."""
+    """The chat.completion object as Poe returned it, or assembled from a stream."""
 
     model_config = ConfigDict(extra="allow")
     id: str | None = None
@@ -108,11 +112,17 @@ class ProgressRelay:
 
 
 def answer_result(
-    completion: Completion, structured: dict[str, Any], texts: list[str], ctx: Context
+    completion: Completion,
+    structured: dict[str, Any],
+    texts: list[str],
+    ctx: Context,
+    media: list[ContentBlock] | None = None,
 ) -> CallToolResult:
-    """The answer text first, then the handles line; a broken stream, or an answer not in the shape
-    asked, leads with its error and keeps both."""
+    """The answer text first, then the handles line, then the answer's media (one small preview at
+    most, a resource_link per file); a broken stream, or an answer not in the shape asked, leads with
+    its error and keeps them all."""
     blocks: list[ContentBlock] = [TextContent(type="text", text=text) for text in texts if text]
+    blocks += media or []
     error = completion.error
     if error is None:
         return CallToolResult(content=blocks, structured_content=structured)
@@ -124,13 +134,25 @@ def answer_result(
     return failure
 
 
+def check_stream_options(stream: bool, options: dict[str, Any] | None) -> list[str]:
+    """OpenAI's stream_options, checked before sending; without stream there is nothing to apply them to."""
+    if options is None:
+        return []
+    include = options.get("include_usage", True)
+    if set(options) - {"include_usage", "include_obfuscation"} or not isinstance(include, bool):
+        raise InvalidRequestError(
+            "stream_options must be {include_usage?: bool, include_obfuscation?: bool}",
+            advice="Fix it and call again; nothing was sent to Poe.",
+        )
+    return [] if stream else ["stream_options applies to streamed calls only, so it was not sent"]
+
+
 def _session_use(new_session: bool | None) -> SessionUse:
     return "start" if new_session else "continue"
 
 
 async def ask_with_progress(ctx: Context, ask: Ask) -> Answer:
     state = state_of(ctx)
-    ask.bot = ask.bot or state.settings.default_model
     relay = ProgressRelay(ctx)
     answer = await state.chat.ask(ask, relay if ask.stream else None)
     await relay.finish()
@@ -155,6 +177,8 @@ def register(mcp: PoeMCPServer) -> None:
         reasoning_effort: ReasoningEffort = None,
         parameters: Parameters = None,
         thinking: Thinking = None,
+        web_search: WebSearch = None,
+        api: Api = None,
         stream: Stream = True,
         max_cost_usd: MaxCostUsd = None,
         confirm: Confirm = None,
@@ -174,19 +198,23 @@ def register(mcp: PoeMCPServer) -> None:
                 thinking=thinking,
                 stream=stream,
                 session_use=_session_use(new_session),
+                api=api,
+                web_search=bool(web_search),
                 max_cost_usd=max_cost_usd,
                 approver=mcp_approver(ctx, confirm),
             ),
         )
         result = AskResult.of(answer)
+        structured, texts = result.model_dump(), [answer.completion.text, result.handles()]
+        used = len(json.dumps(structured)) + sum(len(json.dumps(t)) for t in texts)
         return answer_result(
-            answer.completion, result.model_dump(), [answer.completion.text, result.handles()], ctx
+            answer.completion, structured, texts, ctx, await file_blocks(answer.media, used)
         )
 
     @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
     async def ask_with_attachment(
         prompt: Prompt,
-        attachment_path: Annotated[str, Field(description="File in allowed dirs, or URL")],
+        attachment_path: Annotated[str, Field(description="Path or URL")],
         ctx: Context,
         bot: Bot = None,
         session_id: SessionId = None,
@@ -207,7 +235,7 @@ def register(mcp: PoeMCPServer) -> None:
         ctx: Context,
         tools: Annotated[
             list[dict[str, Any]] | None,
-            Field(description="OpenAI function tools; needed on the first call"),
+            Field(description="OpenAI tools; first call"),
         ] = None,
         prompt: Annotated[str | None, Field(description="Optional with tool_results")] = None,
         bot: Bot = None,
@@ -215,11 +243,11 @@ def register(mcp: PoeMCPServer) -> None:
         new_session: NewSession = None,
         tool_results: Annotated[
             list[dict[str, Any]] | None,
-            Field(description="[{tool_call_id, content}] for every call of the last turn"),
+            Field(description="[{tool_call_id, content}] per call"),
         ] = None,
         tool_choice: Annotated[
             str | dict[str, Any] | None,
-            Field(description="auto, none, required, or a function name"),
+            Field(description="auto, none, required or a name"),
         ] = None,
         parallel_tool_calls: ParallelToolCalls = None,
         system: System = None,
@@ -229,6 +257,7 @@ def register(mcp: PoeMCPServer) -> None:
         stop: Stop = None,
         reasoning_effort: ReasoningEffort = None,
         parameters: Parameters = None,
+        api: Api = None,
         stream: Stream = True,
         max_cost_usd: MaxCostUsd = None,
         confirm: Confirm = None,
@@ -255,6 +284,7 @@ def register(mcp: PoeMCPServer) -> None:
                 parallel_tool_calls=parallel_tool_calls,
                 tool_results=tool_results,
                 session_use=_session_use(new_session),
+                api=api,
                 max_cost_usd=max_cost_usd,
                 approver=mcp_approver(ctx, confirm),
             ),
@@ -288,14 +318,16 @@ def register(mcp: PoeMCPServer) -> None:
             str | dict[str, Any] | None, Field(description="OpenAI tool_choice")
         ] = None,
         parallel_tool_calls: ParallelToolCalls = None,
+        stream: Annotated[bool, Field(description="Report progress")] = False,
         stream_options: Annotated[
-            dict[str, Any] | None, Field(description="Accepted; never streamed")
+            dict[str, Any] | None, Field(description="OpenAI stream_options")
         ] = None,
         parameters: Parameters = None,
         max_cost_usd: MaxCostUsd = None,
         confirm: Confirm = None,
     ) -> Annotated[CallToolResult, ChatCompletionOut]:
         """Raw OpenAI-compatible chat completion, for clients that keep their own history."""
+        notes = check_stream_options(stream, stream_options)
         request = ChatRequest(
             model=model,
             messages=messages,
@@ -304,11 +336,22 @@ def register(mcp: PoeMCPServer) -> None:
             tool_choice=tool_choice,
             parallel_tool_calls=parallel_tool_calls,
             parameters=parameters or {},
+            stream=stream,
+            stream_options=stream_options if stream else None,
         )
+        relay = ProgressRelay(ctx)
         completion = await state_of(ctx).chat.complete(
-            request, max_cost_usd=max_cost_usd, approver=mcp_approver(ctx, confirm)
+            request,
+            relay if stream else None,
+            max_cost_usd=max_cost_usd,
+            approver=mcp_approver(ctx, confirm),
         )
-        structured = dict(completion.raw or {})
+        await relay.finish()
+        completion.notes[:0] = notes
+        # The object Poe sent whole, or the one assembled from a stream (or a Responses API answer).
+        structured = dict(completion.chat_object())
+        if completion.notes:
+            structured["notes"] = completion.notes
         if completion.parsed is not None:
             structured["parsed"] = completion.parsed
         return answer_result(

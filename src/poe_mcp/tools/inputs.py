@@ -6,7 +6,7 @@ bounds come from the Sampling value object, which checks them again for every ca
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -19,14 +19,12 @@ def _bounded(name: str, **extra: Any) -> Any:
     return Field(ge=low, le=high, **extra)
 
 
-Bot = Annotated[str | None, Field(description="Model name (default: server's)")]
+Bot = Annotated[str | None, Field(description="Model (default: the session's)")]
 Prompt = Annotated[str, Field(min_length=1, description="What to ask or make")]
 SessionId = Annotated[str | None, Field(max_length=200, description="Conversation to continue")]
-NewSession = Annotated[bool | None, Field(description="Start a new conversation under session_id")]
+NewSession = Annotated[bool | None, Field(description="New conversation as session_id")]
 System = Annotated[str | None, Field(description="System message")]
-Attachments = Annotated[
-    list[str] | None, Field(description="Files in allowed dirs, https: or data: URLs")
-]
+Attachments = Annotated[list[str] | None, Field(description="Paths, https: or data: URLs")]
 Temperature = Annotated[float | None, _bounded("temperature", description="Randomness")]
 MaxTokens = Annotated[int | None, _bounded("max_tokens", description="Answer length cap")]
 TopP = Annotated[float | None, _bounded("top_p", description="Nucleus sampling")]
@@ -34,10 +32,12 @@ Stop = Annotated[
     list[str] | None, Field(max_length=MAX_STOP_SEQUENCES, description="Stop sequences")
 ]
 Parameters = Annotated[dict[str, Any] | None, Field(description="Model's custom parameters")]
-Thinking = Annotated[bool | dict[str, Any] | None, Field(description="Use the model's reasoning")]
-ParallelToolCalls = Annotated[bool | None, Field(description="Allow several calls a turn")]
+Thinking = Annotated[bool | dict[str, Any] | None, Field(description="Reason first")]
+ParallelToolCalls = Annotated[bool | None, Field(description="Several calls a turn")]
 Limit = Annotated[int, Field(ge=1, description="Most to list")]
-Stream = Annotated[bool, Field(description="Stream, reporting progress")]
+Stream = Annotated[bool, Field(description="Report progress")]
+Api = Annotated[Literal["chat", "responses"] | None, Field(description="Poe API")]
+WebSearch = Annotated[bool | None, Field(description="Search the web")]
 # The standard OpenAI request fields; their shapes are checked by Sampling (one message for every caller).
 ResponseFormat = Annotated[
     dict[str, Any] | None, Field(description="text, json_object, json_schema")
@@ -46,7 +46,7 @@ Seed = Annotated[int | None, Field(description="Sampling seed")]
 Logprobs = Annotated[bool | None, Field(description="Return logprobs")]
 TopLogprobs = Annotated[int | None, _bounded("top_logprobs", description="Logprobs per token")]
 MaxCompletionTokens = Annotated[
-    int | None, _bounded("max_completion_tokens", description="Output cap, reasoning included")
+    int | None, _bounded("max_completion_tokens", description="Cap, reasoning included")
 ]
 # low, medium, high...: named by OpenAI, listed in the refusal
 ReasoningEffort = Annotated[str | None, Field(description="Reasoning effort")]

@@ -23,10 +23,11 @@ from mcp.types import (
     ResourceLink,
     ToolAnnotations,
 )
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ..conversations import MediaJob
 from ..poe.media import MediaFile
+from ..redaction import redact
 from ..result_shapes import MEDIA_URI, MediaResult, VideoResult
 from ..server import PoeMCPServer, state_of
 from ..services.media import DEFAULT_MAX_WAIT, Generation
@@ -56,15 +57,17 @@ MaxWait = Annotated[float | None, Field(description="Seconds (default 50), then 
 
 
 class RisingProgress:
-    """MCP progress must rise with every notification, whatever the source reports."""
+    """MCP progress must rise with every notification, whatever the source reports; its message (a
+    model name the caller gave, a job status Poe sent) never carries the key or the token."""
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._last = -1.0
+        self._secrets = state_of(ctx).secrets
 
     async def __call__(self, progress: float, total: float | None, message: str) -> None:
         self._last = max(progress, self._last + 0.01)
-        await self._ctx.report_progress(self._last, total, message)
+        await self._ctx.report_progress(self._last, total, redact(message, self._secrets))
 
 
 def base64_size(raw: int) -> int:
@@ -116,6 +119,21 @@ def job_entry(job: MediaJob) -> dict[str, Any]:
     return {**asdict(job), "job_id": job.id, "files": files}
 
 
+class GenerationsResult(BaseModel):
+    jobs: list[dict[str, Any]]
+
+
+def generation_line(job: dict[str, Any]) -> str:
+    """One job as list_generations shows it: what a model needs to fetch it or find its file."""
+    files = ", ".join(f["path"] for f in job["files"])
+    points = f", {job['points']:g} points" if job.get("points") is not None else ""
+    running = job["status"] not in ("completed", "failed")
+    where = f": {files}" if files else ""
+    where += f' (generate_video(job_id="{job["job_id"]}") fetches it)' if running else ""
+    prompt = f" {job['prompt'][:60]!r}" if job.get("prompt") else ""
+    return f"{job['job_id']}  {job['model']}  {job['status']}{points}{prompt}{where}"
+
+
 def link_for(file: MediaFile) -> ResourceLink:
     return ResourceLink(
         type="resource_link",
@@ -152,15 +170,21 @@ async def media_result(
     """Text, structured copy, one inline preview at most (sized to fit the 1 MiB budget), then links."""
     text = summary(generation)
     structured = shape.of(generation).model_dump()
-    links: list[ContentBlock] = [link_for(f) for f in generation.files]
-    used = len(json.dumps(structured)) + len(json.dumps(text)) + RESULT_MARGIN
-    used += sum(len(link.model_dump_json()) for link in links)
-    room = RESULT_BUDGET - used
-    # Only the first image or audio is shown inline; the others, like it, travel as links.
-    first = next((f for f in generation.files if f.kind in ("image", "audio")), None)
-    preview_block = await inline_block(first, room) if first is not None else None
-    blocks = ([preview_block] if preview_block else []) + links
+    blocks = await file_blocks(
+        generation.files, len(json.dumps(structured)) + len(json.dumps(text))
+    )
     return structured_result(text, structured, extra=blocks)
+
+
+async def file_blocks(files: list[MediaFile], used: int) -> list[ContentBlock]:
+    """One inline preview at most, sized so the result stays under 1 MiB with the `used` bytes of text
+    and structured copy, then a resource_link for every file."""
+    links: list[ContentBlock] = [link_for(f) for f in files]
+    used += RESULT_MARGIN + sum(len(link.model_dump_json()) for link in links)
+    # Only the first image or audio is shown inline; the others, like it, travel as links.
+    first = next((f for f in files if f.kind in ("image", "audio")), None)
+    preview_block = await inline_block(first, RESULT_BUDGET - used) if first is not None else None
+    return ([preview_block] if preview_block else []) + links
 
 
 def media_path(output_dir: Path, name: str) -> Path:
@@ -233,6 +257,7 @@ def register(mcp: PoeMCPServer) -> None:
         job_id: Annotated[str | None, Field(description="Resume this job")] = None,
         parameters: Parameters = None,
         attachments: Attachments = None,
+        reference: Annotated[str | None, Field(description="Reference image path/URL")] = None,
         max_cost_usd: MaxCostUsd = None,
         confirm: Confirm = None,
     ) -> Annotated[CallToolResult, VideoResult]:
@@ -252,10 +277,25 @@ def register(mcp: PoeMCPServer) -> None:
                 seconds=seconds,
                 size=size,
                 max_wait=wait,
+                reference=reference,
                 max_cost_usd=max_cost_usd,
                 approver=mcp_approver(ctx, confirm),
             )
         return await media_result(generation, VideoResult)
+
+    @mcp.tool(
+        title="List recent video jobs",
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
+    async def list_generations(
+        ctx: Context, limit: Annotated[int, Field(ge=1, le=200, description="Max jobs")] = 20
+    ) -> Annotated[CallToolResult, GenerationsResult]:
+        """Recent video jobs, newest first: job_id, status, points, saved files."""
+        jobs = [job_entry(job) for job in await state_of(ctx).media.list_jobs(limit)]
+        lines = [generation_line(job) for job in jobs]
+        return structured_result(
+            "\n".join(lines) or "No video jobs yet.", GenerationsResult(jobs=jobs).model_dump()
+        )
 
     @mcp.resource(
         GENERATIONS_URI,

@@ -22,7 +22,7 @@ from .inputs import Limit
 
 MODEL_URI = "poe://models/{model_id}"
 Modality = Annotated[str | None, Field(description="text, image, video or audio")]
-Query = Annotated[str | None, Field(description="Substring of id, name, owner, description")]
+Query = Annotated[str | None, Field(description="Text in id, name or description")]
 ModelLimit = Annotated[Limit, Field(le=500)]
 CATALOG = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 

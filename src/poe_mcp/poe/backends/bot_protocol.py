@@ -14,20 +14,9 @@ from typing import Any
 
 import httpx
 
-from ..errors import (
-    InsufficientCreditsError,
-    InvalidRequestError,
-    ModerationError,
-    PoeConnectionError,
-    PoeError,
-    ProviderError,
-    RequestTooLargeError,
-    UpstreamError,
-    classify,
-    local_timeout,
-)
-from ..streaming import StreamAssembler
-from ..types import ChatMessage, ChatRequest, Completion, TextListener
+from ..errors import InvalidRequestError, classify, translate
+from ..streaming import StreamAssembler, cap_body
+from ..types import ChatMessage, ChatRequest, Completion
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +31,6 @@ ROLES = {
 # name); anything else a caller set is reported back as not honoured.
 CARRIED_SAMPLING = ("temperature", "stop", "reasoning_effort")
 UNSUPPORTED_REQUEST_FIELDS = ("tool_choice", "parallel_tool_calls")
-ERROR_TYPES: dict[str, type[PoeError]] = {
-    "insufficient_fund": InsufficientCreditsError,
-    "user_message_too_long": RequestTooLargeError,
-    "user_caused_error": InvalidRequestError,
-    "privacy_authorization_error": ModerationError,
-}
 DEFAULT_UPLOAD_URL = "https://www.quora.com/poe_api/"
 
 
@@ -81,9 +64,9 @@ def unsupported_inputs(request: ChatRequest) -> list[str]:
 
 
 class BotProtocolBackend:
-    name = "fastapi_poe"
-
-    def __init__(self, api_key: str, origin: str, timeout: float) -> None:
+    def __init__(
+        self, api_key: str, origin: str, timeout: float, max_response_bytes: int = 32_000_000
+    ) -> None:
         self._fp = import_fastapi_poe()
         self._key = api_key
         self._base_url = f"{origin}/bot/"
@@ -92,9 +75,13 @@ class BotProtocolBackend:
             DEFAULT_UPLOAD_URL if origin == "https://api.poe.com" else f"{origin}/poe_api/"
         )
         self._timeout = timeout
+        self._max_response_bytes = max_response_bytes
         self._http = httpx.AsyncClient(
-            timeout=timeout, event_hooks={"response": [_raise_for_status]}
+            timeout=timeout, event_hooks={"response": [_raise_for_status, self._cap]}
         )
+
+    async def _cap(self, response: httpx.Response) -> None:
+        cap_body(response, self._max_response_bytes)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -103,12 +90,11 @@ class BotProtocolBackend:
         log.info("%s: %s", message, type(error).__name__)
 
     async def complete(self, request: ChatRequest) -> Completion:
-        return await self.stream(request, None)
+        return await self.stream(request, StreamAssembler(request.model, None))
 
-    async def stream(self, request: ChatRequest, listener: TextListener | None) -> Completion:
+    async def stream(self, request: ChatRequest, assembler: StreamAssembler) -> Completion:
         fp = self._fp
         query, tool_calls, tool_results = await self._query(request)
-        assembler = StreamAssembler(request.model, listener)
         media: list[str] = []
         try:
             async for message in fp.client.stream_request_base(
@@ -125,7 +111,7 @@ class BotProtocolBackend:
             ):
                 await self._absorb(assembler, message, media)
         except Exception as exc:
-            return assembler.broken(self._translate(exc))
+            return assembler.broken(translate(exc, self._timeout))
         assembler.finish(
             "tool_calls" if assembler.has_tool_calls else "stop"
         )  # `done` arrived: the answer is whole
@@ -250,40 +236,3 @@ class BotProtocolBackend:
             num_tries=1,
             base_url=self._upload_url,
         )
-
-    def _translate(self, exc: Exception) -> PoeError:
-        """The one place where fastapi_poe's and httpx's exceptions become Poe's error types."""
-        seen: BaseException | None = exc
-        while seen is not None:  # BotError wraps the real failure in __cause__
-            if isinstance(seen, PoeError):
-                return seen
-            if isinstance(seen, httpx.TimeoutException):
-                return local_timeout(self._timeout)
-            if isinstance(seen, httpx.TransportError):
-                return PoeConnectionError(
-                    f"Could not reach Poe's bot protocol ({type(seen).__name__})"
-                )
-            seen = seen.__cause__
-        fp = self._fp
-        if isinstance(exc, (fp.BotError, fp.BotErrorNoRetry)):
-            return bot_error(str(exc), retryable=not isinstance(exc, fp.BotErrorNoRetry))
-        if isinstance(exc, fp.client.AttachmentUploadError):
-            return InvalidRequestError(f"Poe refused the attachment upload: {exc}")
-        raise exc
-
-
-def bot_error(raw: str, retryable: bool) -> PoeError:
-    """An `error` event's JSON (`text`, `error_type`, `allow_retry`) as the matching Poe error."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = {"text": raw}
-    if not isinstance(data, dict):
-        data = {"text": raw}
-    text = str(data.get("text") or data.get("raw_response") or "the bot reported an error")
-    cls = ERROR_TYPES.get(
-        str(data.get("error_type")), ProviderError if not retryable else UpstreamError
-    )
-    error = cls(f"The bot failed: {text}")
-    error.retryable = retryable and cls.retryable
-    return error

@@ -7,15 +7,9 @@ from typing import Any
 
 import httpx2
 
-from ..errors import (
-    PoeConnectionError,
-    PoeError,
-    UpstreamError,
-    classify,
-    local_timeout,
-)
+from ..errors import UnparseableResponseError, UpstreamError, translate
 from ..streaming import StreamAssembler, plain_text
-from ..types import ChatMessage, ChatRequest, Completion, TextListener, ToolCall, Usage
+from ..types import ChatMessage, ChatRequest, Completion, ToolCall, Usage
 
 
 def request_body(request: ChatRequest, stream: bool, include_usage: bool = True) -> dict[str, Any]:
@@ -32,7 +26,7 @@ def request_body(request: ChatRequest, stream: bool, include_usage: bool = True)
             body[name] = value
     body["stream"] = stream
     if stream and include_usage:
-        body["stream_options"] = {"include_usage": True}
+        body["stream_options"] = request.stream_options or {"include_usage": True}
     return body
 
 
@@ -50,8 +44,6 @@ class OpenAIBackend:
     transform costs about a millisecond per call and adds nothing to a body that is already JSON.
     """
 
-    name = "openai"
-
     def __init__(
         self, api_key: str, base_url: str, http: httpx2.AsyncClient, timeout: float
     ) -> None:
@@ -66,22 +58,21 @@ class OpenAIBackend:
         self._refuse_stream_options: set[str] = set()
 
     async def complete(self, request: ChatRequest) -> Completion:
-        try:
-            # The raw body, not the SDK's model: callers get exactly what Poe sent, extra fields included.
-            response = await self._client.post(
-                "/chat/completions",
-                body=request_body(request, stream=False),
-                cast_to=httpx2.Response,
-            )
-            raw = response.json()
-        except Exception as exc:
-            raise self._translate(exc) from None
+        """One non-streamed answer; any failure is left to the client's request policy to translate."""
+        # The raw body, not the SDK's model: callers get exactly what Poe sent, extra fields included.
+        response = await self._client.post(
+            "/chat/completions",
+            body=request_body(request, stream=False),
+            cast_to=httpx2.Response,
+        )
+        raw = response.json()
         if not isinstance(raw, dict):
-            raise UpstreamError("Poe sent a response that is not a chat-completion object")
+            raise UnparseableResponseError(
+                "Poe sent a response that is not a chat-completion object"
+            )
         return completion_from_wire(raw, request.model)
 
-    async def stream(self, request: ChatRequest, listener: TextListener | None) -> Completion:
-        assembler = StreamAssembler(request.model, listener)
+    async def stream(self, request: ChatRequest, assembler: StreamAssembler) -> Completion:
         stream = None
         try:
             stream = await self._open_stream(request)
@@ -89,7 +80,7 @@ class OpenAIBackend:
                 if isinstance(chunk, dict):
                     await self._absorb(assembler, chunk)
         except Exception as exc:
-            return assembler.broken(self._translate(exc))
+            return assembler.broken(translate(exc, self._timeout))
         finally:
             if stream is not None:  # also on cancellation: close the upstream response at once
                 await stream.close()
@@ -124,36 +115,23 @@ class OpenAIBackend:
 
     @staticmethod
     async def _absorb(assembler: StreamAssembler, chunk: dict[str, Any]) -> None:
+        if assembler.id is None and isinstance(chunk.get("id"), str):
+            assembler.id = chunk["id"]
         if chunk.get("usage"):
             assembler.usage = Usage.from_wire(chunk["usage"])
-        for choice in chunk.get("choices") or ():
+        choices = chunk.get("choices") or []
+        if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+            raise UnparseableResponseError("Poe sent a stream chunk whose choices are not objects")
+        for choice in choices:
             delta = choice.get("delta") or {}
+            if not isinstance(delta, dict):
+                raise UnparseableResponseError(
+                    "Poe sent a stream chunk whose delta is not an object"
+                )
             assembler.add_reasoning(delta.get("reasoning_content"))
             assembler.add_tool_calls_of(delta)
             await assembler.add_text(delta.get("content"))
             assembler.finish(choice.get("finish_reason"))
-
-    def _translate(self, exc: Exception) -> PoeError:
-        """The one place where `openai` and HTTP exceptions become Poe's error types."""
-        openai = self._openai
-        if isinstance(exc, PoeError):
-            return exc
-        if isinstance(exc, openai.APIStatusError):
-            body = exc.body if exc.body is not None else exc.response.text
-            if isinstance(body, dict) and "error" not in body:
-                body = {"error": body}  # the SDK hands over the inner `error` object
-            return classify(exc.status_code, body, exc.response.headers)
-        if isinstance(exc, openai.APITimeoutError):
-            return local_timeout(self._timeout)
-        if isinstance(exc, openai.APIError) and getattr(exc, "body", None) is not None:
-            return classify(502, {"error": exc.body})  # an error event inside a stream
-        if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
-            return PoeConnectionError(
-                f"Could not reach Poe ({type(exc.__cause__ or exc).__name__})"
-            )
-        if isinstance(exc, (ValueError, openai.APIResponseValidationError)):
-            return UpstreamError("Poe sent a response that is not valid chat-completion JSON")
-        raise exc
 
 
 def completion_from_wire(raw: dict[str, Any], model: str) -> Completion:
@@ -163,14 +141,20 @@ def completion_from_wire(raw: dict[str, Any], model: str) -> Completion:
         raise UpstreamError(
             "Poe answered with no choices", advice="Try again, or use another model."
         )
-    message = choices[0].get("message") or {}
+    first = choices[0] if isinstance(choices, list) else None
+    message = first.get("message") or {} if isinstance(first, dict) else None
+    if not isinstance(first, dict) or not isinstance(message, dict):
+        raise UnparseableResponseError("Poe sent a chat completion whose choice is not an object")
+    tool_calls = message.get("tool_calls") or []
+    if not isinstance(tool_calls, list) or not all(isinstance(c, dict) for c in tool_calls):
+        raise UnparseableResponseError("Poe sent tool calls that are not objects")
     calls = [
         ToolCall(
             str(c.get("id") or f"call_{i}"),
             str((c.get("function") or {}).get("name") or ""),
             _arguments(c),
         )
-        for i, c in enumerate(message.get("tool_calls") or ())
+        for i, c in enumerate(tool_calls)
     ]
     return Completion(
         text=plain_text(message.get("content")),
@@ -180,6 +164,7 @@ def completion_from_wire(raw: dict[str, Any], model: str) -> Completion:
         tool_calls=calls,
         reasoning=plain_text(message.get("reasoning_content")) or None,
         raw=raw,
+        id=raw["id"] if isinstance(raw.get("id"), str) else None,
     )
 
 
