@@ -270,19 +270,24 @@ BY_TYPE: dict[str, type[PoeError]] = {cls.type: cls for cls in BY_STATUS.values(
 
 
 def poe_error_in(exc: BaseException | None) -> PoeError | None:
-    """The PoeError behind `exc`: itself, its cause or context, or one inside an (anyio) ExceptionGroup."""
+    """The PoeError behind `exc`: itself, its cause or context, or one inside an (anyio) ExceptionGroup.
+
+    Depth first, in order (a group's members, each with its own chain), with one seen-set for the
+    whole walk: a member whose context leads back to its group (what `raise group.exceptions[0]`
+    inside `except` leaves) ends the walk instead of recursing without end."""
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, PoeError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                found = poe_error_in(inner)
-                if found is not None:
-                    return found
-            return None
-        exc = exc.__cause__ or exc.__context__
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, PoeError):
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(reversed(current.exceptions))
+        else:
+            stack.append(current.__cause__ or current.__context__)
     return None
 
 
