@@ -22,7 +22,7 @@ from test_http import connect_http
 from poe_mcp.config import Settings
 from poe_mcp.conversations.sqlite import SQLiteStore
 from poe_mcp.poe.types import ChatRequest
-from poe_mcp.services.budget import (
+from poe_mcp.services.spend import (
     DEFAULT_OUTPUT_TOKENS,
     IMAGE_TOKENS,
     estimate_chat,

@@ -398,7 +398,7 @@ class BudgetOut(BaseModel):
     remaining: float | None
 
     def line(self, day: str) -> str:
-        from .services.budget import amount_text
+        from .services.spend import amount_text
 
         head = f"Budget per {self.scope} ({self.setting})"
         limit = amount_text(self.limit, self.unit)

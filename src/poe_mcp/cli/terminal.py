@@ -24,9 +24,9 @@ from rich.table import Table
 from ..config import Settings
 from ..poe.sampling import Sampling
 from ..result_shapes import AskResult, MediaResult, ModelEntry, UsageReport
-from ..services.budget import Quote, confirmation_required, usd
 from ..services.conversations import Ask
 from ..services.shared import Services
+from ..services.spend import Quote, confirmation_required, usd
 from . import client_config
 from .display import AnswerWriter, plain, show_table, terminal_safe
 

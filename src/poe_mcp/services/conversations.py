@@ -16,8 +16,8 @@ from ..poe.errors import InvalidRequestError, NotFoundError
 from ..poe.media import MediaFile, SkippedUrl
 from ..poe.sampling import Sampling
 from ..poe.types import ChatMessage, ChatRequest, Completion, TextListener
-from .budget import Approver, SpendGuard, estimate_chat
 from .history import ATTACHMENT_PART, WireHistories, holds_attachments
+from .spend import Approver, SpendGuard, estimate_chat
 
 if TYPE_CHECKING:
     from .media import MediaService

@@ -45,7 +45,7 @@ from ..poe.videos import (
     chat_video_parameters,
     video_fields,
 )
-from .budget import Approver, SpendGuard, estimate_media, hold_from, hold_record
+from .spend import Approver, SpendGuard, estimate_media, hold_from, hold_record
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from ..result_shapes import (
     SpendOut,
     UsageReport,
 )
-from .budget import SpendGuard
 from .conversations import ChatService
 from .media import MediaService
+from .spend import SpendGuard
 
 
 @dataclass
@@ -95,7 +95,7 @@ def budgets_of(
     settings: Settings, summary: SpendSummary, session_id: str | None
 ) -> list[BudgetOut]:
     """Every budget that is set, with what its day or session has spent (calls under way included)."""
-    from .budget import BUDGET_SETTINGS
+    from .spend import BUDGET_SETTINGS
 
     budgets = []
     for (scope, unit), setting in BUDGET_SETTINGS.items():

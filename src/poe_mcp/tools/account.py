@@ -12,8 +12,8 @@ from .. import __version__
 from ..redaction import shown_url
 from ..result_shapes import UsageReport, handle_line
 from ..server import PoeMCPServer, state_of
-from ..services.budget import usd
 from ..services.shared import Services
+from ..services.spend import usd
 from ..tool_results import structured_result
 
 

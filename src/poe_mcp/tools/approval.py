@@ -14,7 +14,7 @@ from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, Inpu
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
-from ..services.budget import Approver, Quote, confirmation_required
+from ..services.spend import Approver, Quote, confirmation_required
 from ..tool_results import InputNeeded
 
 # The key of our one question in `input_requests` / `input_responses`.
