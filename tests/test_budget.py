@@ -525,3 +525,22 @@ def test_finding_a_question_in_an_exception_group_that_leads_back_to_itself_ends
     assert input_needed_in(group) is None
     asked = InputNeeded(object())
     assert input_needed_in(BaseExceptionGroup("g", [inner, asked])) is asked
+
+
+async def test_confirm_is_listed_only_where_it_counts(settings: Settings, mode: str) -> None:
+    """`confirm` stands for the person's yes only under POE_MCP_ALLOW_CONFIRM_ARGUMENT=1; elsewhere it
+    is accepted (and named as not allowed) but not listed: tools/list stays under 12 KB."""
+    spending = {
+        "ask_poe",
+        "ask_poe_with_tools",
+        "chat_completion",
+        "generate_image",
+        "generate_audio",
+        "generate_video",
+    }
+    for allowed in (False, True):
+        async with connect(settings, mode, allow_confirm_argument=allowed) as client:
+            tools = (await client.list_tools()).tools
+        listed = {t.name for t in tools if "confirm" in t.input_schema.get("properties", {})}
+        assert listed == (spending if allowed else set())
+        assert {t.name for t in tools if "max_cost_usd" in t.input_schema["properties"]} == spending

@@ -124,12 +124,17 @@ class PoeMCPServer(MCPServer[Services]):
     state: Services
     # The tasks extension: which tools a declaring client gets as tasks (tests add their fixtures).
     tasks: tasks.TasksExtension
+    # Inputs accepted but not listed: `confirm` counts only under POE_MCP_ALLOW_CONFIRM_ARGUMENT=1, so
+    # otherwise its 440 bytes (six tools) would tell every client's model of an input that does nothing.
+    unlisted_inputs: frozenset[str] = frozenset()
 
     async def list_tools(self) -> list[Any]:
         # Clients pay for every byte of tools/list in context, so send the schemas without pydantic's noise.
         tools = await super().list_tools()
         for tool in tools:
             tool.input_schema = compact_input_schema(tool.input_schema)
+            for name in self.unlisted_inputs:
+                tool.input_schema.get("properties", {}).pop(name, None)
             if tool.output_schema is not None:
                 tool.output_schema = bare_output_schema(tool.output_schema)
             tool.annotations = without_default_hints(tool.annotations)
@@ -232,6 +237,8 @@ def build_server(settings: Settings) -> PoeMCPServer:
         middleware=[apps.link_tools_for_app_hosts],
     )
     server.tasks = long_calls
+    if not settings.allow_confirm_argument:
+        server.unlisted_inputs = frozenset({"confirm"})
     from .tools import account, chat, media, models
 
     for family in (chat, media, models, account):

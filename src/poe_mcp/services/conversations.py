@@ -296,6 +296,7 @@ class ChatService:
         if not self.guard.applies(max_cost_usd):
             return None
         info = await self.poe.prepare(request)  # a call Poe would refuse is refused before asking
+        await self.poe.backend_for(request, info)  # so is a web_search or api no path can serve
         return await self.guard.admit(
             estimate_chat(request, info),
             session_id=session_id,

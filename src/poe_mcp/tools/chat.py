@@ -247,7 +247,7 @@ def register(mcp: PoeMCPServer) -> None:
         ] = None,
         tool_choice: Annotated[
             str | dict[str, Any] | None,
-            Field(description="auto, none, required or a name"),
+            Field(description="auto/none/required/name"),
         ] = None,
         parallel_tool_calls: ParallelToolCalls = None,
         system: System = None,

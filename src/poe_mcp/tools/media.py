@@ -53,7 +53,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 Model = Annotated[str | None, Field(description="Poe media model")]
-MaxWait = Annotated[float | None, Field(description="Seconds (default 50), then a job_id")]
+MaxWait = Annotated[float | None, Field(description="Seconds to wait (default 50)")]
 
 
 class RisingProgress:
@@ -257,7 +257,7 @@ def register(mcp: PoeMCPServer) -> None:
         job_id: Annotated[str | None, Field(description="Resume this job")] = None,
         parameters: Parameters = None,
         attachments: Attachments = None,
-        reference: Annotated[str | None, Field(description="Reference image path/URL")] = None,
+        reference: Annotated[str | None, Field(description="Reference image")] = None,
         max_cost_usd: MaxCostUsd = None,
         confirm: Confirm = None,
     ) -> Annotated[CallToolResult, VideoResult]:
