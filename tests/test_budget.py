@@ -544,3 +544,36 @@ async def test_confirm_is_listed_only_where_it_counts(settings: Settings, mode: 
         listed = {t.name for t in tools if "confirm" in t.input_schema.get("properties", {})}
         assert listed == (spending if allowed else set())
         assert {t.name for t in tools if "max_cost_usd" in t.input_schema["properties"]} == spending
+
+
+async def test_the_guard_holds_on_the_responses_path_and_a_streamed_chat_completion(
+    settings: Settings, fake: FakePoe, mode: str
+) -> None:
+    """The paths main added after the guard: each is estimated before sending and settled after."""
+    responses_only = "test-responses-only"  # served only on /v1/responses
+    messages = [{"role": "user", "content": "hi"}]
+    async with connect(settings, mode, max_cost_per_call=0.05) as client:
+        whole = await client.call_tool("ask_poe", {"bot": responses_only, "prompt": "hi"})
+        streamed_whole = await client.call_tool(
+            "chat_completion", {"model": "gpt-4-turbo", "messages": messages, "stream": True}
+        )
+        assert fake.model_calls() == [], "both refused with zero requests sent"
+        fake.enqueue(Reply(text="short", usage={"prompt_tokens": 10, "completion_tokens": 5}))
+        answered = await client.call_tool(
+            "ask_poe", {"bot": responses_only, "prompt": "hi", "max_tokens": 100}
+        )
+        fake.enqueue(Reply(text="streamed", usage={"prompt_tokens": 10, "completion_tokens": 5}))
+        streamed = await client.call_tool(
+            "chat_completion",
+            {"model": "gpt-4-turbo", "messages": messages, "stream": True, "max_tokens": 100},
+        )
+    for refused in (whole, streamed_whole):
+        assert error_type(refused) == "budget_exceeded_error"
+        assert "Nothing was sent to Poe" in refused.content[0].text
+    assert not answered.is_error and not streamed.is_error
+    assert [r["path"] for r in fake.model_calls()] == ["/v1/responses", "/v1/chat/completions"]
+    rows = spend_rows(settings)
+    assert [row[0] for row in rows] == [responses_only, "gpt-4-turbo"]
+    assert rows[0][1] == pytest.approx(10 * 2e-6 + 5 * 8e-6), "settled at the real cost"
+    assert rows[1][1] == pytest.approx(10 * 9e-6 + 5 * 27e-6)
+    assert rows[0][3] == answered.structured_content["session_id"] and rows[1][3] is None
