@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..attachments import AttachmentError, AttachmentRules, load_attachment
-from ..conversations import ConflictError, ConversationStore, SpendHold, UsageEvent
+from ..conversations import (
+    ConflictError,
+    Conversation,
+    ConversationStore,
+    SpendHold,
+    UsageEvent,
+)
 from ..poe.client import PoeClient
 from ..poe.errors import InvalidRequestError, NotFoundError
 from ..poe.media import MediaFile, SkippedUrl
@@ -207,7 +213,10 @@ class ChatService:
 
     async def ask(self, ask: Ask, listener: TextListener | None = None) -> Answer:
         session_id = ask.session_id or uuid.uuid4().hex
-        conversation = await self.store.load(session_id)
+        # A session id made just now names nothing stored yet: no read (a thread hop) for it.
+        conversation = (
+            await self.store.load(session_id) if ask.session_id else Conversation(session_id)
+        )
         if ask.session_id is not None:
             check_session_use(ask.session_id, ask.session_use, bool(conversation.messages))
         history = conversation.messages
