@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -104,10 +105,12 @@ def nginx_in_front(replicas: list[str], tmp: Path) -> Iterator[str]:
 def answered(response: httpx2.Response) -> bool:
     """A tools/call answered without error, whether as JSON or as one server-sent event."""
     text = response.text
+    if response.status_code != 200:
+        return False
     if "text/event-stream" in response.headers.get("content-type", ""):
         text = next(line[5:] for line in text.splitlines() if line.startswith("data:"))
     message: dict[str, Any] = json.loads(text)
-    return response.status_code == 200 and not message.get("result", {}).get("isError", True)
+    return not message.get("result", {}).get("isError", True)
 
 
 async def load(
@@ -115,6 +118,7 @@ async def load(
 ) -> dict[str, Any]:
     latencies: list[float] = []
     failures = 0
+    reasons: Counter[str] = Counter()  # what the failed calls answered
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx2.AsyncClient(timeout=60, limits=limits) as http:
         stop_at = time.perf_counter() + seconds
@@ -126,6 +130,7 @@ async def load(
                 response = await http.post(url, json=body, headers=headers)
                 if url.endswith("/mcp") and not answered(response):
                     failures += 1
+                    reasons[f"{response.status_code} {response.text[:80]}"] += 1
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
@@ -139,6 +144,7 @@ async def load(
         "p95": ordered[int(0.95 * (len(ordered) - 1))],
         "latency": stats(latencies),
         "failures": failures,
+        "reasons": dict(reasons),
     }
 
 
@@ -160,6 +166,8 @@ def measure(clients: int, seconds: float, latency: float) -> dict[str, Any]:
                 env = {
                     "POE_MCP_STORE": str(redis),
                     "POE_MCP_RPM": "1000000",
+                    # room for every client (and nginx's reconnects): the default limit, 100, answers 503 past it
+                    "POE_MCP_MAX_CONNECTIONS": str(clients * 4),
                     "POE_MCP_LOG_LEVEL": "WARNING",
                 }
                 replicas = [
