@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -324,3 +325,91 @@ def test_in_a_terminal_a_spinner_waits_and_video_shows_poes_progress(
 def test_piped_there_is_no_spinner(run: Any, fake: FakePoe) -> None:
     result = run("ask", "gpt-4-turbo", "hi")
     assert "waiting for" not in result.stderr
+
+
+# -- the spend guard on the command line ---------------------------------------------------------
+
+
+def test_usage_prints_the_budgets_a_spend_chart_and_per_model_totals(
+    run: Any, fake: FakePoe
+) -> None:
+    budget = {"POE_MCP_MAX_COST_PER_DAY": "0.01", "POE_MCP_MAX_COST_PER_CALL": "0.5"}
+    for prompt in ("one", "two"):
+        assert run("ask", "test-flat-fee", prompt, **budget).returncode == 0
+    fake.enqueue(Reply(text="x", usage={"prompt_tokens": 1000, "completion_tokens": 100}))
+    assert run("ask", "gpt-4-turbo", "three", "--max-tokens", "100", **budget).returncode == 0
+    shown = run("usage", "--limit", "1", **budget).stdout
+    lines = shown.splitlines()
+    assert "Budget per call (POE_MCP_MAX_COST_PER_CALL): $0.5." in lines
+    day = next(line for line in lines if line.startswith("Budget per day"))
+    assert day.startswith(
+        "Budget per day (POE_MCP_MAX_COST_PER_DAY): $0.0157 spent of $0.01, $0 left ("
+    )
+    assert "Spend per day, last 14 days (UTC):" in lines
+    chart = lines[lines.index("Spend per day, last 14 days (UTC):") + 1 :][:14]
+    assert [line[:10] for line in chart] == sorted(line[:10] for line in chart)
+    assert chart[-1].startswith(time.strftime("%Y-%m-%d", time.gmtime()))
+    assert chart[-1].endswith("$0.0157") and "█" * 30 in chart[-1], "today is the longest bar"
+    assert all(line.endswith(" $0") and "█" not in line for line in chart[:-1])
+    totals = lines[lines.index("Spend per model, same days:") + 1 :]
+    assert totals[0].split() == ["model", "usd", "points"]
+    assert totals[1].split() == ["gpt-4-turbo", "$0.0117", "0"]
+    assert totals[2].split() == ["test-flat-fee", "$0.004", "0"]
+    assert not any(line != line.rstrip() for line in lines), "piped: no trailing spaces"
+
+
+def test_a_budget_refusal_exits_2_with_one_line(run: Any, fake: FakePoe) -> None:
+    result = run("ask", "gpt-4-turbo", "hi", POE_MCP_MAX_COST_PER_CALL="0.01")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("poe-mcp: budget_exceeded_error: gpt-4-turbo is estimated")
+    assert result.stderr.count("\n") == 1 and fake.chat_requests() == []
+    lowered = run("ask", "gpt-4-turbo", "hi", "--max-tokens", "10", "--max-cost", "0.0001")
+    assert lowered.returncode == 2 and "this call's max_cost_usd ($0.0001)" in lowered.stderr
+
+
+def test_above_the_threshold_a_terminal_asks_first(fake: FakePoe, tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir(exist_ok=True)
+    env = env_for(
+        fake, tmp_path, POE_MCP_LOG_LEVEL="WARNING", POE_MCP_CONFIRM_ABOVE_USD="0.01", TERM="xterm"
+    )
+    ask = [POE_MCP, "ask", "gpt-4-turbo", "hi", "--max-tokens", "1000"]
+    process, terminal = in_a_terminal(ask, env, tmp_path)
+    shown = read_until(terminal, "[y/N]")
+    assert "gpt-4-turbo is estimated at about $0.0272" in shown
+    assert "This will cost about $0.0272, continue? [y/N]" in shown
+    assert fake.chat_requests() == [], "nothing is sent while the person decides"
+    os.write(terminal, b"n\n")
+    shown = read_until(terminal, "declined")
+    assert process.wait(timeout=30) == 2 and "confirmation_declined" in shown
+    os.close(terminal)
+    assert fake.chat_requests() == []
+    process, terminal = in_a_terminal(ask, env, tmp_path)
+    read_until(terminal, "[y/N]")
+    os.write(terminal, b"y\n")
+    shown = read_until(terminal, "session ")
+    assert process.wait(timeout=30) == 0 and "Echo: hi" in shown
+    os.close(terminal)
+    fake.enqueue(Reply(text=fake.cdn_url("a.png", PNG, "image/png")))
+    generate = [POE_MCP, "generate", "image", "a cat", "--out", str(tmp_path / "out")]
+    process, terminal = in_a_terminal(generate, env, tmp_path)
+    shown = read_until(terminal, "[y/N]")
+    assert "gpt-image-1 has no price in Poe's catalog." in shown
+    assert "This will cost about an unknown amount, continue? [y/N]" in shown
+    os.write(terminal, b"y\n")
+    shown = read_until(terminal, "file(s) in")
+    assert process.wait(timeout=30) == 0, shown
+    os.close(terminal)
+    assert len(fake.chat_requests()) == 1
+    assert [r["path"] for r in fake.requests].count("/v1/images") == 1
+
+
+def test_above_the_threshold_with_no_terminal_the_cli_says_to_pass_yes(
+    run: Any, fake: FakePoe
+) -> None:
+    env = {"POE_MCP_CONFIRM_ABOVE_USD": "0.01"}
+    refused = run("ask", "gpt-4-turbo", "hi", "--max-tokens", "1000", **env)
+    assert refused.returncode == 2 and "confirmation_required_error" in refused.stderr
+    assert "there is no terminal to ask on" in refused.stderr and "--yes" in refused.stderr
+    agreed = run("ask", "gpt-4-turbo", "hi", "--max-tokens", "1000", "--yes", **env)
+    assert agreed.returncode == 0 and agreed.stdout == "Echo: hi\n"
+    assert len(fake.chat_requests()) == 1

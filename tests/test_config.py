@@ -60,6 +60,14 @@ def test_origin_is_where_the_account_api_lives(tmp_path: Path) -> None:
         ("POE_BASE_URL", "api.poe.com"),
         ("POE_MCP_LOG_LEVEL", "LOUD"),
         ("POE_MCP_STORE", "postgres://db"),
+        ("POE_MCP_MAX_COST_PER_DAY", "0"),
+        ("POE_MCP_MAX_COST_PER_CALL", "-1"),
+        ("POE_MCP_MAX_COST_PER_SESSION", "nan"),
+        ("POE_MCP_MAX_COST_PER_DAY", "ten dollars"),
+        ("POE_MCP_CONFIRM_ABOVE_USD", "-0.5"),
+        ("POE_MCP_BUDGET_TZ", "Mars/Olympus"),
+        ("POE_MCP_ALLOW_UNPRICED", "maybe"),
+        ("POE_MCP_MAX_COST_PER_DAY_POINTS", "1000"),  # needs POE_MCP_POINTS_PER_USD
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:
@@ -82,3 +90,35 @@ def test_the_command_refuses_to_start_on_a_bad_value(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert "POE_MCP_RPM" in run.stderr and run.stdout == ""
+
+
+def test_budgets_are_off_unless_set_and_read_when_set(tmp_path: Path) -> None:
+    off = load_settings({}, {}, dotenv=tmp_path / "x")
+    assert (off.max_cost_per_call, off.max_cost_per_session, off.max_cost_per_day) == (None,) * 3
+    assert (off.confirm_above_usd, off.allow_unpriced, off.budget_tz) == (None, False, "UTC")
+    on = load_settings(
+        {},
+        {
+            "POE_MCP_MAX_COST_PER_CALL": "0.5",
+            "POE_MCP_MAX_COST_PER_SESSION": "2",
+            "POE_MCP_MAX_COST_PER_DAY": "10",
+            "POE_MCP_MAX_COST_PER_DAY_POINTS": "300000",
+            "POE_MCP_POINTS_PER_USD": "33333",
+            "POE_MCP_BUDGET_TZ": "Europe/Paris",
+            "POE_MCP_ALLOW_UNPRICED": "1",
+            "POE_MCP_CONFIRM_ABOVE_USD": "0.25",
+            "POE_MCP_ALLOW_CONFIRM_ARGUMENT": "true",
+        },
+        dotenv=tmp_path / "x",
+    )
+    assert (on.max_cost_per_call, on.max_cost_per_session, on.max_cost_per_day) == (0.5, 2, 10)
+    assert (on.max_points_per_day, on.points_per_usd, on.budget_tz) == (
+        300000,
+        33333,
+        "Europe/Paris",
+    )
+    assert (on.allow_unpriced, on.confirm_above_usd, on.allow_confirm_argument) == (
+        True,
+        0.25,
+        True,
+    )

@@ -71,3 +71,23 @@ def test_retry_after_in_seconds_and_as_an_http_date() -> None:
     assert 28 <= parse_retry_after(future) <= 31  # type: ignore[operator]
     assert parse_retry_after("not a date") is None and parse_retry_after(None) is None
     assert classify(429, {}, {"retry-after": "3"}).retry_after == 3.0
+
+
+def test_finding_a_poe_error_in_a_group_that_leads_back_to_itself_ends() -> None:
+    from poe_mcp.poe.errors import RateLimitError, poe_error_in
+
+    inner = RuntimeError("the body failed")
+    group = BaseExceptionGroup("task group", [inner])
+    inner.__context__ = group  # what `raise group.exceptions[0]` inside `except` leaves
+    assert poe_error_in(group) is None
+    assert poe_error_in(inner) is None
+    # nested groups that point at each other end too, and a PoeError after the loop is still found
+    outer = BaseExceptionGroup("outer", [group])
+    group.__context__ = outer
+    found = RateLimitError("slow down")
+    assert poe_error_in(BaseExceptionGroup("g", [inner, outer, found])) is found
+    # order is kept: the first member's chain is searched before the next member
+    first, second = RateLimitError("first"), RateLimitError("second")
+    wrapped = RuntimeError("wrapped")
+    wrapped.__cause__ = first
+    assert poe_error_in(BaseExceptionGroup("g", [wrapped, second])) is first

@@ -99,6 +99,37 @@ _non_negative_int = _number(int, 0, above=False, what="a whole number")
 _positive_float = _number(float, 0, above=True, what="a number (seconds or MB)")
 
 
+def _money(name: str, raw: str) -> float:
+    """A budget: a positive amount (USD or Poe points)."""
+    return float(_number(float, 0, above=True, what="an amount (USD or points)")(name, raw))
+
+
+def _threshold(name: str, raw: str) -> float:
+    return float(_number(float, 0, above=False, what="an amount in USD")(name, raw))
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def _time_zone(name: str, raw: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = raw.strip() or "UTC"
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"{name} must be an IANA time zone such as UTC or Europe/Paris, got {raw!r}"
+        ) from None
+    return value
+
+
 def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str, str], str]:
     def parse(name: str, raw: str) -> str:
         value = raw.strip().upper() if upper else raw.strip()
@@ -267,7 +298,44 @@ OPTIONS: dict[str, Option] = {
     "compat": Option(
         "POE_MCP_COMPAT", _compat, "poe-proxy-mcp: also serve that earlier server's tools"
     ),
+    # The spend guard (README "Budgets"): each budget is off unless set.
+    "max_cost_per_call": Option(
+        "POE_MCP_MAX_COST_PER_CALL", _money, "most one call may cost, USD (estimated first)"
+    ),
+    "max_cost_per_session": Option(
+        "POE_MCP_MAX_COST_PER_SESSION", _money, "most one conversation may cost, USD"
+    ),
+    "max_cost_per_day": Option(
+        "POE_MCP_MAX_COST_PER_DAY", _money, "most all calls may cost a day, USD"
+    ),
+    "max_points_per_call": Option(
+        "POE_MCP_MAX_COST_PER_CALL_POINTS", _money, "most one call may cost, Poe points"
+    ),
+    "max_points_per_session": Option(
+        "POE_MCP_MAX_COST_PER_SESSION_POINTS", _money, "most one conversation may cost, points"
+    ),
+    "max_points_per_day": Option(
+        "POE_MCP_MAX_COST_PER_DAY_POINTS", _money, "most all calls may cost a day, points"
+    ),
+    "points_per_usd": Option(
+        "POE_MCP_POINTS_PER_USD", _money, "Poe points one USD buys (for the points budgets)"
+    ),
+    "budget_tz": Option("POE_MCP_BUDGET_TZ", _time_zone, "time zone whose midnight resets the day"),
+    "allow_unpriced": Option(
+        "POE_MCP_ALLOW_UNPRICED", _flag, "1: let models the catalog does not price pass budgets"
+    ),
+    "confirm_above_usd": Option(
+        "POE_MCP_CONFIRM_ABOVE_USD", _threshold, "ask the person before a call estimated above this"
+    ),
+    "allow_confirm_argument": Option(
+        "POE_MCP_ALLOW_CONFIRM_ARGUMENT",
+        _flag,
+        "1: a tool's confirm: true stands for the person's yes",
+    ),
 }
+
+# The budgets in points are estimated from the USD prices at POE_MCP_POINTS_PER_USD.
+POINT_BUDGETS = ("max_points_per_call", "max_points_per_session", "max_points_per_day")
 
 
 @dataclass(frozen=True)
@@ -307,6 +375,17 @@ class Settings:
     max_connections: int = 100
     log_level: str = "INFO"
     compat: str = "none"
+    max_cost_per_call: float | None = None
+    max_cost_per_session: float | None = None
+    max_cost_per_day: float | None = None
+    max_points_per_call: float | None = None
+    max_points_per_session: float | None = None
+    max_points_per_day: float | None = None
+    points_per_usd: float | None = None
+    budget_tz: str = "UTC"
+    allow_unpriced: bool = False
+    confirm_above_usd: float | None = None
+    allow_confirm_argument: bool = False
     # Not a variable: Poe asks for about 5 s between video polls; tests shorten it.
     video_poll_interval: float = 5.0
     # (variable, file) for each setting read from a `.env`: logged at start so nothing steers unseen.
@@ -371,4 +450,10 @@ def load_settings(
                 from_files.append((option.env, origin[option.env]))
         if raw is not None:
             values[name] = option.parse(option.env, raw)
+    points = [OPTIONS[n].env for n in POINT_BUDGETS if values.get(n) is not None]
+    if points and values.get("points_per_usd") is None:
+        raise SettingsError(
+            f"{points[0]} needs POE_MCP_POINTS_PER_USD: how many Poe points one US dollar buys on "
+            "your plan (the catalog prices models in USD; a call is estimated in USD, then in points)"
+        )
     return Settings(**values, from_files=tuple(from_files))

@@ -386,7 +386,56 @@ class ServerTotals(BaseModel):
         return cls(**vars(totals))
 
 
+class BudgetOut(BaseModel):
+    """One budget of the spend guard; `spent` and `remaining` are None for the per-call budgets (and
+    for the session ones when get_usage names no session)."""
+
+    setting: str
+    scope: str  # call, session or day
+    unit: str  # usd or points
+    limit: float
+    spent: float | None
+    remaining: float | None
+
+    def line(self, day: str) -> str:
+        from .services.spend import amount_text
+
+        head = f"Budget per {self.scope} ({self.setting})"
+        limit = amount_text(self.limit, self.unit)
+        if self.spent is None or self.remaining is None:
+            said = " (pass session_id to see one's spend)" if self.scope == "session" else ""
+            return f"{head}: {limit}{said}."
+        where = f" ({day})" if self.scope == "day" else ""
+        return (
+            f"{head}: {amount_text(self.spent, self.unit)} spent of {limit}, "
+            f"{amount_text(self.remaining, self.unit)} left{where}."
+        )
+
+
+class DaySpend(BaseModel):
+    day: str
+    usd: float
+    points: float
+
+
+class ModelSpend(BaseModel):
+    model: str
+    usd: float
+    points: float
+
+
+class SpendOut(BaseModel):
+    """What was really spent, by day (the last 14 in POE_MCP_BUDGET_TZ, oldest first) and by model."""
+
+    time_zone: str
+    today: str
+    by_day: list[DaySpend]
+    by_model: list[ModelSpend]
+
+
 class UsageReport(BaseModel):
     current_point_balance: int | None
     history: History
     server_totals: ServerTotals
+    budgets: list[BudgetOut] = []
+    spend: SpendOut | None = None

@@ -24,7 +24,7 @@ from .icons import SERVER_ICONS
 from .poe.errors import InternalError, InvalidRequestError, PoeError, poe_error_in
 from .redaction import redact_result
 from .services.shared import Services, open_services
-from .tool_results import error_result
+from .tool_results import error_result, input_needed_in
 
 log = logging.getLogger("poe_mcp.server")
 
@@ -140,12 +140,17 @@ class PoeMCPServer(MCPServer[Services]):
 
     # The tasks extension: which tools a declaring client gets as tasks (tests add their fixtures).
     tasks: tasks.TasksExtension
+    # Inputs accepted but not listed: `confirm` counts only under POE_MCP_ALLOW_CONFIRM_ARGUMENT=1, so
+    # otherwise its 440 bytes (six tools) would tell every client's model of an input that does nothing.
+    unlisted_inputs: frozenset[str] = frozenset()
 
     async def list_tools(self) -> list[Any]:
         # Clients pay for every byte of tools/list in context, so send the schemas without pydantic's noise.
         tools = await super().list_tools()
         for tool in tools:
             tool.input_schema = compact_input_schema(tool.input_schema)
+            for name in self.unlisted_inputs:
+                tool.input_schema.get("properties", {}).pop(name, None)
             if tool.output_schema is not None:
                 tool.output_schema = bare_output_schema(tool.output_schema)
             tool.annotations = without_default_hints(tool.annotations)
@@ -184,6 +189,8 @@ class PoeMCPServer(MCPServer[Services]):
                 )
             elif exc.__cause__ is None:
                 raise  # the SDK's own refusal (an unknown tool): its text already says what is wrong
+            elif (needed := input_needed_in(exc.__cause__)) is not None:
+                return needed.result  # the person is asked first (MRTR); nothing was sent
             else:
                 error = poe_error_in(exc.__cause__) or self._internal_error(name, exc.__cause__)
             log.info("%s failed: %s", name, error.type)
@@ -252,6 +259,8 @@ def build_server(settings: Settings) -> PoeMCPServer:
         **auth,
     )
     server.tasks = long_calls
+    if not settings.allow_confirm_argument:
+        server.unlisted_inputs = frozenset({"confirm"})
     from .tools import account, chat, media, models
 
     for family in (chat, media, models, account):

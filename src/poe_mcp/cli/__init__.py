@@ -95,6 +95,7 @@ def parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("--web-search", action="store_true", help="let the model search the web")
     ask.add_argument("--json", action="store_true", help="print the full result as JSON")
+    _spend_flags(ask)
 
     models = commands.add_parser("models", help="list Poe's models")
     models.add_argument("query", nargs="?", help="substring of id, name, owner or description")
@@ -104,8 +105,11 @@ def parser() -> argparse.ArgumentParser:
     models.add_argument("--tools", action="store_true", help="only models with function calling")
     models.add_argument("--json", action="store_true")
 
-    usage = commands.add_parser("usage", help="points balance and recent usage")
+    usage = commands.add_parser(
+        "usage", help="points balance, recent usage, budgets and spend by day and by model"
+    )
     usage.add_argument("--limit", type=int, default=20, choices=range(1, 101), metavar="1-100")
+    usage.add_argument("--session", help="also show this conversation's budget")
     usage.add_argument("--json", action="store_true")
 
     generate = commands.add_parser("generate", help="generate an image, audio or video")
@@ -128,6 +132,7 @@ def parser() -> argparse.ArgumentParser:
         "--out", type=Path, metavar="DIR", help="where to save (default POE_MCP_OUTPUT_DIR)"
     )
     generate.add_argument("--json", action="store_true")
+    _spend_flags(generate)
 
     sessions = commands.add_parser("sessions", help="list, show or clear stored conversations")
     sessions.add_argument("action", nargs="?", choices=("list", "show", "clear"))
@@ -179,6 +184,21 @@ def parser() -> argparse.ArgumentParser:
         "instead of starting one",
     )
     return top
+
+
+def _spend_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="refuse the call if it may cost more (can only lower POE_MCP_MAX_COST_PER_CALL)",
+    )
+    command.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="agree in advance to a cost above POE_MCP_CONFIRM_ABOVE_USD (else asked on a terminal)",
+    )
 
 
 def serve(settings: Settings) -> None:

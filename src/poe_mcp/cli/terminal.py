@@ -15,13 +15,18 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio.to_thread
+from rich.bar import Bar
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from ..config import Settings
 from ..poe.sampling import Sampling
-from ..result_shapes import AskResult, MediaResult, ModelEntry
+from ..result_shapes import AskResult, MediaResult, ModelEntry, UsageReport
 from ..services.conversations import Ask
 from ..services.shared import Services
+from ..services.spend import Quote, confirmation_required, usd
 from . import client_config
 from .display import AnswerWriter, plain, show_table, terminal_safe
 
@@ -76,6 +81,42 @@ def bot_and_prompt(args: argparse.Namespace, default_model: str) -> tuple[str, s
     return bot or default_model, prompt
 
 
+class TerminalApprover:
+    """Asks "this will cost about $X, continue? [y/N]" on the terminal above POE_MCP_CONFIRM_ABOVE_USD;
+    `--yes` agrees in advance; with no terminal to ask on, the call is refused."""
+
+    def __init__(self, settings: Settings, assume_yes: bool) -> None:
+        self.settings = settings
+        self.assume_yes = assume_yes
+        self.live: Any = None  # a spinner or bar on stderr, paused while the question is asked
+
+    async def __call__(self, quote: Quote) -> bool:
+        if self.assume_yes:
+            return True
+        if sys.stdin is None or not sys.stdin.isatty() or not err.is_terminal:
+            raise confirmation_required(
+                quote,
+                self.settings,
+                "there is no terminal to ask on",
+                agree="pass --yes once you agree to the cost",
+            )
+        if self.live is not None:
+            self.live.stop()
+        estimate = quote.estimate
+        if estimate.usd is not None:
+            err.print(plain(f"{estimate.text}."))
+        else:
+            err.print(plain(f"{estimate.model} has no price in Poe's catalog."))
+        if quote.left:
+            err.print(plain(f"Budget left: {quote.left}."))
+        err.print(plain(f"This will cost about {quote.cost}, continue? [y/N] "), end="")
+        answer = await anyio.to_thread.run_sync(sys.stdin.readline)
+        agreed = answer.strip().lower() in ("y", "yes")
+        if agreed and self.live is not None:
+            self.live.start()
+        return agreed
+
+
 async def ask(services: Services, args: argparse.Namespace) -> int:
     session_id = args.session
     if args.continue_:
@@ -99,11 +140,14 @@ async def ask(services: Services, args: argparse.Namespace) -> int:
         parameters=parse_options(args.option or []),
         stream=not args.json,
         session_use="either",  # `--session ID` continues that conversation or starts it
+        max_cost_usd=args.max_cost,
+        approver=(approver := TerminalApprover(services.settings, args.yes)),
         api=args.api,
         web_search=args.web_search,
     )
     # a spinner on a terminal until the first text comes
     waiting = err.status(plain(f"waiting for {bot}")) if err.is_terminal and not args.json else None
+    approver.live = waiting
     # only the bot protocol replaces text it sent (replace_response)
     writer = AnswerWriter(
         sys.stdout,
@@ -168,7 +212,7 @@ def _money(value: float | None) -> str:
 
 
 async def usage(services: Services, args: argparse.Namespace) -> int:
-    report = await services.usage_report(args.limit)
+    report = await services.usage_report(args.limit, session_id=args.session)
     if args.json:
         print_json(report.model_dump())
         return 0
@@ -178,11 +222,47 @@ async def usage(services: Services, args: argparse.Namespace) -> int:
         for e in report.history.data
     ]
     show_table(out, ("time", "bot", "points", "type"), rows)
+    show_spend(report)
     return 0
 
 
+CHART_WIDTH = 30
+
+
+def show_spend(report: UsageReport) -> None:
+    """Each budget with what is spent and left, a bar per day for the last 14 days, per-model totals."""
+    spend = report.spend
+    if spend is None:
+        return
+    out.print()
+    for budget in report.budgets:
+        out.print(plain(budget.line(f"{spend.today}, {spend.time_zone}")))
+    points = any(d.points for d in spend.by_day)
+    out.print(plain(f"Spend per day, last {len(spend.by_day)} days ({spend.time_zone}):", "bold"))
+    most = max((d.usd for d in spend.by_day), default=0.0) or 1.0
+    chart = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1))
+    chart.add_column("day", no_wrap=True)
+    chart.add_column("bar", width=CHART_WIDTH, no_wrap=True)
+    chart.add_column("usd", justify="right", no_wrap=True)
+    if points:
+        chart.add_column("points", justify="right", no_wrap=True)
+    for day in spend.by_day:
+        amounts = [usd(day.usd)] + ([f"{day.points:,.0f} points"] if points else [])
+        chart.add_row(day.day, Bar(most, 0, day.usd, width=CHART_WIDTH), *amounts)
+    out.print(chart)
+    models = [m for m in spend.by_model if m.usd or m.points]
+    if models:
+        out.print(plain("Spend per model, same days:", "bold"))
+        show_table(
+            out,
+            ("model", "usd", "points"),
+            [[m.model, usd(m.usd), f"{m.points:,.0f}"] for m in models],
+            shrink=0,
+        )
+
+
 @contextmanager
-def generation_progress(kind: str) -> Iterator[ProgressListener]:
+def generation_progress(kind: str) -> Iterator[tuple[ProgressListener, Progress | None]]:
     """On a terminal, a bar that follows Poe's own progress where it gives one (video jobs give a
     percentage; others pulse, with the time so far); elsewhere nothing."""
     if not err.is_terminal:
@@ -190,7 +270,7 @@ def generation_progress(kind: str) -> Iterator[ProgressListener]:
         async def ignore(value: float, total: float | None, message: str) -> None:
             return None
 
-        yield ignore
+        yield ignore, None
         return
     bar = Progress(
         SpinnerColumn(),
@@ -210,22 +290,27 @@ def generation_progress(kind: str) -> Iterator[ProgressListener]:
             bar.update(task, description=described)
 
     with bar:
-        yield show
+        yield show, bar
 
 
 async def generate(services: Services, args: argparse.Namespace) -> int:
     if args.out:
         services.media.output_dir = args.out
     started = time.monotonic()
-    with generation_progress(args.kind) as progress:
+    prompt = read_prompt(args.prompt)
+    approver = TerminalApprover(services.settings, args.yes)
+    with generation_progress(args.kind) as (progress, bar):
+        approver.live = bar
         generation = await services.media.generate(
             args.kind,
-            read_prompt(args.prompt),
+            prompt,
             args.model,
             parse_options(args.option or []),
             args.attach or [],
             progress,
             max_wait=math.inf,  # a person at a terminal waits for the video; no client timeout applies
+            max_cost_usd=args.max_cost,
+            approver=approver,
         )
     if args.json:
         print_json(MediaResult.of(generation).model_dump())

@@ -18,17 +18,72 @@ from typing import Any
 from ..poe.budget import REDIS_KEY, RedisBudget
 from ..poe.types import ChatMessage
 from . import (
+    Breach,
     ConflictError,
     Conversation,
+    Day,
+    Limit,
     MediaJob,
     SessionSummary,
+    SpendHold,
+    SpendSummary,
+    Spent,
     UsageEvent,
     UsageTotals,
+    budget_day,
     iso_time,
     preview_of,
 )
 
 PREFIX = "poe-mcp:"
+
+# The spend guard. Each day and each conversation is a hash of what was really spent (`usd`, `points`,
+# added in the same MULTI as the call's usage) and what calls under way hold (`held_usd`,
+# `held_points`). A hold is checked against every limit and counted in one script, so replicas
+# reserving at once are serialised by Redis itself: two can never both slip under one budget.
+# KEYS: the hold's marker, the day's hash, [the session's hash]
+# ARGV: usd, points, day ttl, session ttl, hold ttl, limit count, then (key index, unit, amount)s
+RESERVE_SCRIPT = """
+local usd, points = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 0, tonumber(ARGV[6]) - 1 do
+  local key = KEYS[tonumber(ARGV[7 + i * 3])]
+  local unit, limit = ARGV[8 + i * 3], tonumber(ARGV[9 + i * 3])
+  local spent = tonumber(redis.call('HGET', key, unit) or '0')
+    + tonumber(redis.call('HGET', key, 'held_' .. unit) or '0')
+  local amount = usd
+  if unit == 'points' then amount = points end
+  if spent >= limit - 1e-9 or spent + amount > limit + 1e-9 then
+    return {i + 1, tostring(spent)}
+  end
+end
+for k = 2, #KEYS do
+  redis.call('HINCRBYFLOAT', KEYS[k], 'held_usd', usd)
+  redis.call('HINCRBYFLOAT', KEYS[k], 'held_points', points)
+end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+if #KEYS > 2 then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[5])
+return {0, '0'}
+"""
+# Settles (or releases) a hold once: only the call that deletes its marker takes it off the counts.
+# KEYS: the hold's marker, the day's hash, [the session's hash]; ARGV: usd, points
+SETTLE_SCRIPT = """
+if redis.call('DEL', KEYS[1]) == 1 then
+  for k = 2, #KEYS do
+    redis.call('HINCRBYFLOAT', KEYS[k], 'held_usd', -tonumber(ARGV[1]))
+    redis.call('HINCRBYFLOAT', KEYS[k], 'held_points', -tonumber(ARGV[2]))
+  end
+end
+return 0
+"""
+DAY_TTL = 40 * 86400  # the per-day chart looks back 14 days; a month is kept, like the usage events
+SESSION_TTL = 90 * 86400
+HOLD_TTL = 7 * 86400  # a hold never settled (a crash mid-call) stays counted until then
+
+
+def _spent(values: list[Any]) -> Spent:
+    usd, points, held_usd, held_points = (float(v or 0) for v in values)
+    return Spent(usd + held_usd, points + held_points)
 
 
 class RedisStore:
@@ -45,6 +100,8 @@ class RedisStore:
         self._started = time.time()
         self.prefix = PREFIX
         self._owns_connection = True
+        self._reserve = self.redis.register_script(RESERVE_SCRIPT)
+        self._settle = self.redis.register_script(SETTLE_SCRIPT)
 
     def request_budget(self, rpm: int, key_id: str | None = None) -> RedisBudget:
         """The window of one Poe key (`key_id` names it in hosted mode), shared by every replica."""
@@ -105,7 +162,7 @@ class RedisStore:
             )
             pipe.zadd(self.prefix + "sessions", {session_id: now})
             if usage is not None:
-                self._queue_usage(pipe, usage)
+                await self._queue_usage(pipe, usage)
             try:
                 await pipe.execute()
             except self._watch_error as exc:
@@ -147,13 +204,21 @@ class RedisStore:
         ]
 
     async def record_usage(
-        self, model: str, prompt_tokens: int, completion_tokens: int, cost_usd: float | None
+        self,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost_usd: float | None,
+        **spend: Any,
     ) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            self._queue_usage(pipe, UsageEvent(model, prompt_tokens, completion_tokens, cost_usd))
+            await self._queue_usage(
+                pipe, UsageEvent(model, prompt_tokens, completion_tokens, cost_usd, **spend)
+            )
             await pipe.execute()
 
-    def _queue_usage(self, pipe: Any, usage: UsageEvent) -> None:
+    async def _queue_usage(self, pipe: Any, usage: UsageEvent) -> None:
+        """The call's usage event and its spend, in the caller's MULTI: no write of its own."""
         now = time.time()
         event = {
             "id": uuid.uuid4().hex,
@@ -165,6 +230,80 @@ class RedisStore:
         pipe.zadd(self.prefix + "usage", {json.dumps(event): now})
         # keep a month, like Poe's own history
         pipe.zremrangebyscore(self.prefix + "usage", "-inf", now - 31 * 86400)
+        day = (usage.day or budget_day("UTC", now)).label
+        usd, points = usage.cost_usd or 0.0, usage.points or 0.0
+        counted = [(self._day_key(day), DAY_TTL)]
+        if usage.session_id is not None:
+            counted.append((self._session_key(usage.session_id), SESSION_TTL))
+        for key, ttl in counted:
+            pipe.hincrbyfloat(key, "usd", usd)
+            pipe.hincrbyfloat(key, "points", points)
+            pipe.expire(key, ttl)
+        models = f"{self.prefix}spend:models:{day}"
+        pipe.hincrbyfloat(models, f"usd:{usage.model}", usd)
+        pipe.hincrbyfloat(models, f"points:{usage.model}", points)
+        pipe.expire(models, DAY_TTL)
+        if usage.hold is not None:
+            await self._settle(  # queued: on a pipeline the script waits for its EXEC
+                keys=self._hold_keys(usage.hold),
+                args=[usage.hold.usd, usage.hold.points],
+                client=pipe,
+            )
+
+    # -- the spend guard: under the view's prefix, so hosted mode counts each person apart ----------
+
+    def _day_key(self, label: str) -> str:
+        return f"{self.prefix}spend:day:{label}"
+
+    def _session_key(self, session_id: str) -> str:
+        return f"{self.prefix}spend:session:{session_id}"
+
+    def _hold_keys(self, hold: SpendHold) -> tuple[str, ...]:
+        keys: tuple[str, ...] = (
+            f"{self.prefix}spend:hold:{hold.id}",
+            self._day_key(hold.day.label),
+        )
+        if hold.session_id is not None:
+            keys += (self._session_key(hold.session_id),)
+        return keys
+
+    async def reserve_spend(self, hold: SpendHold, limits: Sequence[Limit]) -> Breach | None:
+        keys = self._hold_keys(hold)
+        args: list[Any] = [hold.usd, hold.points, DAY_TTL, SESSION_TTL, HOLD_TTL, len(limits)]
+        for limit in limits:
+            if limit.scope == "session" and hold.session_id is None:
+                raise ValueError("a session budget needs the hold's session_id")
+            args += [2 if limit.scope == "day" else 3, limit.unit, limit.amount]
+        crossed, spent = await self._reserve(keys=keys, args=args)
+        return Breach(limits[int(crossed) - 1], float(spent)) if int(crossed) else None
+
+    async def release_spend(self, hold: SpendHold) -> None:
+        await self._settle(keys=self._hold_keys(hold), args=[hold.usd, hold.points])
+
+    async def spend_summary(
+        self, today: Day, session_id: str | None = None, days: Sequence[Day] = ()
+    ) -> SpendSummary:
+        fields = ("usd", "points", "held_usd", "held_points")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._day_key(today.label), *fields)
+            if session_id is not None:
+                pipe.hmget(self._session_key(session_id), *fields)
+            for day in days:
+                pipe.hmget(self._day_key(day.label), "usd", "points")
+                pipe.hgetall(f"{self.prefix}spend:models:{day.label}")
+            replies = await pipe.execute()
+        result = SpendSummary(today=_spent(replies.pop(0)))
+        if session_id is not None:
+            result.session = _spent(replies.pop(0))
+        for day in days:
+            usd, points = (float(v or 0) for v in replies.pop(0))
+            result.by_day[day.label] = Spent(usd, points)
+            for name, value in replies.pop(0).items():
+                unit, _, model = name.partition(":")
+                row = result.by_model.setdefault(model, Spent())
+                setattr(row, unit, getattr(row, unit) + float(value))
+        result.by_model = dict(sorted(result.by_model.items()))
+        return result
 
     async def usage_totals(self) -> UsageTotals:
         """Totals of every replica's calls since this process started."""

@@ -19,10 +19,16 @@ import anyio.to_thread
 
 from ..poe.types import ChatMessage
 from . import (
+    Breach,
     ConflictError,
     Conversation,
+    Day,
+    Limit,
     MediaJob,
     SessionSummary,
+    SpendHold,
+    SpendSummary,
+    Spent,
     UsageEvent,
     UsageTotals,
     iso_time,
@@ -103,13 +109,41 @@ def _m004_usage_owner(db: sqlite3.Connection) -> None:
     )
 
 
+def _m005_spend(db: sqlite3.Connection) -> None:
+    """The spend guard: what each call spent in points and in which conversation (the same row as its
+    usage, so counting costs no extra write), and the holds of calls under way, each user's apart."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE usage_events ADD COLUMN points REAL;
+        ALTER TABLE usage_events ADD COLUMN session_id TEXT;
+        CREATE INDEX usage_by_session ON usage_events(session_id) WHERE session_id IS NOT NULL;
+        CREATE TABLE spend_holds (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL DEFAULT '',
+            at REAL NOT NULL,
+            model TEXT NOT NULL,
+            session_id TEXT,
+            usd REAL NOT NULL,
+            points REAL NOT NULL
+        );
+        CREATE INDEX spend_holds_by_time ON spend_holds(owner, at);
+        CREATE INDEX spend_holds_by_session ON spend_holds(session_id) WHERE session_id IS NOT NULL;
+        """,
+    )
+
+
 # Append-only: a shipped migration is never edited; PRAGMA user_version counts those applied.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_conversations,
     _m002_usage,
     _m003_media_jobs,
     _m004_usage_owner,
+    _m005_spend,
 ]
+
+# Spend is summed in floats: a budget that fits five calls exactly must let the fifth through.
+EPSILON = 1e-9
 
 
 # Decoded histories kept in memory, most recently used first: a turn then costs no decode of its history.
@@ -340,15 +374,29 @@ class SQLiteStore:
         return await self._run(list_)
 
     async def record_usage(
-        self, model: str, prompt_tokens: int, completion_tokens: int, cost_usd: float | None
+        self,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost_usd: float | None,
+        **spend: Any,
     ) -> None:
-        event = UsageEvent(model, prompt_tokens, completion_tokens, cost_usd)
-        await self._run(self._insert_usage, self._db, event)
+        event = UsageEvent(model, prompt_tokens, completion_tokens, cost_usd, **spend)
+
+        def record() -> None:
+            if event.hold is None:  # one statement: SQLite makes it a transaction of its own
+                self._insert_usage(self._db, event)
+                return
+            with self._transaction() as db:
+                self._insert_usage(db, event)
+
+        await self._run(record)
 
     def _insert_usage(self, db: sqlite3.Connection, usage: UsageEvent) -> None:
         db.execute(
-            "INSERT INTO usage_events (owner, at, model, prompt_tokens, completion_tokens, cost_usd) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO usage_events "
+            "(owner, at, model, prompt_tokens, completion_tokens, cost_usd, points, session_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self._owner,
                 time.time(),
@@ -356,8 +404,88 @@ class SQLiteStore:
                 usage.prompt_tokens,
                 usage.completion_tokens,
                 usage.cost_usd,
+                usage.points,
+                usage.session_id,
             ),
         )
+        if usage.hold is not None:  # settled in the write that counts the real cost
+            db.execute("DELETE FROM spend_holds WHERE id = ?", (usage.hold.id,))
+
+    # -- the spend guard ---------------------------------------------------------------------
+
+    async def reserve_spend(self, hold: SpendHold, limits: Sequence[Limit]) -> Breach | None:
+        def reserve() -> Breach | None:
+            # BEGIN IMMEDIATE takes the file's write lock: every process checks and holds in turn.
+            with self._transaction() as db:
+                for limit in limits:
+                    spent = self._spent(db, limit.scope, hold.day, hold.session_id)
+                    used = spent.usd if limit.unit == "usd" else spent.points
+                    amount = hold.usd if limit.unit == "usd" else hold.points
+                    if used >= limit.amount - EPSILON or used + amount > limit.amount + EPSILON:
+                        return Breach(limit, used)
+                db.execute(
+                    "INSERT INTO spend_holds (id, owner, at, model, session_id, usd, points) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        hold.id,
+                        self._owner,
+                        hold.at,
+                        hold.model,
+                        hold.session_id,
+                        hold.usd,
+                        hold.points,
+                    ),
+                )
+            return None
+
+        return await self._run(reserve)
+
+    async def release_spend(self, hold: SpendHold) -> None:
+        await self._run(self._db.execute, "DELETE FROM spend_holds WHERE id = ?", (hold.id,))
+
+    def _spent(self, db: sqlite3.Connection, scope: str, day: Day, session_id: str | None) -> Spent:
+        """Real spend plus the holds of calls under way, for one day or one conversation, of this
+        view's user (hosted mode counts each person's budget apart)."""
+        where, args = (
+            ("owner = ? AND at >= ? AND at < ?", (self._owner, day.start, day.end))
+            if scope == "day"
+            else ("owner = ? AND session_id = ?", (self._owner, session_id))
+        )
+        usd, points = db.execute(
+            f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(points), 0) FROM usage_events WHERE {where}",
+            args,
+        ).fetchone()
+        held_usd, held_points = db.execute(
+            f"SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(points), 0) FROM spend_holds WHERE {where}",
+            args,
+        ).fetchone()
+        return Spent(usd + held_usd, points + held_points)
+
+    async def spend_summary(
+        self, today: Day, session_id: str | None = None, days: Sequence[Day] = ()
+    ) -> SpendSummary:
+        def summary() -> SpendSummary:
+            db = self._db
+            result = SpendSummary(today=self._spent(db, "day", today, None))
+            if session_id is not None:
+                result.session = self._spent(db, "session", today, session_id)
+            for day in days:
+                usd, points = db.execute(
+                    "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(points), 0) FROM usage_events "
+                    "WHERE owner = ? AND at >= ? AND at < ?",
+                    (self._owner, day.start, day.end),
+                ).fetchone()
+                result.by_day[day.label] = Spent(usd, points)
+            if days:
+                rows = db.execute(
+                    "SELECT model, COALESCE(SUM(cost_usd), 0), COALESCE(SUM(points), 0) FROM usage_events "
+                    "WHERE owner = ? AND at >= ? AND at < ? GROUP BY model ORDER BY model",
+                    (self._owner, days[0].start, days[-1].end),
+                ).fetchall()
+                result.by_model = {model: Spent(usd, points) for model, usd, points in rows}
+            return result
+
+        return await self._run(summary)
 
     async def usage_totals(self) -> UsageTotals:
         def totals() -> UsageTotals:

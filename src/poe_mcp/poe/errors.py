@@ -19,6 +19,9 @@
      │    └── MediaUnavailableError     a media link answered 4xx (never retried)
      ├── OverloadedError          529  retried
      ├── NoMediaError             a generation answered without media
+     ├── BudgetExceededError      -    refused here, before any request: a budget would be crossed
+     ├── ConfirmationRequiredError -   refused here: above POE_MCP_CONFIRM_ABOVE_USD, nobody to ask
+     ├── ConfirmationDeclinedError -   the person said no: nothing was sent
      └── PoeConnectionError       network failure, broken stream; retried unless output went out
 
 Poe's `error.code` may be a number, a string or missing, so classification keys on the HTTP
@@ -213,6 +216,27 @@ class NoMediaError(PoeError):
     advice = "Rephrase the prompt, or try another model (list_models with output_modality)."
 
 
+class BudgetExceededError(PoeError):
+    """A call whose estimate would cross a budget (or that cannot be priced under one): nothing was sent."""
+
+    type = "budget_exceeded_error"
+    advice = "Nothing was sent to Poe."
+
+
+class ConfirmationRequiredError(PoeError):
+    """A call above POE_MCP_CONFIRM_ABOVE_USD, and no way to ask the person: nothing was sent."""
+
+    type = "confirmation_required_error"
+    advice = "Nothing was sent to Poe."
+
+
+class ConfirmationDeclinedError(PoeError):
+    """The person declined the cost of a call: nothing was sent, nothing was spent."""
+
+    type = "confirmation_declined"
+    advice = "Nothing was sent to Poe and nothing was spent. Ask the person before trying again, or use a cheaper model."
+
+
 class PoeConnectionError(PoeError):
     type = "connection_error"
     advice = "Check the network and POE_BASE_URL, then try again."
@@ -246,19 +270,24 @@ BY_TYPE: dict[str, type[PoeError]] = {cls.type: cls for cls in BY_STATUS.values(
 
 
 def poe_error_in(exc: BaseException | None) -> PoeError | None:
-    """The PoeError behind `exc`: itself, its cause or context, or one inside an (anyio) ExceptionGroup."""
+    """The PoeError behind `exc`: itself, its cause or context, or one inside an (anyio) ExceptionGroup.
+
+    Depth first, in order (a group's members, each with its own chain), with one seen-set for the
+    whole walk: a member whose context leads back to its group (what `raise group.exceptions[0]`
+    inside `except` leaves) ends the walk instead of recursing without end."""
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, PoeError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                found = poe_error_in(inner)
-                if found is not None:
-                    return found
-            return None
-        exc = exc.__cause__ or exc.__context__
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, PoeError):
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(reversed(current.exceptions))
+        else:
+            stack.append(current.__cause__ or current.__context__)
     return None
 
 
@@ -331,8 +360,12 @@ def classify(status: int, body: Any = None, headers: Mapping[str, str] | None = 
 
 
 def refused_locally(error: PoeError) -> bool:
-    """A request poe-mcp itself refused (bad input, a file outside the sandbox): nothing reached Poe."""
-    return isinstance(error, InvalidRequestError) and not error.from_poe
+    """A request poe-mcp itself refused (bad input, a file outside the sandbox, a budget): nothing
+    reached Poe."""
+    spend_guard = (BudgetExceededError, ConfirmationRequiredError, ConfirmationDeclinedError)
+    return isinstance(error, spend_guard) or (
+        isinstance(error, InvalidRequestError) and not error.from_poe
+    )
 
 
 def _poe_fields(body: Any) -> tuple[int | str | None, str | None, Any]:

@@ -10,13 +10,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..attachments import AttachmentError, AttachmentRules, load_attachment
-from ..conversations import ConflictError, Conversation, ConversationStore, UsageEvent
+from ..conversations import (
+    ConflictError,
+    Conversation,
+    ConversationStore,
+    SpendHold,
+    UsageEvent,
+)
 from ..poe.client import PoeClient
 from ..poe.errors import InvalidRequestError, NotFoundError
 from ..poe.media import MediaFile, SkippedUrl
 from ..poe.sampling import Sampling
 from ..poe.types import ChatMessage, ChatRequest, Completion, TextListener
 from .history import ATTACHMENT_PART, WireHistories, holds_attachments
+from .spend import Approver, SpendGuard, estimate_chat
 
 if TYPE_CHECKING:
     from .media import MediaService
@@ -51,6 +58,8 @@ class Ask:
     session_use: SessionUse = "continue"
     api: str | None = None  # "chat", "responses", or None: the model's catalog entry decides
     web_search: bool = False
+    max_cost_usd: float | None = None  # lowers POE_MCP_MAX_COST_PER_CALL for this call
+    approver: Approver | None = None  # asks the person above POE_MCP_CONFIRM_ABOVE_USD
 
 
 @dataclass(frozen=True)
@@ -193,12 +202,14 @@ class ChatService:
         store: ConversationStore,
         rules: AttachmentRules,
         media: MediaService | None = None,
+        guard: SpendGuard | None = None,
     ) -> None:
         self.poe = poe
         self.store = store
         self.rules = rules
         self.media = media  # saves the media of an answer; None leaves its links as they are
         self.histories = WireHistories()
+        self.guard = guard or SpendGuard(poe.settings, store)
 
     async def ask(self, ask: Ask, listener: TextListener | None = None) -> Answer:
         session_id = ask.session_id or uuid.uuid4().hex
@@ -243,12 +254,13 @@ class ChatService:
             api=ask.api,
             web_search=ask.web_search,
         )
-        completion = await self.poe.chat(request, listener)
+        hold = await self._admit(request, session_id, ask.max_cost_usd, ask.approver)
+        completion = await self._send(request, listener, hold)
         completion.notes[:0] = notes
         if not thinking.include_in_response:
             completion.reasoning = None
         if not completion.complete:  # a broken call leaves the stored conversation as it was
-            await self._record_usage(request.model, completion)
+            await self._record_usage(request.model, completion, session_id, hold)
         else:
             system_change = (
                 []
@@ -262,6 +274,7 @@ class ChatService:
                 system_change + new + [completion.assistant_message()],
                 request.tools,
                 built_on=len(history),
+                hold=hold,
             )
         files, skipped = await self._save_media(completion)
         return Answer(completion, session_id, request.model, files, skipped)
@@ -281,6 +294,34 @@ class ChatService:
         completion.notes += [f"not saved: {s.url} ({s.reason})" for s in skipped]
         return files, skipped
 
+    async def _admit(
+        self,
+        request: ChatRequest,
+        session_id: str | None,
+        max_cost_usd: float | None,
+        approver: Approver | None,
+    ) -> SpendHold | None:
+        """The spend guard, before anything is sent: nothing at all when no budget applies."""
+        if not self.guard.applies(max_cost_usd):
+            return None
+        info = await self.poe.prepare(request)  # a call Poe would refuse is refused before asking
+        await self.poe.backend_for(request, info)  # so is a web_search or api no path can serve
+        return await self.guard.admit(
+            estimate_chat(request, info),
+            session_id=session_id,
+            max_cost_usd=max_cost_usd,
+            approver=approver,
+        )
+
+    async def _send(
+        self, request: ChatRequest, listener: TextListener | None, hold: SpendHold | None
+    ) -> Completion:
+        try:
+            return await self.poe.chat(request, listener)
+        except BaseException as error:
+            await self.guard.failed(hold, error)
+            raise
+
     async def _store_turn(
         self,
         completion: Completion,
@@ -290,10 +331,11 @@ class ChatService:
         tools: list[dict[str, Any]] | None,
         *,
         built_on: int,
+        hold: SpendHold | None = None,
     ) -> None:
-        """Store the answered turn with its usage, in one write; if that fails the paid answer is still
-        returned, with a note."""
-        usage = _usage_event(model, completion)
+        """Store the answered turn with its usage (and the settle of its hold), in one write; if that
+        fails the paid answer is still returned, with a note."""
+        usage = self._usage_event(model, completion, session_id, hold)
         try:
             await self.store.append(
                 session_id, model, messages, tools, built_on=built_on, usage=usage
@@ -310,23 +352,52 @@ class ChatService:
                 f"This turn was not stored ({type(error).__name__}: the conversation store failed); "
                 f"the answer is returned, but session {session_id} does not include it."
             )
-        await self._record_usage(
-            model, completion
-        )  # the call was paid for even if the turn was not kept
+        # the call was paid for even if the turn was not kept
+        await self._record_usage(model, completion, session_id, hold)
 
     async def complete(
-        self, request: ChatRequest, listener: TextListener | None = None
+        self,
+        request: ChatRequest,
+        listener: TextListener | None = None,
+        *,
+        max_cost_usd: float | None = None,
+        approver: Approver | None = None,
     ) -> Completion:
-        """One call to Poe, counted in this server's usage totals."""
-        completion = await self.poe.chat(request, listener)
-        await self._record_usage(request.model, completion)
+        """One call to Poe, counted in this server's usage totals (it belongs to no conversation)."""
+        hold = await self._admit(request, None, max_cost_usd, approver)
+        completion = await self._send(request, listener, hold)
+        await self._record_usage(request.model, completion, None, hold)
         return completion
 
-    async def _record_usage(self, model: str, completion: Completion) -> None:
-        usage = _usage_event(model, completion)
+    def _usage_event(
+        self, model: str, completion: Completion, session_id: str | None, hold: SpendHold | None
+    ) -> UsageEvent:
+        usage = completion.usage
+        return UsageEvent(
+            model,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+            **self.guard.spend(hold, completion.cost_usd, session_id=session_id),
+        )
+
+    async def _record_usage(
+        self,
+        model: str,
+        completion: Completion,
+        session_id: str | None = None,
+        hold: SpendHold | None = None,
+    ) -> None:
+        usage = self._usage_event(model, completion, session_id, hold)
         try:
             await self.store.record_usage(
-                usage.model, usage.prompt_tokens, usage.completion_tokens, usage.cost_usd
+                usage.model,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cost_usd,
+                points=usage.points,
+                session_id=usage.session_id,
+                day=usage.day,
+                hold=usage.hold,
             )
         except Exception as error:  # the answer is paid for: losing a usage row must not lose it
             log.exception("Recording usage for %s failed", model)
@@ -429,13 +500,3 @@ class ChatService:
         if switch.note:
             notes.append(switch.note)
         return dataclasses.replace(sampling, reasoning_effort=switch.effort)
-
-
-def _usage_event(model: str, completion: Completion) -> UsageEvent:
-    usage = completion.usage
-    return UsageEvent(
-        model,
-        usage.prompt_tokens if usage else 0,
-        usage.completion_tokens if usage else 0,
-        completion.cost_usd,
-    )

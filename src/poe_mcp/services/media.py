@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from ..attachments import AttachmentRules, load_attachment
-from ..conversations import ConversationStore, MediaJob
+from ..conversations import ConversationStore, MediaJob, SpendHold
 from ..poe.catalog import ModelInfo
 from ..poe.client import PoeClient
 from ..poe.errors import (
@@ -45,6 +45,7 @@ from ..poe.videos import (
     chat_video_parameters,
     video_fields,
 )
+from .spend import Approver, SpendGuard, estimate_media, hold_from, hold_record
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +160,14 @@ class MediaService:
         rules: AttachmentRules,
         video_poll_interval: float = 5.0,
         store: ConversationStore | None = None,
+        guard: SpendGuard | None = None,
     ) -> None:
         self.poe = poe
         self.output_dir = output_dir
         self.rules = rules
         self.video_poll_interval = video_poll_interval
         self.store = store
+        self.guard = guard
 
     async def generate(
         self,
@@ -179,6 +182,8 @@ class MediaService:
         size: str | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
         reference: str | None = None,
+        max_cost_usd: float | None = None,
+        approver: Approver | None = None,
     ) -> Generation:
         if not prompt.strip():
             raise InvalidRequestError(
@@ -190,27 +195,91 @@ class MediaService:
         info = await self.poe.resolve_model(model)
         if info is not None and kind not in info.output_modalities:
             raise await self._wrong_kind(info, kind)
-        if kind == "video" and info is not None and "/v1/videos" in info.supported_endpoints:
-            fields = video_fields(info, parameters, seconds, size)  # refused before any request
-            parts = await self._load(attachments)
-            upload = await self._reference(info, reference)
+        jobs = kind == "video" and info is not None and "/v1/videos" in info.supported_endpoints
+        # a job's fields, the attachments and the reference are refused before any request (or any
+        # question)
+        fields = video_fields(info, parameters, seconds, size) if jobs and info else None
+        parts = await self._load(attachments)
+        upload = await self._reference(info, reference) if fields is not None and info else None
+        if fields is None and reference is not None:  # chat's shape: the image goes as a part
+            parts.append(await load_attachment(reference, self.rules, self.poe.http))
+        hold = await self._admit(info, model, kind, prompt, parameters, max_cost_usd, approver)
+        try:
+            generation = await self._generate(
+                info,
+                model,
+                kind,
+                prompt,
+                parameters,
+                parts,
+                progress,
+                fields,
+                hold,
+                max_wait,
+                (seconds, size),
+                (reference, upload),
+            )
+        except BaseException as error:
+            if self.guard is not None:
+                await self.guard.failed(hold, error)
+            raise
+        if generation.job_id is None:  # a video job settles its hold when it completes
+            await self._count(generation, hold)
+        return generation
+
+    async def _generate(
+        self,
+        info: ModelInfo | None,
+        model: str,
+        kind: str,
+        prompt: str,
+        parameters: dict[str, Any],
+        parts: list[dict[str, Any]],
+        progress: ProgressListener,
+        fields: dict[str, Any] | None,
+        hold: SpendHold | None,
+        max_wait: float,
+        shape: tuple[int | None, str | None],
+        references: tuple[str | None, tuple[str, bytes, str] | None],
+    ) -> Generation:
+        reference, upload = references
+        if fields is not None and info is not None:
             try:
                 return await self._video_job(
-                    info, prompt, fields, parts, progress, max_wait, upload
+                    info, prompt, fields, parts, progress, max_wait, upload, hold
                 )
             except VideosEndpointMissing:
                 pass  # this Poe has no /v1/videos: chat completions serve the same bots
-        else:
-            parts = await self._load(attachments)
-        if reference is not None:  # chat's shape has no input_reference: the image goes as a part
-            parts.append(await load_attachment(reference, self.rules, self.poe.http))
+            if (
+                reference is not None
+            ):  # chat's shape has no input_reference: the image goes as a part
+                parts.append(await load_attachment(reference, self.rules, self.poe.http))
         if info is not None and kind == "video":
-            parameters = chat_video_parameters(info, parameters, seconds, size)
+            parameters = chat_video_parameters(info, parameters, *shape)
         generation = await self._dedicated(info, kind, prompt, parameters, parts, progress)
         if generation is None:
             generation = await self._via_chat(info, model, prompt, parameters, parts, progress)
-        await self._count(generation)
         return generation
+
+    async def _admit(
+        self,
+        info: ModelInfo | None,
+        model: str,
+        kind: str,
+        prompt: str,
+        parameters: dict[str, Any],
+        max_cost_usd: float | None,
+        approver: Approver | None,
+    ) -> SpendHold | None:
+        """The spend guard, before anything is sent: nothing at all when no budget applies."""
+        if self.guard is None or not self.guard.applies(max_cost_usd):
+            return None
+        return await self.guard.admit(
+            estimate_media(info, model, kind, prompt, parameters),
+            session_id=None,
+            max_cost_usd=max_cost_usd,
+            approver=approver,
+        )
 
     async def _dedicated(
         self,
@@ -268,16 +337,22 @@ class MediaService:
             advice=f"Use a {kind} model, e.g. {', '.join(examples)} (list_models with output_modality={kind}).",
         )
 
-    async def _count(self, generation: Generation) -> None:
-        """Every finished generation counts in get_usage's server totals, with its cost where priced."""
+    async def _count(self, generation: Generation, hold: SpendHold | None = None) -> None:
+        """Every finished generation counts in get_usage's server totals, with its cost where priced
+        (and its points where Poe reports them), settling the spend held for it."""
         if self.store is None:
             return
         usage = generation.usage
+        spend: dict[str, Any] = {"cost_usd": generation.cost_usd, "points": generation.points}
+        if self.guard is not None:
+            spend = self.guard.spend(hold, generation.cost_usd, generation.points)
+        cost = spend.pop("cost_usd")
         await self.store.record_usage(
             generation.model,
             usage.prompt_tokens if usage else 0,
             usage.completion_tokens if usage else 0,
-            generation.cost_usd,
+            cost,
+            **spend,
         )
 
     async def _via_chat(
@@ -377,6 +452,7 @@ class MediaService:
         progress: ProgressListener,
         max_wait: float,
         reference: tuple[str, bytes, str] | None = None,
+        hold: SpendHold | None = None,
     ) -> Generation:
         body = dict(fields)
         image = next((p["image_url"]["url"] for p in parts if p["type"] == "image_url"), None)
@@ -384,7 +460,9 @@ class MediaService:
             body["input_image"] = image.split(",", 1)[1]  # the API takes bare base64
         jobs = self._jobs()
         job = await jobs.create(info.id, prompt, body, reference)
-        record = MediaJob(job.id, info.id, prompt, job.status, created_at=time.time())
+        record = MediaJob(
+            job.id, info.id, prompt, job.status, created_at=time.time(), hold=hold_record(hold)
+        )
         await self._remember(record, job)  # before any wait: a client that gives up loses nothing
         return await self._follow(record, job, progress, max_wait)
 
@@ -430,16 +508,20 @@ class MediaService:
             raise
         except PoeError:
             record.status = FAILED
+            hold, record.hold = hold_from(record.hold), None
             await self._remember(record, None)
+            if hold is not None and self.store is not None:
+                await self.store.release_spend(hold)  # a failed job is not charged
             raise
         if not job.finished:
             await self._remember(record, job)
             return self._generation(record, [])
         file = await self._jobs().download(job.id, self.output_dir, self.max_bytes)
         record.files = _saved([file])
+        hold, record.hold = hold_from(record.hold), None
         await self._remember(record, job)
         generation = self._generation(record, [file])
-        await self._count(generation)
+        await self._count(generation, hold)
         return generation
 
     async def _remember(self, record: MediaJob, job: VideoJob | None) -> None:

@@ -13,6 +13,7 @@ from ..redaction import shown_url
 from ..result_shapes import UsageReport, handle_line
 from ..server import PoeMCPServer, state_of
 from ..services.shared import Services
+from ..services.spend import usd
 from ..tool_results import structured_result
 
 
@@ -48,9 +49,10 @@ def register(mcp: PoeMCPServer) -> None:
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=100, description="History entries")] = 20,
         starting_after: Annotated[str | None, Field(description="query_id cursor")] = None,
+        session_id: Annotated[str | None, Field(description="Its budget too")] = None,
     ) -> Annotated[CallToolResult, UsageReport]:
-        """Points balance, points history (pageable), and this server's call and cost totals."""
-        report = await state_of(ctx).usage_report(limit, starting_after)
+        """Points balance and history (pageable), this server's totals, budgets and spend."""
+        report = await state_of(ctx).usage_report(limit, starting_after, session_id)
         totals = report.server_totals
         lines = [f"Balance: {report.current_point_balance} points."]
         lines += [
@@ -64,6 +66,7 @@ def register(mcp: PoeMCPServer) -> None:
         lines.append(
             f"This server since start: {totals.calls} calls, {totals.total_tokens} tokens, ~${totals.cost_usd:.4f}."
         )
+        lines += spend_lines(report)
         return structured_result("\n".join(lines), report.model_dump())
 
     @mcp.tool(
@@ -74,6 +77,22 @@ def register(mcp: PoeMCPServer) -> None:
         """This server's version, backend, transport, base URL, default model and features."""
         info = server_info(state_of(ctx))
         return structured_result(info.summary(), info.model_dump())
+
+
+def spend_lines(report: UsageReport) -> list[str]:
+    """Each budget with what is spent and left, then the real spend by day and by model."""
+    spend = report.spend
+    if spend is None:
+        return []
+    lines = [b.line(f"{spend.today}, {spend.time_zone}") for b in report.budgets]
+    days = [f"{d.day} {usd(d.usd)}" for d in spend.by_day if d.usd or d.points]
+    if days:
+        lines.append(f"Spent by day (last 14, {spend.time_zone}): " + "; ".join(days) + ".")
+    if spend.by_model:
+        lines.append(
+            "Spent by model: " + "; ".join(f"{m.model} {usd(m.usd)}" for m in spend.by_model) + "."
+        )
+    return lines
 
 
 def server_info(state: Services) -> ServerInfo:

@@ -17,13 +17,16 @@ from ..result_shapes import AskResult, ToolsResult, completion_handles
 from ..server import PoeMCPServer, state_of
 from ..services.conversations import Answer, Ask, SessionUse
 from ..tool_results import error_result, structured_result
+from .approval import mcp_approver
 from .inputs import (
     Api,
     Attachments,
     Bot,
+    Confirm,
     Limit,
     Logprobs,
     MaxCompletionTokens,
+    MaxCostUsd,
     MaxTokens,
     Metadata,
     NewSession,
@@ -177,6 +180,8 @@ def register(mcp: PoeMCPServer) -> None:
         web_search: WebSearch = None,
         api: Api = None,
         stream: Stream = True,
+        max_cost_usd: MaxCostUsd = None,
+        confirm: Confirm = None,
     ) -> Annotated[CallToolResult, AskResult]:
         """Ask any Poe model (Claude, GPT, Gemini, Grok...). To continue, pass the session_id a result gave."""
         sampling = sampling_from(locals())
@@ -195,6 +200,8 @@ def register(mcp: PoeMCPServer) -> None:
                 session_use=_session_use(new_session),
                 api=api,
                 web_search=bool(web_search),
+                max_cost_usd=max_cost_usd,
+                approver=mcp_approver(ctx, confirm),
             ),
         )
         result = AskResult.of(answer)
@@ -240,7 +247,7 @@ def register(mcp: PoeMCPServer) -> None:
         ] = None,
         tool_choice: Annotated[
             str | dict[str, Any] | None,
-            Field(description="auto, none, required or a name"),
+            Field(description="auto/none/required/name"),
         ] = None,
         parallel_tool_calls: ParallelToolCalls = None,
         system: System = None,
@@ -252,6 +259,8 @@ def register(mcp: PoeMCPServer) -> None:
         parameters: Parameters = None,
         api: Api = None,
         stream: Stream = True,
+        max_cost_usd: MaxCostUsd = None,
+        confirm: Confirm = None,
     ) -> Annotated[CallToolResult, ToolsResult]:
         """Function calling: returns tool_calls to run; answer with tool_results and the same session_id."""
         sampling = sampling_from(locals())
@@ -276,6 +285,8 @@ def register(mcp: PoeMCPServer) -> None:
                 tool_results=tool_results,
                 session_use=_session_use(new_session),
                 api=api,
+                max_cost_usd=max_cost_usd,
+                approver=mcp_approver(ctx, confirm),
             ),
         )
         result = ToolsResult.of(answer)
@@ -312,6 +323,8 @@ def register(mcp: PoeMCPServer) -> None:
             dict[str, Any] | None, Field(description="OpenAI stream_options")
         ] = None,
         parameters: Parameters = None,
+        max_cost_usd: MaxCostUsd = None,
+        confirm: Confirm = None,
     ) -> Annotated[CallToolResult, ChatCompletionOut]:
         """Raw OpenAI-compatible chat completion, for clients that keep their own history."""
         notes = check_stream_options(stream, stream_options)
@@ -327,7 +340,12 @@ def register(mcp: PoeMCPServer) -> None:
             stream_options=stream_options if stream else None,
         )
         relay = ProgressRelay(ctx)
-        completion = await state_of(ctx).chat.complete(request, relay if stream else None)
+        completion = await state_of(ctx).chat.complete(
+            request,
+            relay if stream else None,
+            max_cost_usd=max_cost_usd,
+            approver=mcp_approver(ctx, confirm),
+        )
         await relay.finish()
         completion.notes[:0] = notes
         # The object Poe sent whole, or the one assembled from a stream (or a Responses API answer).

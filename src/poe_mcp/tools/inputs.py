@@ -19,25 +19,25 @@ def _bounded(name: str, **extra: Any) -> Any:
     return Field(ge=low, le=high, **extra)
 
 
-Bot = Annotated[str | None, Field(description="Model (default: the session's)")]
-Prompt = Annotated[str, Field(min_length=1, description="What to ask or make")]
-SessionId = Annotated[str | None, Field(max_length=200, description="Conversation to continue")]
-NewSession = Annotated[bool | None, Field(description="New conversation as session_id")]
+Bot = Annotated[str | None, Field(description="Model (default: session's)")]
+Prompt = Annotated[str, Field(min_length=1, description="Prompt")]
+SessionId = Annotated[str | None, Field(max_length=200, description="Session to continue")]
+NewSession = Annotated[bool | None, Field(description="Start session_id anew")]
 System = Annotated[str | None, Field(description="System message")]
-Attachments = Annotated[list[str] | None, Field(description="Paths, https: or data: URLs")]
+Attachments = Annotated[list[str] | None, Field(description="Paths or https:/data: URLs")]
 Temperature = Annotated[float | None, _bounded("temperature", description="Randomness")]
 MaxTokens = Annotated[int | None, _bounded("max_tokens", description="Answer length cap")]
 TopP = Annotated[float | None, _bounded("top_p", description="Nucleus sampling")]
 Stop = Annotated[
     list[str] | None, Field(max_length=MAX_STOP_SEQUENCES, description="Stop sequences")
 ]
-Parameters = Annotated[dict[str, Any] | None, Field(description="Model's custom parameters")]
+Parameters = Annotated[dict[str, Any] | None, Field(description="Model parameters")]
 Thinking = Annotated[bool | dict[str, Any] | None, Field(description="Reason first")]
 ParallelToolCalls = Annotated[bool | None, Field(description="Several calls a turn")]
 Limit = Annotated[int, Field(ge=1, description="Most to list")]
 Stream = Annotated[bool, Field(description="Report progress")]
 Api = Annotated[Literal["chat", "responses"] | None, Field(description="Poe API")]
-WebSearch = Annotated[bool | None, Field(description="Search the web")]
+WebSearch = Annotated[bool | None, Field(description="Web search")]
 # The standard OpenAI request fields; their shapes are checked by Sampling (one message for every caller).
 ResponseFormat = Annotated[
     dict[str, Any] | None, Field(description="text, json_object, json_schema")
@@ -50,6 +50,10 @@ MaxCompletionTokens = Annotated[
 ]
 # low, medium, high...: named by OpenAI, listed in the refusal
 ReasoningEffort = Annotated[str | None, Field(description="Reasoning effort")]
+# The spend guard (README "Budgets"): a per-call cap that can only lower POE_MCP_MAX_COST_PER_CALL,
+# and the person's yes given in advance, honoured only with POE_MCP_ALLOW_CONFIRM_ARGUMENT=1.
+MaxCostUsd = Annotated[float | None, Field(gt=0, description="USD cap")]
+Confirm = Annotated[bool | None, Field(description="Confirmed cost")]
 Metadata = Annotated[dict[str, Any] | None, Field(description="Request metadata")]
 User = Annotated[str | None, Field(description="End-user id")]
 

@@ -32,7 +32,8 @@ from ..result_shapes import MEDIA_URI, MediaResult, VideoResult
 from ..server import PoeMCPServer, state_of
 from ..services.media import DEFAULT_MAX_WAIT, Generation
 from ..tool_results import structured_result
-from .inputs import Attachments, Parameters, Prompt
+from .approval import mcp_approver
+from .inputs import Attachments, Confirm, MaxCostUsd, Parameters, Prompt
 
 log = logging.getLogger("poe_mcp.tools.media")
 
@@ -52,7 +53,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 Model = Annotated[str | None, Field(description="Poe media model")]
-MaxWait = Annotated[float | None, Field(description="Seconds (default 50), then a job_id")]
+MaxWait = Annotated[float | None, Field(description="Seconds to wait (default 50)")]
 
 
 class RisingProgress:
@@ -202,10 +203,19 @@ def register(mcp: PoeMCPServer) -> None:
         model: str | None,
         parameters: dict[str, Any] | None,
         attachments: list[str] | None,
+        max_cost_usd: float | None,
+        confirm: bool | None,
     ) -> CallToolResult:
         state = state_of(ctx)
         generation = await state.media.generate(
-            kind, prompt, model, parameters or {}, attachments or [], RisingProgress(ctx)
+            kind,
+            prompt,
+            model,
+            parameters or {},
+            attachments or [],
+            RisingProgress(ctx),
+            max_cost_usd=max_cost_usd,
+            approver=mcp_approver(ctx, confirm),
         )
         return await media_result(generation)
 
@@ -216,16 +226,25 @@ def register(mcp: PoeMCPServer) -> None:
         model: Model = None,
         parameters: Parameters = None,
         attachments: Attachments = None,
+        max_cost_usd: MaxCostUsd = None,
+        confirm: Confirm = None,
     ) -> Annotated[CallToolResult, MediaResult]:
         """Make an image with a Poe image model (default GPT-Image-1); returns it and a saved file."""
-        return await generate(ctx, "image", prompt, model, parameters, attachments)
+        return await generate(
+            ctx, "image", prompt, model, parameters, attachments, max_cost_usd, confirm
+        )
 
     @mcp.tool(title="Generate audio", annotations=GENERATOR)
     async def generate_audio(
-        prompt: Prompt, ctx: Context, model: Model = None, parameters: Parameters = None
+        prompt: Prompt,
+        ctx: Context,
+        model: Model = None,
+        parameters: Parameters = None,
+        max_cost_usd: MaxCostUsd = None,
+        confirm: Confirm = None,
     ) -> Annotated[CallToolResult, MediaResult]:
         """Speech or sound with a Poe audio model (default ElevenLabs-v2.5-Turbo); saved to a file."""
-        return await generate(ctx, "audio", prompt, model, parameters, None)
+        return await generate(ctx, "audio", prompt, model, parameters, None, max_cost_usd, confirm)
 
     @mcp.tool(title="Generate a video", annotations=GENERATOR)
     async def generate_video(
@@ -238,7 +257,9 @@ def register(mcp: PoeMCPServer) -> None:
         job_id: Annotated[str | None, Field(description="Resume this job")] = None,
         parameters: Parameters = None,
         attachments: Attachments = None,
-        reference: Annotated[str | None, Field(description="Reference image path/URL")] = None,
+        reference: Annotated[str | None, Field(description="Reference image")] = None,
+        max_cost_usd: MaxCostUsd = None,
+        confirm: Confirm = None,
     ) -> Annotated[CallToolResult, VideoResult]:
         """Make a video (default Veo-3), saved to a file; past max_wait, a job_id to call again with."""
         media = state_of(ctx).media
@@ -257,6 +278,8 @@ def register(mcp: PoeMCPServer) -> None:
                 size=size,
                 max_wait=wait,
                 reference=reference,
+                max_cost_usd=max_cost_usd,
+                approver=mcp_approver(ctx, confirm),
             )
         return await media_result(generation, VideoResult)
 

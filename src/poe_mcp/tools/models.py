@@ -21,8 +21,8 @@ from ..tool_results import structured_result
 from .inputs import Limit
 
 MODEL_URI = "poe://models/{model_id}"
-Modality = Annotated[str | None, Field(description="text, image, video or audio")]
-Query = Annotated[str | None, Field(description="Text in id, name or description")]
+Modality = Annotated[str | None, Field(description="text/image/video/audio")]
+Query = Annotated[str | None, Field(description="Search text")]
 ModelLimit = Annotated[Limit, Field(le=500)]
 CATALOG = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 
