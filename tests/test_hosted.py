@@ -361,3 +361,28 @@ async def test_a_users_task_runs_on_their_key_and_nobody_else_finds_it(
     assert done.structured_content["status"] == "completed"
     assert fake.keys_used("/v1/videos") == [KEY_A], "the background task ran as Alice"
     assert "Unknown task" in str(unknown.value)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+async def test_each_persons_day_budget_is_their_own(
+    fake: FakePoe,
+    tmp_path: Path,
+    tokens: dict[str, str],
+    store: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """POE_MCP_MAX_COST_PER_DAY in hosted mode: Alice spending hers leaves Bob's untouched."""
+    extra = {"POE_MCP_STORE": request.getfixturevalue("redis_url")} if store == "redis" else {}
+    env = hosted_env(tmp_path, POE_MCP_MAX_COST_PER_DAY="0.002", **extra)
+    flat = {"bot": "test-flat-fee", "prompt": "hi"}  # $0.002 a request: one call a day each
+    with (
+        http_replica(fake, tmp_path, "a", **env) as a,
+        http_replica(fake, tmp_path, "b", **env) as b,
+    ):
+        async with connect_http(a, tokens["alice"]) as alice, connect_http(b, tokens["bob"]) as bob:
+            first = await alice.call_tool("ask_poe", flat)
+            second = await alice.call_tool("ask_poe", flat)
+            bobs = await bob.call_tool("ask_poe", flat)
+    assert not first.is_error and not bobs.is_error
+    assert second.is_error and "budget_exceeded_error" in second.content[0].text
+    assert len(fake.chat_requests()) == 2
