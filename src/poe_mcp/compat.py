@@ -16,11 +16,12 @@ from pydantic import BaseModel, Field
 from . import __version__
 from .poe.catalog import ModelInfo
 from .result_shapes import ChatResult, UsageOut, chat_facts, handle_line
-from .server import PoeMCPServer, state_of
+from .server import PoeMCPServer
 from .services.conversations import Answer, Ask
 from .tool_results import structured_result
 from .tools.chat import answer_result, ask_with_progress
 from .tools.inputs import MaxTokens, Prompt, SessionId, Stop, Temperature, TopP, sampling_from
+from .tools.registry import state_of
 
 PROFILE = "poe-proxy-mcp"
 CHAT = ToolAnnotations(read_only_hint=True, open_world_hint=True)

@@ -7,13 +7,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import mcp.server.mcpserver.server as sdk_server
 from mcp.server import MCPServer
 from mcp.server.caching import CacheableMethod, CacheHint, apply_cache_hint
-from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ReadResourceResult, ToolAnnotations
 from pydantic import ValidationError
@@ -26,17 +25,12 @@ from .redaction import redact_result
 from .services.shared import Services, open_services
 from .tool_results import error_result, input_needed_in
 
-log = logging.getLogger("poe_mcp.server")
+log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "poe-mcp reaches every model on Poe. Use ask_poe for a question to any model (keep session_id to continue "
     "a conversation), ask_poe_with_tools for function calling, list_models to find a model, get_usage for the balance."
 )
-
-
-def state_of(ctx: Context) -> Services:
-    """The services as this request's caller sees them (in hosted mode, that user's own view)."""
-    return cast(Services, ctx.request_context.lifespan_context).current()
 
 
 def _describe_validation(error: ValidationError) -> str:
@@ -272,4 +266,4 @@ def build_server(settings: Settings) -> PoeMCPServer:
     return server
 
 
-__all__ = ["PoeMCPServer", "build_server", "state_of"]
+__all__ = ["PoeMCPServer", "build_server"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
@@ -11,10 +11,13 @@ from pydantic import BaseModel, Field
 from .. import __version__
 from ..redaction import shown_url
 from ..result_shapes import UsageReport, handle_line
-from ..server import PoeMCPServer, state_of
 from ..services.shared import Services
 from ..services.spend import usd
 from ..tool_results import structured_result
+from .registry import ToolTable, state_of
+
+if TYPE_CHECKING:
+    from ..server import PoeMCPServer
 
 
 class ServerInfo(BaseModel):
@@ -40,43 +43,50 @@ class ServerInfo(BaseModel):
         )
 
 
-def register(mcp: PoeMCPServer) -> None:
-    @mcp.tool(
-        title="Poe points balance and usage",
-        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True),
-    )
-    async def get_usage(
-        ctx: Context,
-        limit: Annotated[int, Field(ge=1, le=100, description="History entries")] = 20,
-        starting_after: Annotated[str | None, Field(description="query_id cursor")] = None,
-        session_id: Annotated[str | None, Field(description="Its budget too")] = None,
-    ) -> Annotated[CallToolResult, UsageReport]:
-        """Points balance and history (pageable), this server's totals, budgets and spend."""
-        report = await state_of(ctx).usage_report(limit, starting_after, session_id)
-        totals = report.server_totals
-        lines = [f"Balance: {report.current_point_balance} points."]
-        lines += [
-            f"{e.time}  {e.bot_name}  {e.cost_points} points  ({e.usage_type})"
-            for e in report.history.data
-        ]
-        if report.history.next_starting_after:
-            lines.append(
-                f"More: call again with starting_after={report.history.next_starting_after!r}."
-            )
-        lines.append(
-            f"This server since start: {totals.calls} calls, {totals.total_tokens} tokens, ~${totals.cost_usd:.4f}."
-        )
-        lines += spend_lines(report)
-        return structured_result("\n".join(lines), report.model_dump())
+tool = ToolTable()
 
-    @mcp.tool(
-        title="About this poe-mcp server",
-        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+
+@tool(
+    title="Poe points balance and usage",
+    annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True),
+)
+async def get_usage(
+    ctx: Context,
+    limit: Annotated[int, Field(ge=1, le=100, description="History entries")] = 20,
+    starting_after: Annotated[str | None, Field(description="query_id cursor")] = None,
+    session_id: Annotated[str | None, Field(description="Its budget too")] = None,
+) -> Annotated[CallToolResult, UsageReport]:
+    """Points balance and history (pageable), this server's totals, budgets and spend."""
+    report = await state_of(ctx).usage_report(limit, starting_after, session_id)
+    totals = report.server_totals
+    lines = [f"Balance: {report.current_point_balance} points."]
+    lines += [
+        f"{e.time}  {e.bot_name}  {e.cost_points} points  ({e.usage_type})"
+        for e in report.history.data
+    ]
+    if report.history.next_starting_after:
+        lines.append(
+            f"More: call again with starting_after={report.history.next_starting_after!r}."
+        )
+    lines.append(
+        f"This server since start: {totals.calls} calls, {totals.total_tokens} tokens, ~${totals.cost_usd:.4f}."
     )
-    async def get_server_info(ctx: Context) -> Annotated[CallToolResult, ServerInfo]:
-        """This server's version, backend, transport, base URL, default model and features."""
-        info = server_info(state_of(ctx))
-        return structured_result(info.summary(), info.model_dump())
+    lines += spend_lines(report)
+    return structured_result("\n".join(lines), report.model_dump())
+
+
+@tool(
+    title="About this poe-mcp server",
+    annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+)
+async def get_server_info(ctx: Context) -> Annotated[CallToolResult, ServerInfo]:
+    """This server's version, backend, transport, base URL, default model and features."""
+    info = server_info(state_of(ctx))
+    return structured_result(info.summary(), info.model_dump())
+
+
+def register(mcp: PoeMCPServer) -> None:
+    tool.register(mcp)
 
 
 def spend_lines(report: UsageReport) -> list[str]:

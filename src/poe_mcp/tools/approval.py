@@ -44,7 +44,7 @@ def mcp_approver(ctx: Context, confirm: bool | None) -> Approver:
     """The person's yes or no for a call above POE_MCP_CONFIRM_ABOVE_USD, asked through the client."""
 
     async def approve(quote: Quote) -> bool:
-        from ..server import state_of
+        from .registry import state_of
 
         settings = state_of(ctx).settings
         if confirm and settings.allow_confirm_argument:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
@@ -14,7 +14,6 @@ from ..poe.errors import InvalidRequestError
 from ..poe.types import ChatRequest, Completion
 from ..redaction import StreamRedactor
 from ..result_shapes import AskResult, ToolsResult, completion_handles
-from ..server import PoeMCPServer, state_of
 from ..services.conversations import Answer, Ask, SessionUse
 from ..tool_results import error_result, structured_result
 from .approval import mcp_approver
@@ -49,6 +48,10 @@ from .inputs import (
     sampling_from,
 )
 from .media import file_blocks
+from .registry import ToolTable, state_of
+
+if TYPE_CHECKING:
+    from ..server import PoeMCPServer
 
 CHAT = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 PROGRESS_INTERVAL = 0.25
@@ -159,242 +162,250 @@ async def ask_with_progress(ctx: Context, ask: Ask) -> Answer:
     return answer
 
 
-def register(mcp: PoeMCPServer) -> None:
-    @mcp.tool(title="Ask a Poe model", annotations=CHAT)
-    async def ask_poe(
-        prompt: Prompt,
-        ctx: Context,
-        bot: Bot = None,
-        session_id: SessionId = None,
-        new_session: NewSession = None,
-        system: System = None,
-        attachments: Attachments = None,
-        temperature: Temperature = None,
-        max_tokens: MaxTokens = None,
-        top_p: TopP = None,
-        stop: Stop = None,
-        response_format: ResponseFormat = None,
-        reasoning_effort: ReasoningEffort = None,
-        parameters: Parameters = None,
-        thinking: Thinking = None,
-        web_search: WebSearch = None,
-        api: Api = None,
-        stream: Stream = True,
-        max_cost_usd: MaxCostUsd = None,
-        confirm: Confirm = None,
-    ) -> Annotated[CallToolResult, AskResult]:
-        """Ask any Poe model (Claude, GPT, Gemini, Grok...). To continue, pass the session_id a result gave."""
-        sampling = sampling_from(locals())
-        answer = await ask_with_progress(
-            ctx,
-            Ask(
-                bot=bot or "",
-                prompt=prompt,
-                session_id=session_id,
-                system=system,
-                attachments=attachments or [],
-                sampling=sampling,
-                parameters=parameters or {},
-                thinking=thinking,
-                stream=stream,
-                session_use=_session_use(new_session),
-                api=api,
-                web_search=bool(web_search),
-                max_cost_usd=max_cost_usd,
-                approver=mcp_approver(ctx, confirm),
-            ),
-        )
-        result = AskResult.of(answer)
-        structured, texts = result.model_dump(), [answer.completion.text, result.handles()]
-        used = len(json.dumps(structured)) + sum(len(json.dumps(t)) for t in texts)
-        return answer_result(
-            answer.completion, structured, texts, ctx, await file_blocks(answer.media, used)
-        )
+tool = ToolTable()
 
-    @mcp.tool(title="Ask a Poe model about a file", annotations=CHAT)
-    async def ask_with_attachment(
-        prompt: Prompt,
-        attachment_path: Annotated[str, Field(description="Path or URL")],
-        ctx: Context,
-        bot: Bot = None,
-        session_id: SessionId = None,
-        thinking: Thinking = None,
-    ) -> Annotated[CallToolResult, AskResult]:
-        """ask_poe with one attachment (for older clients)."""
-        return await ask_poe(
+
+@tool(title="Ask a Poe model", annotations=CHAT)
+async def ask_poe(
+    prompt: Prompt,
+    ctx: Context,
+    bot: Bot = None,
+    session_id: SessionId = None,
+    new_session: NewSession = None,
+    system: System = None,
+    attachments: Attachments = None,
+    temperature: Temperature = None,
+    max_tokens: MaxTokens = None,
+    top_p: TopP = None,
+    stop: Stop = None,
+    response_format: ResponseFormat = None,
+    reasoning_effort: ReasoningEffort = None,
+    parameters: Parameters = None,
+    thinking: Thinking = None,
+    web_search: WebSearch = None,
+    api: Api = None,
+    stream: Stream = True,
+    max_cost_usd: MaxCostUsd = None,
+    confirm: Confirm = None,
+) -> Annotated[CallToolResult, AskResult]:
+    """Ask any Poe model (Claude, GPT, Gemini, Grok...). To continue, pass the session_id a result gave."""
+    sampling = sampling_from(locals())
+    answer = await ask_with_progress(
+        ctx,
+        Ask(
+            bot=bot or "",
             prompt=prompt,
-            ctx=ctx,
-            bot=bot,
             session_id=session_id,
-            attachments=[attachment_path],
+            system=system,
+            attachments=attachments or [],
+            sampling=sampling,
+            parameters=parameters or {},
             thinking=thinking,
-        )
+            stream=stream,
+            session_use=_session_use(new_session),
+            api=api,
+            web_search=bool(web_search),
+            max_cost_usd=max_cost_usd,
+            approver=mcp_approver(ctx, confirm),
+        ),
+    )
+    result = AskResult.of(answer)
+    structured, texts = result.model_dump(), [answer.completion.text, result.handles()]
+    used = len(json.dumps(structured)) + sum(len(json.dumps(t)) for t in texts)
+    return answer_result(
+        answer.completion, structured, texts, ctx, await file_blocks(answer.media, used)
+    )
 
-    @mcp.tool(title="Function calling with a Poe model", annotations=CHAT)
-    async def ask_poe_with_tools(
-        ctx: Context,
-        tools: Annotated[
-            list[dict[str, Any]] | None,
-            Field(description="OpenAI tools; first call"),
-        ] = None,
-        prompt: Annotated[str | None, Field(description="Optional with tool_results")] = None,
-        bot: Bot = None,
-        session_id: SessionId = None,
-        new_session: NewSession = None,
-        tool_results: Annotated[
-            list[dict[str, Any]] | None,
-            Field(description="[{tool_call_id, content}] per call"),
-        ] = None,
-        tool_choice: Annotated[
-            str | dict[str, Any] | None,
-            Field(description="auto/none/required/name"),
-        ] = None,
-        parallel_tool_calls: ParallelToolCalls = None,
-        system: System = None,
-        temperature: Temperature = None,
-        max_tokens: MaxTokens = None,
-        top_p: TopP = None,
-        stop: Stop = None,
-        reasoning_effort: ReasoningEffort = None,
-        parameters: Parameters = None,
-        api: Api = None,
-        stream: Stream = True,
-        max_cost_usd: MaxCostUsd = None,
-        confirm: Confirm = None,
-    ) -> Annotated[CallToolResult, ToolsResult]:
-        """Function calling: returns tool_calls to run; answer with tool_results and the same session_id."""
-        sampling = sampling_from(locals())
-        if (session_id is None or new_session) and not tools:
-            raise InvalidRequestError(
-                "tools is required to start a function-calling conversation",
-                advice="Pass tools (OpenAI function definitions).",
-            )
-        answer = await ask_with_progress(
-            ctx,
-            Ask(
-                bot=bot or "",
-                prompt=prompt,
-                session_id=session_id,
-                system=system,
-                sampling=sampling,
-                parameters=parameters or {},
-                stream=stream,
-                tools=tools,
-                tool_choice=tool_choice,
-                parallel_tool_calls=parallel_tool_calls,
-                tool_results=tool_results,
-                session_use=_session_use(new_session),
-                api=api,
-                max_cost_usd=max_cost_usd,
-                approver=mcp_approver(ctx, confirm),
-            ),
-        )
-        result = ToolsResult.of(answer)
-        return answer_result(
-            answer.completion, result.model_dump(), [result.text, result.handles()], ctx
-        )
 
-    @mcp.tool(title="Raw chat completion", annotations=CHAT)
-    async def chat_completion(
-        model: Annotated[str, Field(description="Poe model")],
-        messages: Annotated[
-            list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages")
-        ],
-        ctx: Context,
-        temperature: Temperature = None,
-        max_tokens: MaxTokens = None,
-        max_completion_tokens: MaxCompletionTokens = None,
-        top_p: TopP = None,
-        stop: Stop = None,
-        response_format: ResponseFormat = None,
-        seed: Seed = None,
-        logprobs: Logprobs = None,
-        top_logprobs: TopLogprobs = None,
-        reasoning_effort: ReasoningEffort = None,
-        metadata: Metadata = None,
-        user: User = None,
-        tools: Annotated[list[dict[str, Any]] | None, Field(description="OpenAI tools")] = None,
-        tool_choice: Annotated[
-            str | dict[str, Any] | None, Field(description="OpenAI tool_choice")
-        ] = None,
-        parallel_tool_calls: ParallelToolCalls = None,
-        stream: Annotated[bool, Field(description="Report progress")] = False,
-        stream_options: Annotated[
-            dict[str, Any] | None, Field(description="OpenAI stream_options")
-        ] = None,
-        parameters: Parameters = None,
-        max_cost_usd: MaxCostUsd = None,
-        confirm: Confirm = None,
-    ) -> Annotated[CallToolResult, ChatCompletionOut]:
-        """Raw OpenAI-compatible chat completion, for clients that keep their own history."""
-        notes = check_stream_options(stream, stream_options)
-        request = ChatRequest(
-            model=model,
-            messages=messages,
-            sampling=sampling_from(locals()),
+@tool(title="Ask a Poe model about a file", annotations=CHAT)
+async def ask_with_attachment(
+    prompt: Prompt,
+    attachment_path: Annotated[str, Field(description="Path or URL")],
+    ctx: Context,
+    bot: Bot = None,
+    session_id: SessionId = None,
+    thinking: Thinking = None,
+) -> Annotated[CallToolResult, AskResult]:
+    """ask_poe with one attachment (for older clients)."""
+    return await ask_poe(
+        prompt=prompt,
+        ctx=ctx,
+        bot=bot,
+        session_id=session_id,
+        attachments=[attachment_path],
+        thinking=thinking,
+    )
+
+
+@tool(title="Function calling with a Poe model", annotations=CHAT)
+async def ask_poe_with_tools(
+    ctx: Context,
+    tools: Annotated[
+        list[dict[str, Any]] | None,
+        Field(description="OpenAI tools; first call"),
+    ] = None,
+    prompt: Annotated[str | None, Field(description="Optional with tool_results")] = None,
+    bot: Bot = None,
+    session_id: SessionId = None,
+    new_session: NewSession = None,
+    tool_results: Annotated[
+        list[dict[str, Any]] | None,
+        Field(description="[{tool_call_id, content}] per call"),
+    ] = None,
+    tool_choice: Annotated[
+        str | dict[str, Any] | None,
+        Field(description="auto/none/required/name"),
+    ] = None,
+    parallel_tool_calls: ParallelToolCalls = None,
+    system: System = None,
+    temperature: Temperature = None,
+    max_tokens: MaxTokens = None,
+    top_p: TopP = None,
+    stop: Stop = None,
+    reasoning_effort: ReasoningEffort = None,
+    parameters: Parameters = None,
+    api: Api = None,
+    stream: Stream = True,
+    max_cost_usd: MaxCostUsd = None,
+    confirm: Confirm = None,
+) -> Annotated[CallToolResult, ToolsResult]:
+    """Function calling: returns tool_calls to run; answer with tool_results and the same session_id."""
+    sampling = sampling_from(locals())
+    if (session_id is None or new_session) and not tools:
+        raise InvalidRequestError(
+            "tools is required to start a function-calling conversation",
+            advice="Pass tools (OpenAI function definitions).",
+        )
+    answer = await ask_with_progress(
+        ctx,
+        Ask(
+            bot=bot or "",
+            prompt=prompt,
+            session_id=session_id,
+            system=system,
+            sampling=sampling,
+            parameters=parameters or {},
+            stream=stream,
             tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=parallel_tool_calls,
-            parameters=parameters or {},
-            stream=stream,
-            stream_options=stream_options if stream else None,
-        )
-        relay = ProgressRelay(ctx)
-        completion = await state_of(ctx).chat.complete(
-            request,
-            relay if stream else None,
+            tool_results=tool_results,
+            session_use=_session_use(new_session),
+            api=api,
             max_cost_usd=max_cost_usd,
             approver=mcp_approver(ctx, confirm),
-        )
-        await relay.finish()
-        completion.notes[:0] = notes
-        # The object Poe sent whole, or the one assembled from a stream (or a Responses API answer).
-        structured = dict(completion.chat_object())
-        if completion.notes:
-            structured["notes"] = completion.notes
-        if completion.parsed is not None:
-            structured["parsed"] = completion.parsed
-        return answer_result(
-            completion, structured, [completion.text, completion_handles(completion)], ctx
-        )
-
-    @mcp.tool(
-        title="List stored conversations",
-        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
-    )
-    async def list_sessions(
-        ctx: Context, limit: Annotated[Limit, Field(le=200)] = 20
-    ) -> Annotated[CallToolResult, SessionsResult]:
-        """Stored conversations, newest first."""
-        sessions = [SessionOut(**vars(s)) for s in await state_of(ctx).store.list(limit)]
-        lines = [
-            f"{s.id}  {s.model or '?'}  {s.turns} turns  {s.last_used}  {s.preview!r}"
-            for s in sessions
-        ]
-        return structured_result(
-            "\n".join(lines) or "No stored conversations.",
-            SessionsResult(sessions=sessions).model_dump(),
-        )
-
-    @mcp.tool(
-        title="Delete a stored conversation",
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
         ),
     )
-    async def clear_session(
-        session_id: Annotated[
-            str, Field(min_length=1, max_length=200, description="Session to delete")
-        ],
-        ctx: Context,
-    ) -> Annotated[CallToolResult, ClearResult]:
-        """Delete a stored conversation."""
-        cleared = await state_of(ctx).store.clear(session_id)
-        text = (
-            f"Session {session_id} cleared."
-            if cleared
-            else f"No stored session {session_id}; nothing to clear."
-        )
-        return structured_result(
-            text, ClearResult(session_id=session_id, cleared=cleared).model_dump()
-        )
+    result = ToolsResult.of(answer)
+    return answer_result(
+        answer.completion, result.model_dump(), [result.text, result.handles()], ctx
+    )
+
+
+@tool(title="Raw chat completion", annotations=CHAT)
+async def chat_completion(
+    model: Annotated[str, Field(description="Poe model")],
+    messages: Annotated[
+        list[dict[str, Any]], Field(min_length=1, description="OpenAI chat messages")
+    ],
+    ctx: Context,
+    temperature: Temperature = None,
+    max_tokens: MaxTokens = None,
+    max_completion_tokens: MaxCompletionTokens = None,
+    top_p: TopP = None,
+    stop: Stop = None,
+    response_format: ResponseFormat = None,
+    seed: Seed = None,
+    logprobs: Logprobs = None,
+    top_logprobs: TopLogprobs = None,
+    reasoning_effort: ReasoningEffort = None,
+    metadata: Metadata = None,
+    user: User = None,
+    tools: Annotated[list[dict[str, Any]] | None, Field(description="OpenAI tools")] = None,
+    tool_choice: Annotated[
+        str | dict[str, Any] | None, Field(description="OpenAI tool_choice")
+    ] = None,
+    parallel_tool_calls: ParallelToolCalls = None,
+    stream: Annotated[bool, Field(description="Report progress")] = False,
+    stream_options: Annotated[
+        dict[str, Any] | None, Field(description="OpenAI stream_options")
+    ] = None,
+    parameters: Parameters = None,
+    max_cost_usd: MaxCostUsd = None,
+    confirm: Confirm = None,
+) -> Annotated[CallToolResult, ChatCompletionOut]:
+    """Raw OpenAI-compatible chat completion, for clients that keep their own history."""
+    notes = check_stream_options(stream, stream_options)
+    request = ChatRequest(
+        model=model,
+        messages=messages,
+        sampling=sampling_from(locals()),
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=parallel_tool_calls,
+        parameters=parameters or {},
+        stream=stream,
+        stream_options=stream_options if stream else None,
+    )
+    relay = ProgressRelay(ctx)
+    completion = await state_of(ctx).chat.complete(
+        request,
+        relay if stream else None,
+        max_cost_usd=max_cost_usd,
+        approver=mcp_approver(ctx, confirm),
+    )
+    await relay.finish()
+    completion.notes[:0] = notes
+    # The object Poe sent whole, or the one assembled from a stream (or a Responses API answer).
+    structured = dict(completion.chat_object())
+    if completion.notes:
+        structured["notes"] = completion.notes
+    if completion.parsed is not None:
+        structured["parsed"] = completion.parsed
+    return answer_result(
+        completion, structured, [completion.text, completion_handles(completion)], ctx
+    )
+
+
+@tool(
+    title="List stored conversations",
+    annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+)
+async def list_sessions(
+    ctx: Context, limit: Annotated[Limit, Field(le=200)] = 20
+) -> Annotated[CallToolResult, SessionsResult]:
+    """Stored conversations, newest first."""
+    sessions = [SessionOut(**vars(s)) for s in await state_of(ctx).store.list(limit)]
+    lines = [
+        f"{s.id}  {s.model or '?'}  {s.turns} turns  {s.last_used}  {s.preview!r}" for s in sessions
+    ]
+    return structured_result(
+        "\n".join(lines) or "No stored conversations.",
+        SessionsResult(sessions=sessions).model_dump(),
+    )
+
+
+@tool(
+    title="Delete a stored conversation",
+    annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+    ),
+)
+async def clear_session(
+    session_id: Annotated[
+        str, Field(min_length=1, max_length=200, description="Session to delete")
+    ],
+    ctx: Context,
+) -> Annotated[CallToolResult, ClearResult]:
+    """Delete a stored conversation."""
+    cleared = await state_of(ctx).store.clear(session_id)
+    text = (
+        f"Session {session_id} cleared."
+        if cleared
+        else f"No stored session {session_id}; nothing to clear."
+    )
+    return structured_result(text, ClearResult(session_id=session_id, cleared=cleared).model_dump())
+
+
+def register(mcp: PoeMCPServer) -> None:
+    tool.register(mcp)

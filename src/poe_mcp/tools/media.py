@@ -10,7 +10,7 @@ import mimetypes
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context
@@ -29,13 +29,16 @@ from ..conversations import MediaJob
 from ..poe.media import MediaFile
 from ..redaction import redact
 from ..result_shapes import MEDIA_URI, MediaResult, VideoResult
-from ..server import PoeMCPServer, state_of
 from ..services.media import DEFAULT_MAX_WAIT, Generation
 from ..tool_results import structured_result
 from .approval import mcp_approver
 from .inputs import Attachments, Confirm, MaxCostUsd, Parameters, Prompt
+from .registry import ToolTable, state_of
 
-log = logging.getLogger("poe_mcp.tools.media")
+if TYPE_CHECKING:
+    from ..server import PoeMCPServer
+
+log = logging.getLogger(__name__)
 
 # Only what differs from MCP's defaults (not read-only, not idempotent, open world): tools/list is paid
 # for in every client's context.
@@ -195,107 +198,117 @@ def media_path(output_dir: Path, name: str) -> Path:
     return path
 
 
-def register(mcp: PoeMCPServer) -> None:
-    async def generate(
-        ctx: Context,
-        kind: str,
-        prompt: str,
-        model: str | None,
-        parameters: dict[str, Any] | None,
-        attachments: list[str] | None,
-        max_cost_usd: float | None,
-        confirm: bool | None,
-    ) -> CallToolResult:
-        state = state_of(ctx)
-        generation = await state.media.generate(
-            kind,
-            prompt,
+tool = ToolTable()
+
+
+async def generate(
+    ctx: Context,
+    kind: str,
+    prompt: str,
+    model: str | None,
+    parameters: dict[str, Any] | None,
+    attachments: list[str] | None,
+    max_cost_usd: float | None,
+    confirm: bool | None,
+) -> CallToolResult:
+    state = state_of(ctx)
+    generation = await state.media.generate(
+        kind,
+        prompt,
+        model,
+        parameters or {},
+        attachments or [],
+        RisingProgress(ctx),
+        max_cost_usd=max_cost_usd,
+        approver=mcp_approver(ctx, confirm),
+    )
+    return await media_result(generation)
+
+
+@tool(title="Generate an image", annotations=GENERATOR)
+async def generate_image(
+    prompt: Prompt,
+    ctx: Context,
+    model: Model = None,
+    parameters: Parameters = None,
+    attachments: Attachments = None,
+    max_cost_usd: MaxCostUsd = None,
+    confirm: Confirm = None,
+) -> Annotated[CallToolResult, MediaResult]:
+    """Make an image with a Poe image model (default GPT-Image-1); returns it and a saved file."""
+    return await generate(
+        ctx, "image", prompt, model, parameters, attachments, max_cost_usd, confirm
+    )
+
+
+@tool(title="Generate audio", annotations=GENERATOR)
+async def generate_audio(
+    prompt: Prompt,
+    ctx: Context,
+    model: Model = None,
+    parameters: Parameters = None,
+    max_cost_usd: MaxCostUsd = None,
+    confirm: Confirm = None,
+) -> Annotated[CallToolResult, MediaResult]:
+    """Speech or sound with a Poe audio model (default ElevenLabs-v2.5-Turbo); saved to a file."""
+    return await generate(ctx, "audio", prompt, model, parameters, None, max_cost_usd, confirm)
+
+
+@tool(title="Generate a video", annotations=GENERATOR)
+async def generate_video(
+    ctx: Context,
+    prompt: Annotated[str | None, Field(description="Required unless job_id")] = None,
+    model: Model = None,
+    seconds: Annotated[int | None, Field(description="Length, s")] = None,
+    size: Annotated[str | None, Field(description="WxH, e.g. 1280x720")] = None,
+    max_wait: MaxWait = None,
+    job_id: Annotated[str | None, Field(description="Resume this job")] = None,
+    parameters: Parameters = None,
+    attachments: Attachments = None,
+    reference: Annotated[str | None, Field(description="Reference image")] = None,
+    max_cost_usd: MaxCostUsd = None,
+    confirm: Confirm = None,
+) -> Annotated[CallToolResult, VideoResult]:
+    """Make a video (default Veo-3), saved to a file; past max_wait, a job_id to call again with."""
+    media = state_of(ctx).media
+    wait = DEFAULT_MAX_WAIT if max_wait is None else max(max_wait, 0.0)
+    if job_id is not None:
+        generation = await media.fetch_job(job_id, RisingProgress(ctx), wait)
+    else:
+        generation = await media.generate(
+            "video",
+            prompt or "",
             model,
             parameters or {},
             attachments or [],
             RisingProgress(ctx),
+            seconds=seconds,
+            size=size,
+            max_wait=wait,
+            reference=reference,
             max_cost_usd=max_cost_usd,
             approver=mcp_approver(ctx, confirm),
         )
-        return await media_result(generation)
+    return await media_result(generation, VideoResult)
 
-    @mcp.tool(title="Generate an image", annotations=GENERATOR)
-    async def generate_image(
-        prompt: Prompt,
-        ctx: Context,
-        model: Model = None,
-        parameters: Parameters = None,
-        attachments: Attachments = None,
-        max_cost_usd: MaxCostUsd = None,
-        confirm: Confirm = None,
-    ) -> Annotated[CallToolResult, MediaResult]:
-        """Make an image with a Poe image model (default GPT-Image-1); returns it and a saved file."""
-        return await generate(
-            ctx, "image", prompt, model, parameters, attachments, max_cost_usd, confirm
-        )
 
-    @mcp.tool(title="Generate audio", annotations=GENERATOR)
-    async def generate_audio(
-        prompt: Prompt,
-        ctx: Context,
-        model: Model = None,
-        parameters: Parameters = None,
-        max_cost_usd: MaxCostUsd = None,
-        confirm: Confirm = None,
-    ) -> Annotated[CallToolResult, MediaResult]:
-        """Speech or sound with a Poe audio model (default ElevenLabs-v2.5-Turbo); saved to a file."""
-        return await generate(ctx, "audio", prompt, model, parameters, None, max_cost_usd, confirm)
-
-    @mcp.tool(title="Generate a video", annotations=GENERATOR)
-    async def generate_video(
-        ctx: Context,
-        prompt: Annotated[str | None, Field(description="Required unless job_id")] = None,
-        model: Model = None,
-        seconds: Annotated[int | None, Field(description="Length, s")] = None,
-        size: Annotated[str | None, Field(description="WxH, e.g. 1280x720")] = None,
-        max_wait: MaxWait = None,
-        job_id: Annotated[str | None, Field(description="Resume this job")] = None,
-        parameters: Parameters = None,
-        attachments: Attachments = None,
-        reference: Annotated[str | None, Field(description="Reference image")] = None,
-        max_cost_usd: MaxCostUsd = None,
-        confirm: Confirm = None,
-    ) -> Annotated[CallToolResult, VideoResult]:
-        """Make a video (default Veo-3), saved to a file; past max_wait, a job_id to call again with."""
-        media = state_of(ctx).media
-        wait = DEFAULT_MAX_WAIT if max_wait is None else max(max_wait, 0.0)
-        if job_id is not None:
-            generation = await media.fetch_job(job_id, RisingProgress(ctx), wait)
-        else:
-            generation = await media.generate(
-                "video",
-                prompt or "",
-                model,
-                parameters or {},
-                attachments or [],
-                RisingProgress(ctx),
-                seconds=seconds,
-                size=size,
-                max_wait=wait,
-                reference=reference,
-                max_cost_usd=max_cost_usd,
-                approver=mcp_approver(ctx, confirm),
-            )
-        return await media_result(generation, VideoResult)
-
-    @mcp.tool(
-        title="List recent video jobs",
-        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+@tool(
+    title="List recent video jobs",
+    annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+)
+async def list_generations(
+    ctx: Context, limit: Annotated[int, Field(ge=1, le=200, description="Max jobs")] = 20
+) -> Annotated[CallToolResult, GenerationsResult]:
+    """Recent video jobs, newest first: job_id, status, points, saved files."""
+    jobs = [job_entry(job) for job in await state_of(ctx).media.list_jobs(limit)]
+    lines = [generation_line(job) for job in jobs]
+    return structured_result(
+        "\n".join(lines) or "No video jobs yet.", GenerationsResult(jobs=jobs).model_dump()
     )
-    async def list_generations(
-        ctx: Context, limit: Annotated[int, Field(ge=1, le=200, description="Max jobs")] = 20
-    ) -> Annotated[CallToolResult, GenerationsResult]:
-        """Recent video jobs, newest first: job_id, status, points, saved files."""
-        jobs = [job_entry(job) for job in await state_of(ctx).media.list_jobs(limit)]
-        lines = [generation_line(job) for job in jobs]
-        return structured_result(
-            "\n".join(lines) or "No video jobs yet.", GenerationsResult(jobs=jobs).model_dump()
-        )
+
+
+def register(mcp: PoeMCPServer) -> None:
+    tool.register(mcp)
 
     @mcp.resource(
         GENERATIONS_URI,
