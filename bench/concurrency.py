@@ -67,7 +67,14 @@ async def over_stdio(calls: int, runs: int) -> list[float]:
 async def over_http(calls: int, runs: int) -> list[float]:
     fake, tmp = start_fake(), workdir()
     try:
-        with http_replica(fake, tmp, POE_MCP_LOG_LEVEL="WARNING", POE_MCP_RPM=UNLIMITED) as url:
+        # room for every call under the connection limit (default 100: a 503 past it)
+        with http_replica(
+            fake,
+            tmp,
+            POE_MCP_LOG_LEVEL="WARNING",
+            POE_MCP_RPM=UNLIMITED,
+            POE_MCP_MAX_CONNECTIONS=str(2 * calls),
+        ) as url:
             http = httpx2.AsyncClient(
                 headers={"Authorization": f"Bearer {TOKEN}"},
                 timeout=60,
