@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import httpx2
 from common import ROOT, SECRET_KEY, ms, report, stats, workdir
-from servers import TOKEN, free_port, http_replica, redis_server
+from servers import TOKEN, free_port, http_replica, redis_server, wait_until_up
 
 CALL = {
     "jsonrpc": "2.0",
@@ -88,15 +88,8 @@ def nginx_in_front(replicas: list[str], tmp: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        url = f"http://127.0.0.1:{port}/mcp"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                httpx2.get(url.replace("/mcp", "/healthz"), timeout=1)
-                break
-            except httpx2.HTTPError:
-                time.sleep(0.1)
-        yield url
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process, prefix / "error.log")
+        yield f"http://127.0.0.1:{port}/mcp"
     finally:
         process.terminate()
         process.wait(timeout=10)

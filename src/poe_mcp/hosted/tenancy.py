@@ -66,10 +66,7 @@ class Tenants:
         return client
 
     def view(self, user: User) -> Services:
-        from ..services.conversations import ChatService
-        from ..services.media import MediaService
         from ..services.shared import Services
-        from ..services.spend import SpendGuard
 
         found = self._views.get(user.id)
         if found is not None and found.poe.settings.api_key == (
@@ -88,19 +85,7 @@ class Tenants:
         store = cast(ConversationStore, RedactingStore(self._raw_store.scoped(user.id), secrets))
         rules = replace(AttachmentRules.of(base.settings), allowed_dirs=())
         # their own spend guard too: budgets are per person, counted in their view of the store
-        guard = SpendGuard(base.settings, store)
-        media = MediaService(
-            poe, output_dir, rules, base.settings.video_poll_interval, store, guard
-        )
-        services = Services(
-            settings,
-            poe,
-            store,
-            ChatService(poe, store, rules, media=media, guard=guard),
-            media,
-            base.transport,
-            guard,
-        )
+        services = Services.wired(settings, poe, store, rules, base.transport)
         services.extra_secrets = (base.settings.api_key,)
         self._views[user.id] = services
         while len(self._views) > KEPT_VIEWS:

@@ -44,6 +44,24 @@ class Services:
     tenants: Tenants | None = None
     extra_secrets: tuple[str | None, ...] = ()
 
+    @classmethod
+    def wired(
+        cls,
+        settings: Settings,
+        poe: PoeClient,
+        store: ConversationStore,
+        rules: AttachmentRules,
+        transport: str,
+    ) -> Services:
+        """The conversation, media and spend services over one Poe client and one store, sharing one
+        spend guard (so a hold made for a call is the one settled after it)."""
+        guard = SpendGuard(settings, store)
+        media = MediaService(
+            poe, settings.output_dir, rules, settings.video_poll_interval, store, guard
+        )
+        chat = ChatService(poe, store, rules, media=media, guard=guard)
+        return cls(settings, poe, store, chat, media, transport, guard)
+
     @property
     def secrets(self) -> tuple[str | None, ...]:
         return (self.settings.api_key, self.settings.auth_token, *self.extra_secrets)
@@ -146,19 +164,7 @@ async def open_services(settings: Settings, transport: str = "stdio") -> AsyncIt
     shared_budget = getattr(store, "request_budget", None)
     poe = PoeClient(settings, budget=shared_budget(settings.rpm) if shared_budget else None)
     rules = AttachmentRules.of(settings)
-    guard = SpendGuard(settings, store)
-    media = MediaService(
-        poe, settings.output_dir, rules, settings.video_poll_interval, store, guard
-    )
-    services = Services(
-        settings,
-        poe,
-        store,
-        ChatService(poe, store, rules, media=media, guard=guard),
-        media,
-        transport,
-        guard,
-    )
+    services = Services.wired(settings, poe, store, rules, transport)
     if settings.auth != "token" and transport == "http":
         from ..hosted.tenancy import Tenants
 
