@@ -303,6 +303,41 @@ async def test_a_document_on_a_private_address_is_never_fetched_unless_allowed(
     assert "POE_MCP_CIMD_ALLOW_HOSTS=127.0.0.1 would allow it" in log
 
 
+async def test_a_host_that_does_not_answer_leaves_the_client_unknown(
+    served: str, workspace: Path
+) -> None:
+    url = f"https://localhost:{free_port()}/clients/nobody.json"  # nothing listens there
+    refused = authorize(served.removesuffix("/mcp"), url)
+    log = log_says(workspace, "could not connect to localhost")
+    assert refused.status_code == 400 and "not found" in refused.text
+    assert f"Unknown client {url}: its metadata document was refused: could not connect" in log
+
+
+async def test_replicas_on_one_redis_share_a_fetched_document(
+    poe: FakePoe, site: Site, tmp_path: Path
+) -> None:
+    from servers import redis_server
+
+    path = "/clients/shared.json"
+    url = site.serve(path, document(site.url(path)))
+    with redis_server(tmp_path) as redis_url:
+        if redis_url is None:
+            pytest.skip("redis-server is not installed; replica tests need a real Redis")
+        env = {
+            "POE_MCP_STORE": redis_url,
+            "POE_MCP_CIMD_ALLOW_HOSTS": "localhost",
+            "SSL_CERT_FILE": str(site.ca),
+        }
+        with (
+            oauth_server(poe, tmp_path, "r1", **env) as one,
+            oauth_server(poe, tmp_path, "r2", **env) as two,
+        ):
+            first = authorize(one.removesuffix("/mcp"), url)
+            second = authorize(two.removesuffix("/mcp"), url)
+    assert first.status_code == second.status_code == 302
+    assert site.fetches(path) == 1, "the second replica found the first one's copy in Redis"
+
+
 async def test_with_cimd_off_a_url_client_id_is_unknown_and_not_fetched(
     poe: FakePoe, site: Site, tmp_path: Path
 ) -> None:

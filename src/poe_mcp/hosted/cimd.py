@@ -78,21 +78,25 @@ def ttl_of(cache_control: str) -> float:
 
 async def fetch_document(url: str, allow_hosts: frozenset[str]) -> tuple[Any, float]:
     """The parsed JSON at `url` and how long it may be kept; DocumentRefused when any rule is broken."""
-    target = httpx2.URL(url)
+    try:
+        target = httpx2.URL(url)
+    except httpx2.InvalidURL:  # e.g. a host name IDNA cannot encode
+        raise DocumentRefused("it is not a URL this server can fetch") from None
     host = target.raw_host.decode("ascii").lower()
     port = target.port or 443
-    try:
-        addresses = await (resolve if host in allow_hosts else public_addresses)(host, port)
-    except HostNotPublic as refused:
-        raise DocumentRefused(
-            f"{refused}; POE_MCP_CIMD_ALLOW_HOSTS={host} would allow it"
-        ) from None
-    except HostRefused as refused:
-        raise DocumentRefused(str(refused)) from None
     failure = ""
     try:
-        # One deadline for it all: httpx's timeout is per read, which a server dripping bytes never trips.
+        # One deadline for it all, the name's lookup too: httpx's timeout is per read, which a server
+        # dripping bytes never trips.
         with anyio.fail_after(FETCH_TIMEOUT):
+            try:
+                addresses = await (resolve if host in allow_hosts else public_addresses)(host, port)
+            except HostNotPublic as refused:
+                raise DocumentRefused(
+                    f"{refused}; POE_MCP_CIMD_ALLOW_HOSTS={host} would allow it"
+                ) from None
+            except HostRefused as refused:
+                raise DocumentRefused(str(refused)) from None
             for address in addresses:
                 try:
                     return await _get(target, address)
