@@ -62,8 +62,8 @@ def is_client_id_url(client_id: str) -> bool:
 
 
 def shown(url: str) -> str:
-    """The URL as logged: without its query, which a careless client might put a token in."""
-    return url.split("?", 1)[0][:300]
+    """The URL as logged: a client id is public (the draft has it shown to people), but may be long."""
+    return url[:300]
 
 
 def ttl_of(cache_control: str) -> float:
@@ -139,7 +139,7 @@ async def _get(target: httpx2.URL, address: str) -> tuple[Any, float]:
                     raise DocumentRefused(f"it is over the {MAX_BYTES} byte cap")
             ttl = ttl_of(response.headers.get("cache-control", ""))
     except httpx2.ConnectError:
-        raise
+        raise  # fetch_document tries the host's next address
     except httpx2.HTTPError as error:  # TLS failure, reset, malformed response
         raise DocumentRefused(f"fetching it failed ({type(error).__name__})") from None
     try:
