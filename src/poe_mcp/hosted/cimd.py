@@ -30,9 +30,8 @@ KIND = "cimd"  # the store's records of fetched documents; never mixed with regi
 FETCH_TIMEOUT = 5.0  # seconds for the whole fetch: a person is waiting on the /authorize page
 MAX_BYTES = 64 * 1024  # a client's metadata is a few hundred bytes; this leaves room for a logo URI
 DEFAULT_TTL = 3600.0  # kept this long when the document's response says nothing of caching
-MIN_TTL = (
-    60.0  # even `no-store` is kept this long: /authorize and /token of one sign-in share a fetch
-)
+# Even `no-store` is kept this long: /authorize and /token of one sign-in share a fetch.
+MIN_TTL = 60.0
 MAX_TTL = 86400.0  # a changed (or withdrawn) document is seen within a day whatever max-age says
 _SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
 
@@ -132,9 +131,9 @@ async def _get(target: httpx2.URL, address: str) -> tuple[Any, float]:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > MAX_BYTES:
                 raise DocumentRefused(f"it is {declared} bytes, over the {MAX_BYTES} byte cap")
-            body = b""
+            body = bytearray()
             async for chunk in response.aiter_bytes():
-                body += chunk
+                body.extend(chunk)
                 if len(body) > MAX_BYTES:
                     raise DocumentRefused(f"it is over the {MAX_BYTES} byte cap")
             ttl = ttl_of(response.headers.get("cache-control", ""))
