@@ -78,7 +78,9 @@ async def over_http(calls: int, runs: int) -> list[float]:
             http = httpx2.AsyncClient(
                 headers={"Authorization": f"Bearer {TOKEN}"},
                 timeout=60,
-                limits=httpx2.Limits(max_connections=200),
+                limits=httpx2.Limits(
+                    max_connections=calls
+                ),  # the load generator must not queue calls itself
             )
             async with Client(streamable_http_client(url, http_client=http)) as client:
                 await client.call_tool("list_models", {"limit": 1})
