@@ -78,9 +78,7 @@ async def over_http(calls: int, runs: int) -> list[float]:
             http = httpx2.AsyncClient(
                 headers={"Authorization": f"Bearer {TOKEN}"},
                 timeout=60,
-                limits=httpx2.Limits(
-                    max_connections=calls
-                ),  # the load generator must not queue calls itself
+                limits=httpx2.Limits(max_connections=200),
             )
             async with Client(streamable_http_client(url, http_client=http)) as client:
                 await client.call_tool("list_models", {"limit": 1})
