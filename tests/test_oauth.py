@@ -110,7 +110,15 @@ async def browse(
     return {k: v[0] for k, v in parse_qs(urlparse(location).query).items()}
 
 
-def sdk_client(fake: FakePoe, url: str, storage: Memory | None = None) -> tuple[Client, Memory]:
+def sdk_client(
+    fake: FakePoe,
+    url: str,
+    storage: Memory | None = None,
+    client_metadata_url: str | None = None,
+    seen: list[str] | None = None,
+) -> tuple[Client, Memory]:
+    """The SDK's client with its OAuth; `client_metadata_url` names it by a metadata document (CIMD)
+    where the server supports that, and `seen` collects the path of every request the client sends."""
     storage = storage or Memory()
     answer: dict[str, str] = {}
 
@@ -134,10 +142,15 @@ def sdk_client(fake: FakePoe, url: str, storage: Memory | None = None) -> tuple[
         storage=storage,
         redirect_handler=redirect_handler,
         callback_handler=callback_handler,
+        client_metadata_url=client_metadata_url,
     )
-    client = Client(
-        streamable_http_client(url, http_client=httpx2.AsyncClient(auth=auth, timeout=30))
-    )
+
+    async def note(request: httpx2.Request) -> None:
+        if seen is not None:
+            seen.append(request.url.path)
+
+    http = httpx2.AsyncClient(auth=auth, timeout=30, event_hooks={"request": [note]})
+    client = Client(streamable_http_client(url, http_client=http))
     return client, storage
 
 

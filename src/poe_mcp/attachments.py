@@ -7,14 +7,11 @@ fetched within one deadline, and nothing larger than the cap is read.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
-import ipaddress
 import mimetypes
 import os
-import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +25,7 @@ import httpx2
 from .config import Settings
 from .poe.errors import InvalidRequestError, RequestTooLargeError
 from .poe.media import sniff_mime
+from .publicnet import HostRefused, HostUnresolvable, public_addresses
 
 URL_TIMEOUT = 30.0  # seconds for the whole fetch of one URL attachment, not per read
 
@@ -179,58 +177,17 @@ def _read_data_url(ref: str, rules: AttachmentRules) -> dict[str, Any]:
     return to_part(data, mime, "attachment" + (mimetypes.guess_extension(mime) or ""))
 
 
-# IPv6 ranges that carry an IPv4 address in their last 32 bits. Python's own tables disagree across
-# versions on whether they are global, so they are unwrapped here and the IPv4 inside decides.
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: DNS64 networks reach IPv4 hosts so
-# Refused whatever they embed: local-use NAT64 (RFC 8215) translates to the operator's own network,
-# IPv4-compatible `::a.b.c.d` (deprecated by RFC 4291, never in a real DNS answer; some stacks tunnel
-# it to the IPv4 inside) and site-local `fec0::/10` (deprecated by RFC 3879, still routed inside sites).
-_NEVER_PUBLIC_V6 = (
-    ipaddress.IPv6Network("64:ff9b:1::/48"),
-    ipaddress.IPv6Network("::/96"),
-    ipaddress.IPv6Network("fec0::/10"),
-)
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv4-mapped (`::ffff:a.b.c.d`), 6to4 (`2002::/16`) or NAT64 address reaches."""
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address):
-        if any(ip in network for network in _NEVER_PUBLIC_V6):
-            return False
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            return _is_public(str(embedded))
-    return ip.is_global and not ip.is_multicast
-
-
 async def check_public_host(host: str) -> None:
     """Refuse hosts that are, or resolve to, loopback, private, link-local or other non-public addresses."""
     try:
-        if not host:
-            raise OSError("no host")
-        infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):  # UnicodeError: a label IDNA cannot encode
+        await public_addresses(host)
+    except HostUnresolvable as error:
+        raise AttachmentError(str(error), advice="Check the URL.") from None
+    except HostRefused as error:
         raise AttachmentError(
-            f"Cannot resolve the host {host!r}", advice="Check the URL."
-        ) from None
-    addresses = {info[4][0] for info in infos}
-    private = sorted(a for a in addresses if not _is_public(a))
-    if private or not addresses:
-        raise AttachmentError(
-            f"{host} resolves to a non-public address ({', '.join(private)})",
+            str(error),
             advice="Only public https:// URLs may be attached; download the file into an allowed folder instead.",
-        )
+        ) from None
 
 
 async def _fetch_url(ref: str, rules: AttachmentRules, http: httpx2.AsyncClient) -> dict[str, Any]:

@@ -276,6 +276,17 @@ OPTIONS: dict[str, Option] = {
     "oauth_client_id": Option(
         "POE_OAUTH_CLIENT_ID", _optional_text, "oauth mode: this server's client id at Poe"
     ),
+    "cimd": Option(
+        "POE_MCP_CIMD",
+        _flag,
+        "oauth mode: 1 (default) accepts a client whose id is the https:// URL of its metadata document",
+    ),
+    "cimd_allow_hosts": Option(
+        "POE_MCP_CIMD_ALLOW_HOSTS",
+        _list,
+        "oauth mode: comma-separated host names whose client metadata documents may be fetched even "
+        "from private addresses (an intranet)",
+    ),
     "allowed_hosts": Option(
         "POE_MCP_ALLOWED_HOSTS",
         _list,
@@ -369,6 +380,8 @@ class Settings:
     oauth_authorize_url: str = "https://poe.com/oauth/authorize"
     oauth_token_url: str = "https://api.poe.com/token"
     oauth_client_id: str | None = None
+    cimd: bool = True
+    cimd_allow_hosts: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     header_timeout: float = 10.0

@@ -110,8 +110,9 @@ def build_http_app(settings: Settings, server: PoeMCPServer | None = None) -> An
 
         return tokens_gate(routed, settings)
     if settings.auth == "oauth":  # the SDK's bearer middleware, with our provider, guards /mcp
-        from .hosted.oauth import PublicClientRevoke
+        from .hosted.oauth import PublicClientRevoke, serve_metadata
 
+        serve_metadata(app, settings)
         return PublicClientRevoke(routed)
     return BearerAuth(routed, settings.auth_token) if settings.auth_token else routed
 

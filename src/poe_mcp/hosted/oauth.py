@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from ..config import Settings
+from .cimd import ClientDocuments, is_client_id_url
 from .keys import KeyBox, key_id
 from .oauthstore import OAuthStore, hashed, open_oauth_store
 from .users import User
@@ -85,10 +86,13 @@ class PoeOAuthProvider:
         self.resource = f"{self.public}/mcp"
         self.box = KeyBox(settings.secret_key)
         self.store = store or open_oauth_store(settings.store)
+        self.documents = ClientDocuments(self.store, settings.cimd_allow_hosts)
 
-    # -- clients (dynamic registration) ------------------------------------------------------------
+    # -- clients (dynamic registration, or a client id metadata document) -------------------------
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
+        if self.settings.cimd and is_client_id_url(client_id):  # registered ids are never URLs
+            return await self.documents.client(client_id)
         found = await self.store.get("client", client_id)
         return OAuthClientInformationFull.model_validate(found) if found else None
 
@@ -370,6 +374,40 @@ def oauth_server_options(settings: Settings) -> dict[str, Any]:
     """What MCPServer() takes to serve oauth mode, and the provider (for the callback route)."""
     provider = PoeOAuthProvider(settings)
     return {"auth": auth_settings(settings), "auth_server_provider": provider}
+
+
+def serve_metadata(app: Any, settings: Settings) -> None:
+    """The SDK's RFC 8414 document says nothing of two things this server does: accept a client named by
+    its metadata document's URL (CIMD), and let a public client ("none", PKCE only) use /token and
+    /revoke. It has no option for either, so its route is swapped for one serving the document the SDK's
+    own build_metadata makes, with those said."""
+    from mcp.server.auth.handlers.metadata import MetadataHandler
+    from mcp.server.auth.routes import build_metadata, cors_middleware
+    from starlette.routing import Route
+
+    options = auth_settings(settings)
+    metadata = build_metadata(
+        options.issuer_url,
+        options.service_documentation_url,
+        options.client_registration_options or ClientRegistrationOptions(),
+        options.revocation_options or RevocationOptions(),
+    )
+    metadata.client_id_metadata_document_supported = settings.cimd
+    for methods in (
+        "token_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+    ):
+        setattr(metadata, methods, [*(getattr(metadata, methods) or []), "none"])
+    path = "/.well-known/oauth-authorization-server"
+    for index, route in enumerate(app.routes):
+        if isinstance(route, Route) and route.path == path:
+            app.routes[index] = Route(
+                path,
+                endpoint=cors_middleware(MetadataHandler(metadata).handle, ["GET", "OPTIONS"]),
+                methods=["GET", "OPTIONS"],
+            )
+            return
+    raise RuntimeError(f"the MCP SDK no longer serves {path}; see hosted/oauth.py serve_metadata")
 
 
 def add_callback_route(server: Any) -> None:
