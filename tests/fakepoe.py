@@ -324,7 +324,6 @@ class FakePoe:
                 "json": body,
                 "query": dict(request.query_params),
                 "at": time.time(),
-                "peer": request.client.port if request.client else None,  # which connection
             }
         )
 

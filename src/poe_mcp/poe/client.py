@@ -40,20 +40,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# The most connections the pool opens to Poe. Measured (BENCHMARKS.md, 2026-12-03): with 500 open,
-# httpcore's pool bookkeeping (which polls every idle connection on each request and response) took
-# 45% of the event loop during a burst and made 500 calls in flight slower, not faster; at 200, 12%.
-MAX_POOL = 200
+# The most connections the pool opens to Poe, whatever the budget allows: each is a file descriptor,
+# and the openai SDK's own default stops here too.
+MAX_POOL = 1000
 
 
 def pool_limits(settings: Settings) -> httpx2.Limits:
-    """Up to MAX_POOL connections, and as many of them kept alive between bursts as the request
-    budget lets start in a minute (POE_MCP_RPM), the largest burst it allows. With only 50 kept,
-    every call of a burst past 50 paid a new TCP and TLS handshake; an idle connection still closes
-    after httpx's keep-alive expiry (5 s), so a quiet server holds none."""
-    return httpx2.Limits(
-        max_connections=MAX_POOL, max_keepalive_connections=min(settings.rpm, MAX_POOL)
-    )
+    """As many connections, all kept alive between bursts, as the request budget lets be in flight:
+    at most POE_MCP_RPM requests start in a minute, so no more can be open at once. With fewer kept
+    alive, every burst past them paid a new TCP (and, to Poe, TLS) handshake per call; an idle one
+    closes after httpx's keep-alive expiry (5 s), so a quiet server holds none."""
+    size = min(settings.rpm, MAX_POOL)
+    return httpx2.Limits(max_connections=size, max_keepalive_connections=size)
 
 
 class Backend(Protocol):
