@@ -40,19 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# The most connections the pool opens to Poe, whatever the budget allows: each is a file descriptor,
-# and the openai SDK's own default stops here too.
-MAX_POOL = 1000
-
-
-def pool_limits(settings: Settings) -> httpx2.Limits:
-    """As many connections, all kept alive between bursts, as the request budget lets be in flight:
-    at most POE_MCP_RPM requests start in a minute, so no more can be open at once. With fewer kept
-    alive, every burst past them paid a new TCP (and, to Poe, TLS) handshake per call; an idle one
-    closes after httpx's keep-alive expiry (5 s), so a quiet server holds none."""
-    size = min(settings.rpm, MAX_POOL)
-    return httpx2.Limits(max_connections=size, max_keepalive_connections=size)
-
 
 class Backend(Protocol):
     """How one Poe protocol turns a ChatRequest into a Completion (one attempt: the client's request
@@ -89,7 +76,7 @@ class PoeClient:
         if self._http is None:
             self._http = httpx2.AsyncClient(
                 timeout=httpx2.Timeout(self.settings.timeout, connect=10.0),
-                limits=pool_limits(self.settings),
+                limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
                 follow_redirects=False,
                 event_hooks={"response": [self._on_response]},
             )
