@@ -25,6 +25,7 @@ from poe_mcp.poe.types import ChatRequest
 from poe_mcp.services.spend import (
     DEFAULT_OUTPUT_TOKENS,
     IMAGE_TOKENS,
+    SpendGuard,
     estimate_chat,
     prompt_tokens,
 )
@@ -577,3 +578,22 @@ async def test_the_guard_holds_on_the_responses_path_and_a_streamed_chat_complet
     assert rows[0][1] == pytest.approx(10 * 2e-6 + 5 * 8e-6), "settled at the real cost"
     assert rows[1][1] == pytest.approx(10 * 9e-6 + 5 * 27e-6)
     assert rows[0][3] == answered.structured_content["session_id"] and rows[1][3] is None
+
+
+def test_the_budget_day_moves_on_at_midnight_in_its_time_zone(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    from poe_mcp.services import spend
+
+    clock = [1_796_342_399.0]  # 2026-12-03 23:59:59 UTC, already the 4th in Tokyo
+    monkeypatch.setattr(spend, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    guard = SpendGuard(replace(settings, budget_tz="Asia/Tokyo"), store=None)  # type: ignore[arg-type]
+    first = guard.today()
+    assert first.label == "2026-12-04"
+    assert guard.today() is first, "worked out once, not on every call"
+    clock[0] = first.end - 1
+    assert guard.today().label == first.label
+    clock[0] = first.end
+    assert guard.today().label > first.label and guard.today().start == first.end

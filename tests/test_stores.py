@@ -242,3 +242,76 @@ async def test_a_loaded_history_is_the_callers_own_copy(tmp_path: Path) -> None:
     (await store.load("s")).messages.append({"role": "user", "content": "not stored"})
     assert len((await store.load("s")).messages) == 2
     await store.aclose()
+
+
+async def test_a_turn_waits_on_a_thread_while_another_process_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.db"
+    store = open_store(str(path))
+    await store.append("s", "m", turn("one"))
+    other = sqlite3.connect(path, isolation_level=None)  # another server process, mid-turn
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: store.append("s", "m", turn("two"), built_on=2))
+            await anyio.sleep(0.2)  # the event loop runs on: the turn waits on a worker thread
+            assert other.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 2
+            other.execute("COMMIT")
+        assert [m["content"] for m in (await store.load("s")).messages][-1] == "Echo: two"
+    finally:
+        other.close()
+        await store.aclose()
+
+
+def test_two_processes_writing_one_file_at_once_lose_and_interleave_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.db"
+    writer = (
+        "import sys, anyio\n"
+        "from poe_mcp.conversations import open_store\n"
+        "async def main():\n"
+        "    store = open_store(sys.argv[1])\n"
+        "    for i in range(150):\n"  # past CHECKPOINT_ROWS: each process checkpoints too
+        "        prompt = f'{sys.argv[2]}-{i}'\n"
+        "        await store.append('shared', 'm', [{'role': 'user', 'content': prompt},\n"
+        "                           {'role': 'assistant', 'content': 'Echo: ' + prompt}])\n"
+        "        await store.append(prompt, 'm', [{'role': 'user', 'content': prompt}])\n"
+        "    await store.aclose()\n"
+        "anyio.run(main)\n"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", writer, str(path), name], stderr=subprocess.PIPE)
+        for name in ("a", "b")
+    ]
+    failures = [p.stderr.read().decode() for p in processes if p.wait(timeout=120) != 0]  # type: ignore[union-attr]
+    assert failures == []
+
+    async def read() -> list[Any]:
+        store = open_store(str(path))
+        try:
+            return (await store.load("shared")).messages
+        finally:
+            await store.aclose()
+
+    messages = anyio.run(read)
+    assert len(messages) == 600
+    for user, assistant in zip(messages[::2], messages[1::2], strict=True):
+        assert assistant["content"] == f"Echo: {user['content']}", "whole turns, never interleaved"
+    for name in ("a", "b"):
+        own = [m["content"] for m in messages[::2] if m["content"].startswith(f"{name}-")]
+        assert own == [f"{name}-{i}" for i in range(150)], "each process's turns, in its order"
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 301
+
+
+async def test_the_wal_is_checkpointed_into_the_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = open_store(str(path))
+    opened = path.stat().st_size
+    for i in range(200):
+        await store.append(f"s{i}", "m", turn(f"q{i}"))
+    # SQLite's own checkpoint is off (it would fsync on the event loop); the store's ran on a thread
+    assert path.stat().st_size > opened
+    await store.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -36,6 +37,7 @@ from . import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
@@ -149,6 +151,34 @@ EPSILON = 1e-9
 # Decoded histories kept in memory, most recently used first: a turn then costs no decode of its history.
 CACHED_SESSIONS = 64
 
+# SQLite's page cache per connection, in KiB. At its default (2,000) it filled as the file grew, and
+# RSS with it (+1.8 MB over calls 1,000 to 10,000, bench/rss_calls.py); a turn touches a few pages
+# (the sessions row, the ends of the messages and usage indexes), and a history already held is read
+# from memory, so a smaller cache costs no extra reads that matter; the rest is the OS's file cache.
+CACHE_KIB = 500
+
+# How long a write on a worker thread waits for another process's write lock before it fails.
+BUSY_TIMEOUT_MS = 30_000
+# Rows written between checkpoints of the WAL into the database file. SQLite's own automatic
+# checkpoint would run inside whichever commit crosses its threshold, and with it two fsyncs: on the
+# event loop, that would stall every call in flight. So it is off, and the store checkpoints on a
+# worker thread instead, about as often (a turn is ~5 rows and ~9 pages; SQLite checkpoints at 1,000 pages).
+CHECKPOINT_ROWS = 500
+
+
+@dataclass
+class _Wal:
+    checkpointed_at: int = 0  # the connection's total_changes at the last checkpoint
+
+
+class _Busy(Exception):
+    """Another connection holds SQLite's write lock: the write is retried on a thread that waits."""
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
+    return code == 5 if code is not None else str(error).startswith("database is locked")
+
 
 @dataclass
 class _CachedSession:
@@ -167,7 +197,12 @@ class SQLiteStore:
         # Conversations are private: the file is made 0600 before SQLite opens it, and SQLite gives its
         # -wal and -shm files the database file's own permissions.
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(
+            path,
+            check_same_thread=False,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
         self._lock = threading.Lock()
         self._started = time.time()
         self._cache: OrderedDict[str, _CachedSession] = OrderedDict()
@@ -180,11 +215,14 @@ class SQLiteStore:
         # skips the fsync per commit, which costs milliseconds on every call.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA wal_autocheckpoint=0")  # see CHECKPOINT_ROWS
+        self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        self._wal = _Wal()
         self._migrate()
 
     def scoped(self, owner: str) -> SQLiteStore:
         """The same file, seen as one user's: their sessions, jobs and usage only."""
-        view = copy.copy(self)  # shares the connection, its lock and the history cache
+        view = copy.copy(self)  # shares the connection, its lock, its WAL and the history cache
         view._owner, view._ns, view._owns_connection = owner, f"{owner}/", False
         return view
 
@@ -193,9 +231,14 @@ class SQLiteStore:
         return self._ns, (self._ns[:-1] + chr(ord(self._ns[-1]) + 1)) if self._ns else "\U0010ffff"
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any failure: each write is all there or not at all."""
-        self._db.execute("BEGIN IMMEDIATE")
+    def _transaction(self, wait: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any failure: each write is all there or not at all.
+        With `wait` false, _Busy at once, before anything is written, when another connection holds
+        the write lock."""
+        if wait:
+            self._db.execute("BEGIN IMMEDIATE")
+        else:
+            self._begin_at_once()
         try:
             yield self._db
         except BaseException:
@@ -212,12 +255,64 @@ class SQLiteStore:
                 migration(db)
             db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
+    def _begin_at_once(self) -> None:
+        self._db.execute("PRAGMA busy_timeout = 0")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if _is_busy(error):
+                raise _Busy from error
+            raise
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         def locked() -> T:
             with self._lock:
-                return fn(*args)
+                try:
+                    return fn(*args)
+                finally:
+                    self._checkpoint_if_due()
 
         return await anyio.to_thread.run_sync(locked)
+
+    def _write_now(self, fn: Callable[[bool], T]) -> tuple[T, bool] | None:
+        """`fn(False)` on the event loop, if neither a worker nor another process holds the lock: its
+        result and whether a checkpoint is due; None, with nothing written, if one does."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return fn(False), self._checkpoint_due()
+        except _Busy:
+            return None
+        finally:
+            self._lock.release()
+
+    async def _write(self, fn: Callable[[bool], T]) -> T:
+        """Run `fn(wait)`, a write that opens its transaction with `_transaction(wait)`. In WAL mode with
+        synchronous=NORMAL a commit is a write into the OS's cache, tens of microseconds, less than the
+        hop to a worker thread; so when nothing holds the lock the write runs on the event loop, and
+        only when a worker or another process does, on a thread that waits for it."""
+        done = self._write_now(fn)
+        if done is None:
+            return await self._run(fn, True)
+        result, checkpoint_due = done
+        if checkpoint_due:
+            await self._run(lambda: None)  # _run checkpoints, on a worker thread
+        return result
+
+    def _checkpoint_due(self) -> bool:
+        return self._db.total_changes - self._wal.checkpointed_at >= CHECKPOINT_ROWS
+
+    def _checkpoint_if_due(self) -> None:
+        """On a worker thread, with the lock held: copy the WAL into the database file (PASSIVE: it
+        waits for no reader or writer, so what it cannot copy now is left for the next one)."""
+        if self._checkpoint_due() and not self._db.in_transaction:
+            self._wal.checkpointed_at = self._db.total_changes
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:  # the data is safe in the WAL; a later checkpoint copies it
+                log.warning("Checkpointing the conversation store's WAL failed", exc_info=True)
 
     async def load(self, session_id: str) -> Conversation:
         conversation = await self._load_internal(self._ns + session_id)
@@ -291,9 +386,10 @@ class SQLiteStore:
         encoded = [json.dumps(m) for m in messages]
         shown, session_id = session_id, self._ns + session_id
 
-        def append() -> None:
+        def append(wait: bool) -> None:
             now = time.time()
-            with self._transaction() as db:  # one turn, one transaction: all of it or none of it
+            # one turn, one transaction: all of it or none of it
+            with self._transaction(wait) as db:
                 start = db.execute(
                     "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE session_id = ?",
                     (session_id,),
@@ -329,7 +425,7 @@ class SQLiteStore:
                     self._insert_usage(db, usage)
             self._extend_cache(session_id, start, model, tools, encoded)
 
-        await self._run(append)
+        await self._write(append)
 
     def _extend_cache(
         self,
@@ -530,4 +626,9 @@ class SQLiteStore:
 
     async def aclose(self) -> None:
         if self._owns_connection:
-            await self._run(self._db.close)
+
+            def close() -> None:
+                with self._lock:  # closing the last connection checkpoints the WAL
+                    self._db.close()
+
+            await anyio.to_thread.run_sync(close)

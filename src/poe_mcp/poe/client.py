@@ -76,6 +76,10 @@ class PoeClient:
         if self._http is None:
             self._http = httpx2.AsyncClient(
                 timeout=httpx2.Timeout(self.settings.timeout, connect=10.0),
+                # Measured, not guessed (BENCHMARKS.md, 2026-12-03): httpcore's pool polls every
+                # idle connection on each request and response, so keeping 200 alive instead of 50
+                # cost the loop more than reopening them did (25% of its samples in a 100-call burst
+                # against 4%), and 500 open made a 500-call burst slower; neither helped the wall.
                 limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
                 follow_redirects=False,
                 event_hooks={"response": [self._on_response]},

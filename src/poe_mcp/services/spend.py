@@ -272,6 +272,7 @@ class SpendGuard:
     def __init__(self, settings: Settings, store: ConversationStore) -> None:
         self.settings = settings
         self.store = store
+        self._today: Day | None = None
 
     @property
     def active(self) -> bool:
@@ -310,7 +311,12 @@ class SpendGuard:
         ]
 
     def today(self) -> Day:
-        return budget_day(self.settings.budget_tz)
+        """The budget day now; worked out once a day, not on every call (each call's usage names it)."""
+        now = time.time()
+        day = self._today
+        if day is None or not day.start <= now < day.end:
+            day = self._today = budget_day(self.settings.budget_tz, now)
+        return day
 
     def points_of(self, usd_amount: float | None) -> float | None:
         rate = self.settings.points_per_usd
