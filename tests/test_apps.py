@@ -755,3 +755,32 @@ def test_the_hand_written_bridge_still_carries_an_app(host: Any) -> None:
     assert wait_for(host, "return document.querySelectorAll('#chart rect.bar').length === 4")
     assert host_log(host)["bridge"] == "hand-written"
     assert_nothing_blocked(host)
+
+
+def test_every_icon_draws_a_purple_tile_with_a_white_glyph_in_a_browser(browser: Any) -> None:
+    """What a client's UI shows from each icon's data: URI (the server's, and each tool kind's)."""
+    from poe_mcp.icons import SERVER_ICONS, TOOL_ICONS
+
+    sources = {"server": SERVER_ICONS[0].src} | {k: i[0].src for k, i in TOOL_ICONS.items()}
+    browser.get("about:blank")
+    drawn = browser.execute_async_script(
+        """const [sources, done] = arguments;
+        const out = {};
+        for (const [name, src] of Object.entries(sources)) {
+          const img = new Image(); img.src = src;
+          try { await img.decode(); } catch (e) { out[name] = String(e); continue; }
+          const canvas = Object.assign(document.createElement('canvas'), {width: 32, height: 32});
+          const g = canvas.getContext('2d'); g.drawImage(img, 0, 0, 32, 32);
+          const px = g.getImageData(0, 0, 32, 32).data;
+          let white = 0;
+          for (let i = 0; i < px.length; i += 4) white += px[i] > 240 && px[i + 1] > 240 && px[i + 2] > 240;
+          out[name] = {edge: Array.from(g.getImageData(16, 1, 1, 1).data), white};
+        }
+        done(out);""",
+        sources,
+    )
+    assert drawn.keys() == sources.keys()
+    for name, pixels in drawn.items():
+        assert isinstance(pixels, dict), f"{name}: {pixels}"
+        assert pixels["edge"] == [93, 92, 222, 255], name  # the tile, #5d5cde
+        assert 30 < pixels["white"] < 700, f"{name}: a glyph, not a blank or white tile"

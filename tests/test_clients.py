@@ -3,9 +3,11 @@ so everything a model must carry forward (session ids, tool-call ids, the follow
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from conftest import connect
@@ -150,10 +152,29 @@ async def test_icons_travel_inside_the_messages(settings: Any, mode: str) -> Non
         tools = (await client.list_tools()).tools
         server_icons = client.server_info.icons if client.server_info else None
         info = await client.call_tool("get_model_info", {"model": "Assistant"})
-    assert server_icons and server_icons[0].src.startswith("data:image/svg+xml,")
-    assert not any(t.icons for t in tools), "the server's icon stands for its tools (see icons.py)"
+    assert server_icons and svg_in(server_icons[0].src).startswith("<svg ")
+    assert not any(t.icons for t in tools), "tool icons are opt-in (icons.py says why)"
     icon = info.structured_content["icon_url"]
     assert icon.startswith("https://") and icon.endswith(".jpeg") and icon in info.content[0].text
+
+
+def svg_in(src: str) -> str:
+    """The SVG inside a `data:` URI, which must be base64 (the form the MCP spec names for icons)."""
+    prefix = "data:image/svg+xml;base64,"
+    assert src.startswith(prefix), src[:40]
+    svg = base64.b64decode(src.removeprefix(prefix), validate=True).decode()
+    assert ElementTree.fromstring(svg).tag == "{http://www.w3.org/2000/svg}svg"
+    return svg
+
+
+async def test_with_tool_icons_on_every_tool_shows_its_kind(settings: Any, mode: str) -> None:
+    async with connect(settings, mode, tool_icons=True, compat="poe-proxy-mcp") as client:
+        tools = (await client.list_tools()).tools
+    assert [t.name for t in tools if not t.icons] == [], "every tool has an icon"
+    glyph_of = {t.name: svg_in(t.icons[0].src) for t in tools if t.icons}
+    assert glyph_of["ask_poe"] == glyph_of["ask_poe_v2"] != glyph_of["generate_image"]
+    assert len(set(glyph_of.values())) == 7, "chat, image, video, audio, catalog, account, about"
+    assert all(t.icons[0].mime_type == "image/svg+xml" for t in tools if t.icons)
 
 
 async def test_lists_and_reads_say_how_long_they_stay_fresh(settings: Any, fake: FakePoe) -> None:

@@ -309,6 +309,9 @@ OPTIONS: dict[str, Option] = {
     "compat": Option(
         "POE_MCP_COMPAT", _compat, "poe-proxy-mcp: also serve that earlier server's tools"
     ),
+    "tool_icons": Option(
+        "POE_MCP_TOOL_ICONS", _flag, "1: an icon on each tool too (~5.7 KB more in tools/list)"
+    ),
     # The spend guard (README "Budgets"): each budget is off unless set.
     "max_cost_per_call": Option(
         "POE_MCP_MAX_COST_PER_CALL", _money, "most one call may cost, USD (estimated first)"
@@ -388,6 +391,7 @@ class Settings:
     max_connections: int = 100
     log_level: str = "INFO"
     compat: str = "none"
+    tool_icons: bool = False
     max_cost_per_call: float | None = None
     max_cost_per_session: float | None = None
     max_cost_per_day: float | None = None

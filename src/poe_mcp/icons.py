@@ -1,27 +1,71 @@
-"""poe-mcp's icons, bundled as data: URIs so that no client ever fetches anything to show them.
+"""poe-mcp's icons, bundled as base64 `data:` URIs (the form the MCP spec names) so no client fetches anything.
 
-The server's icon is a rounded purple square with a speech bubble (SVG). Tools carry none of their own:
-an icon per tool is paid for in every client's context, once per tool (14 × 130 bytes at the least,
-which tools/list's 12 KB cannot spare), and clients show the server's icon beside its tools.
+Each is a rounded purple square with a white glyph: the server's is a speech bubble; a tool's shows its
+kind (chat, image, video, audio, the catalog, the account). The server always sends its own icon. Tools
+send theirs only under POE_MCP_TOOL_ICONS=1: an icon costs ~380 bytes in tools/list, once per tool (5.7 KB
+over 15 tools), which the 12 KB that tools/list may take in every client cannot spare, and most clients
+show the server's icon beside its tools anyway.
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from base64 import b64encode
 
 from mcp.types import Icon
 
-SERVER_SVG = (
-    "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'>"
-    "<rect width='32' height='32' rx='8' fill='#5d5cde'/>"
-    "<path d='M8 9h16a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2h-8l-5 4v-4H8a2 2 0 0 1-2-2v-8a2 2 0 0 1 2-2z' "
-    "fill='#fff'/></svg>"
-)
+
+def _on_square(glyph: str) -> str:
+    return (
+        "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'>"
+        f"<rect width='32' height='32' rx='8' fill='#5d5cde'/>{glyph}</svg>"
+    )
+
+
+_WHITE = "fill='#fff'"
+_LINE = "fill='none' stroke='#fff' stroke-width='2'"
+GLYPHS = {
+    "chat": f"<path d='M8 9h16a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2h-8l-5 4v-4H8a2 2 0 0 1-2-2v-8a2 2 0 0 1 2-2z' {_WHITE}/>",
+    "image": f"<path d='M7 8h18v16H7z' {_LINE}/><path d='M9 22l5-7 4 4 3-3 3 6z' {_WHITE}/>"
+    f"<circle cx='20' cy='12' r='2' {_WHITE}/>",
+    "video": f"<path d='M12 9v14l11-7z' {_WHITE}/>",
+    "audio": f"<path d='M6 13h4l6-5v16l-6-5H6z' {_WHITE}/><path d='M20 12a5 5 0 0 1 0 8M23 9a9 9 0 0 1 0 14' {_LINE}/>",
+    "catalog": f"<path d='M8 8h7v7H8zM17 8h7v7h-7zM8 17h7v7H8zM17 17h7v7h-7z' {_WHITE}/>",
+    "account": f"<circle cx='16' cy='16' r='8' {_LINE}/><path d='M16 11v10' {_LINE}/>",
+    "about": f"<circle cx='16' cy='10' r='2' {_WHITE}/><path d='M14 14h4v10h-4z' {_WHITE}/>",
+}
+SERVER_SVG = _on_square(GLYPHS["chat"])
+
+# Each tool's kind; a tool missing here fails tests/test_clients.py, so a new tool cannot go without one.
+TOOL_KINDS = {
+    **dict.fromkeys(
+        ("ask_poe", "ask_with_attachment", "ask_poe_with_tools", "chat_completion"), "chat"
+    ),
+    **dict.fromkeys(("list_sessions", "clear_session"), "chat"),
+    "generate_image": "image",
+    **dict.fromkeys(("generate_video", "list_generations"), "video"),
+    "generate_audio": "audio",
+    **dict.fromkeys(("list_models", "list_available_models", "get_model_info"), "catalog"),
+    "get_usage": "account",
+    "get_server_info": "about",
+    # POE_MCP_COMPAT=poe-proxy-mcp (compat.py)
+    "ask_poe_v2": "chat",
+    "list_available_models_v2": "catalog",
+    "get_server_info_v2": "about",
+}
 
 
 def data_uri(svg: str) -> str:
-    """An SVG as a `data:` URI, percent-encoded only where a URI needs it (smaller than base64)."""
-    return "data:image/svg+xml," + quote(svg, safe="/:=.'-,")
+    return "data:image/svg+xml;base64," + b64encode(svg.encode()).decode()
 
 
-SERVER_ICONS = [Icon(src=data_uri(SERVER_SVG), mime_type="image/svg+xml", sizes=["any"])]
+def _icons(svg: str) -> list[Icon]:
+    return [Icon(src=data_uri(svg), mime_type="image/svg+xml", sizes=["any"])]
+
+
+SERVER_ICONS = _icons(SERVER_SVG)
+TOOL_ICONS = {kind: _icons(_on_square(glyph)) for kind, glyph in GLYPHS.items()}
+
+
+def tool_icons(tool: str) -> list[Icon] | None:
+    kind = TOOL_KINDS.get(tool)
+    return TOOL_ICONS[kind] if kind else None

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from . import __version__, apps, tasks
 from .config import Settings
-from .icons import SERVER_ICONS
+from .icons import SERVER_ICONS, tool_icons
 from .poe.errors import InternalError, InvalidRequestError, PoeError, poe_error_in
 from .redaction import redact_result
 from .services.shared import Services, open_services
@@ -137,6 +137,8 @@ class PoeMCPServer(MCPServer[Services]):
     # Inputs accepted but not listed: `confirm` counts only under POE_MCP_ALLOW_CONFIRM_ARGUMENT=1, so
     # otherwise its 440 bytes (six tools) would tell every client's model of an input that does nothing.
     unlisted_inputs: frozenset[str] = frozenset()
+    # POE_MCP_TOOL_ICONS=1: each tool's icon in tools/list (icons.py says why it is off by default).
+    with_tool_icons: bool = False
 
     async def list_tools(self) -> list[Any]:
         # Clients pay for every byte of tools/list in context, so send the schemas without pydantic's noise.
@@ -148,6 +150,8 @@ class PoeMCPServer(MCPServer[Services]):
             if tool.output_schema is not None:
                 tool.output_schema = bare_output_schema(tool.output_schema)
             tool.annotations = without_default_hints(tool.annotations)
+            if self.with_tool_icons:
+                tool.icons = tool_icons(tool.name)
         return tools
 
     async def _handle_read_resource(self, ctx: Any, params: Any) -> Any:
@@ -255,6 +259,7 @@ def build_server(settings: Settings) -> PoeMCPServer:
     server.tasks = long_calls
     if not settings.allow_confirm_argument:
         server.unlisted_inputs = frozenset({"confirm"})
+    server.with_tool_icons = settings.tool_icons
     from .tools import account, chat, media, models
 
     for family in (chat, media, models, account):
