@@ -17,6 +17,8 @@ from mcp.client.streamable_http import streamable_http_client
 from servers import TOKEN as HTTP_TOKEN
 from servers import http_replica
 
+from poe_mcp.redaction import StreamRedactor, redact
+
 pytestmark = pytest.mark.anyio
 
 CALLS: list[tuple[str, dict[str, Any]]] = [
@@ -130,6 +132,21 @@ async def test_an_echoing_model_given_the_key_puts_it_in_no_result_progress_row_
     assert fake.chat_requests()[0]["json"]["messages"][-1]["content"] == prompt, (
         "the model itself still got what the caller sent"
     )
+
+
+def test_a_stream_split_anywhere_shows_no_secret_and_holds_back_only_what_could_begin_one() -> None:
+    secrets = (SECRET_KEY, HTTP_TOKEN)
+    text = f"pp{SECRET_KEY}, {SECRET_KEY[:5]} p{HTTP_TOKEN}{SECRET_KEY}"
+    for i in range(len(text)):
+        for j in range(i, len(text)):
+            redactor = StreamRedactor(secrets)
+            shown = [redactor.feed(text[:i]), redactor.feed(text[i:j]), redactor.feed(text[j:])]
+            whole = "".join(shown) + redactor.finish()
+            assert whole == redact(text, secrets), (i, j)
+            assert not any(secret in "".join(shown) for secret in secrets)
+    redactor = StreamRedactor(secrets)
+    assert redactor.feed("The ") == "The ", "a piece that cannot begin a secret shows at once"
+    assert redactor.feed(f"key {SECRET_KEY[:6]}") == "key ", "only the start of the key waits"
 
 
 def test_a_traceback_in_the_log_carries_no_secret(capsys: pytest.CaptureFixture[str]) -> None:

@@ -42,6 +42,9 @@ async def test_a_slow_stream_reports_progress_with_text(
     values = [p for p, _, _ in progress.events]
     assert values == sorted(values) and len(set(values)) == len(values), "progress rises"
     assert "".join(m for _, m, _ in progress.events) == result.content[0].text
+    first_shown_at = progress.events[0][2]
+    assert progress.events[0][1] == "The ", "the first words show as they come"
+    assert fake.first_token_at and first_shown_at - fake.first_token_at < 0.25, "before the next"
     assert fake.chat_requests()[-1]["json"]["stream_options"] == {"include_usage": True}
 
 

@@ -59,12 +59,13 @@ def _mentions(value: Any, secrets: Secrets) -> bool:
 
 
 class StreamRedactor:
-    """Redacts text that arrives in pieces: a secret may be split across two of them, so the tail that
-    could begin one is held back until the next piece (or the end) shows whether it does."""
+    """Redacts text that arrives in pieces: a secret may be split across two of them, so a tail that
+    could begin one is held back until the next piece (or the end) shows whether it does. Only such a
+    tail: holding back a key's length of every stream (40-odd characters) would hold back its first
+    words, which a person watching the progress would wait ~10 tokens for."""
 
     def __init__(self, secrets: Secrets) -> None:
         self._secrets = _usable(secrets)
-        self._hold = max((len(s) for s in self._secrets), default=1) - 1
         self._tail = ""
 
     def feed(self, piece: str) -> str:
@@ -72,7 +73,7 @@ class StreamRedactor:
         if not self._secrets:
             return piece
         text = redact(self._tail + piece, self._secrets)
-        cut = max(0, len(text) - self._hold)
+        cut = len(text) - max(_secret_begun_at_end(text, s) for s in self._secrets)
         shown, self._tail = text[:cut], text[cut:]
         return shown
 
@@ -80,6 +81,16 @@ class StreamRedactor:
         """What was held back, once no more text will come."""
         rest, self._tail = redact(self._tail, self._secrets), ""
         return rest
+
+
+def _secret_begun_at_end(text: str, secret: str) -> int:
+    """The length of the longest end of `text` that is the start of `secret` (0 if none is)."""
+    start = text.find(secret[0], max(0, len(text) - len(secret) + 1))
+    while start != -1:
+        if secret.startswith(text[start:]):
+            return len(text) - start
+        start = text.find(secret[0], start + 1)
+    return 0
 
 
 def shown_url(url: str) -> str:
