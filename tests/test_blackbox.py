@@ -56,11 +56,11 @@ def inspector(target: list[str], method: str, *extra: str, env: dict[str, str]) 
     return json.loads(run.stdout)
 
 
-def call_checks(target: list[str], env: dict[str, str]) -> None:
+def call_checks(target: list[str], env: dict[str, str]) -> list[dict[str, Any]]:
+    """The Inspector lists the tools and calls two of them; the tools as it listed them."""
     listed = inspector(target, "tools/list", env=env)
-    assert {"ask_poe", "list_models", "generate_image"} <= {
-        t["name"] for t in listed.get("result", listed)["tools"]
-    }
+    tools: list[dict[str, Any]] = listed.get("result", listed)["tools"]
+    assert {"ask_poe", "list_models", "generate_image"} <= {t["name"] for t in tools}
     answer = inspector(
         target,
         "tools/call",
@@ -87,16 +87,19 @@ def call_checks(target: list[str], env: dict[str, str]) -> None:
         env=env,
     )
     assert len(models.get("result", models)["structuredContent"]["models"]) == 3
+    return tools
 
 
 @needs_inspector
 def test_the_inspector_over_stdio(fake: FakePoe, tmp_path: Path) -> None:
+    """With tool icons on: the Inspector reads each tool's icon as it reads the server's."""
     (tmp_path / "work").mkdir()
-    env = env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="WARNING")
+    env = env_for(fake, tmp_path, POE_MCP_LOG_LEVEL="WARNING", POE_MCP_TOOL_ICONS="1")
     passed = [
         a for key, value in env.items() if key.startswith("POE") for a in ("-e", f"{key}={value}")
     ]
-    call_checks([*passed, sys.executable, "-m", "poe_mcp"], env)
+    tools = call_checks([*passed, sys.executable, "-m", "poe_mcp"], env)
+    assert all(t["icons"][0]["src"].startswith("data:image/svg+xml;base64,") for t in tools)
 
 
 @needs_inspector

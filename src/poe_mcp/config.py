@@ -310,7 +310,7 @@ OPTIONS: dict[str, Option] = {
         "POE_MCP_COMPAT", _compat, "poe-proxy-mcp: also serve that earlier server's tools"
     ),
     "tool_icons": Option(
-        "POE_MCP_TOOL_ICONS", _flag, "1: an icon on each tool too (~5.7 KB more in tools/list)"
+        "POE_MCP_TOOL_ICONS", _flag, "1: an icon on each tool too (~4.8 KB more in tools/list)"
     ),
     # The spend guard (README "Budgets"): each budget is off unless set.
     "max_cost_per_call": Option(

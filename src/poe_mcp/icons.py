@@ -1,10 +1,10 @@
 """poe-mcp's icons, bundled as base64 `data:` URIs (the form the MCP spec names) so no client fetches anything.
 
 Each is a rounded purple square with a white glyph: the server's is a speech bubble; a tool's shows its
-kind (chat, image, video, audio, the catalog, the account). The server always sends its own icon. Tools
-send theirs only under POE_MCP_TOOL_ICONS=1: an icon costs ~380 bytes in tools/list, once per tool (5.7 KB
-over 15 tools), which the 12 KB that tools/list may take in every client cannot spare, and most clients
-show the server's icon beside its tools anyway.
+kind (chat, image, video, audio, the catalog, the account, the server itself). The server always sends
+its own icon. Tools send theirs only under POE_MCP_TOOL_ICONS=1: an icon costs ~320 bytes in
+tools/list, once per tool (4.8 KB over 15 tools), which the 12 KB that tools/list may take in every
+client cannot spare, and most clients show the server's icon beside its tools anyway.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _on_square(glyph: str) -> str:
 _WHITE = "fill='#fff'"
 _LINE = "fill='none' stroke='#fff' stroke-width='2'"
 GLYPHS = {
-    "chat": f"<path d='M8 9h16a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2h-8l-5 4v-4H8a2 2 0 0 1-2-2v-8a2 2 0 0 1 2-2z' {_WHITE}/>",
+    "chat": f"<path d='M8 8h16q2 0 2 2v9q0 2-2 2h-8l-5 4v-4H8q-2 0-2-2v-9q0-2 2-2z' {_WHITE}/>",
     "image": f"<path d='M7 8h18v16H7z' {_LINE}/><path d='M9 22l5-7 4 4 3-3 3 6z' {_WHITE}/>"
     f"<circle cx='20' cy='12' r='2' {_WHITE}/>",
     "video": f"<path d='M12 9v14l11-7z' {_WHITE}/>",
@@ -38,28 +38,38 @@ SERVER_SVG = _on_square(GLYPHS["chat"])
 # Each tool's kind; a tool missing here fails tests/test_clients.py, so a new tool cannot go without one.
 TOOL_KINDS = {
     **dict.fromkeys(
-        ("ask_poe", "ask_with_attachment", "ask_poe_with_tools", "chat_completion"), "chat"
+        (
+            "ask_poe",
+            "ask_with_attachment",
+            "ask_poe_with_tools",
+            "chat_completion",
+            "list_sessions",
+            "clear_session",
+            "ask_poe_v2",  # POE_MCP_COMPAT=poe-proxy-mcp's tools (compat.py) too
+        ),
+        "chat",
     ),
-    **dict.fromkeys(("list_sessions", "clear_session"), "chat"),
     "generate_image": "image",
     **dict.fromkeys(("generate_video", "list_generations"), "video"),
     "generate_audio": "audio",
-    **dict.fromkeys(("list_models", "list_available_models", "get_model_info"), "catalog"),
+    **dict.fromkeys(
+        ("list_models", "list_available_models", "get_model_info", "list_available_models_v2"),
+        "catalog",
+    ),
     "get_usage": "account",
-    "get_server_info": "about",
-    # POE_MCP_COMPAT=poe-proxy-mcp (compat.py)
-    "ask_poe_v2": "chat",
-    "list_available_models_v2": "catalog",
-    "get_server_info_v2": "about",
+    **dict.fromkeys(("get_server_info", "get_server_info_v2"), "about"),
 }
 
 
 def data_uri(svg: str) -> str:
+    """Base64 rather than percent-encoded, though longer: the MCP spec's `Icon.src` names that form."""
     return "data:image/svg+xml;base64," + b64encode(svg.encode()).decode()
 
 
 def _icons(svg: str) -> list[Icon]:
-    return [Icon(src=data_uri(svg), mime_type="image/svg+xml", sizes=["any"])]
+    # No mimeType (the data: URI names it) nor sizes (absent means any size): in the 2026-07-28 era the
+    # server's icon rides on every response, in its serverInfo.
+    return [Icon(src=data_uri(svg))]
 
 
 SERVER_ICONS = _icons(SERVER_SVG)
