@@ -38,7 +38,14 @@ def workdir() -> Path:
     return path
 
 
+# Per-call benchmarks make more calls a minute than Poe's 500 for one key; the budget that keeps a real
+# server under it would pace them (rss_calls' 10,000 calls took 20 min), so it is off unless a benchmark
+# sets POE_MCP_RPM (rate_budget.py measures it).
+UNLIMITED_RPM = "1000000"
+
+
 def server_params(fake: FakePoe, tmp: Path, **env: str) -> StdioServerParameters:
+    env.setdefault("POE_MCP_RPM", UNLIMITED_RPM)
     variables = env_for(fake, tmp, POE_MCP_LOG_LEVEL="WARNING", **env)
     return StdioServerParameters(
         command=sys.executable, args=["-m", "poe_mcp"], env=variables, cwd=str(tmp)

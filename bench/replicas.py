@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 import httpx2
-from common import ROOT, SECRET_KEY, ms, report, stats, workdir
+from common import ROOT, SECRET_KEY, UNLIMITED_RPM, ms, report, stats, workdir
 from servers import TOKEN, free_port, http_replica, redis_server, wait_until_up
 
 CALL = {
@@ -158,7 +158,7 @@ def measure(clients: int, seconds: float, latency: float) -> dict[str, Any]:
             with ExitStack() as stack:
                 env = {
                     "POE_MCP_STORE": str(redis),
-                    "POE_MCP_RPM": "1000000",
+                    "POE_MCP_RPM": UNLIMITED_RPM,
                     # room for every client (and nginx's reconnects): the default limit, 100, answers 503 past it
                     "POE_MCP_MAX_CONNECTIONS": str(clients * 4),
                     "POE_MCP_LOG_LEVEL": "WARNING",
