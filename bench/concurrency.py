@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -31,6 +33,18 @@ async def burst(client: Client, calls: int) -> float:
         for i in range(calls):
             group.start_soon(one, i)
     return time.perf_counter() - started
+
+
+async def bursts(send: Callable[[], Awaitable[Any]], calls: int, runs: int) -> list[float]:
+    """The wall time of each of `runs` bursts of `calls` concurrent `send()`s."""
+    walls = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for _ in range(calls):
+                group.start_soon(send)
+        walls.append(time.perf_counter() - started)
+    return walls
 
 
 async def raw_socket(calls: int, runs: int) -> list[float]:
@@ -60,14 +74,7 @@ async def raw_socket(calls: int, runs: int) -> list[float]:
     try:
         await one()
         fake.latency = 1.0
-        walls = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            async with anyio.create_task_group() as group:
-                for _ in range(calls):
-                    group.start_soon(one)
-            walls.append(time.perf_counter() - started)
-        return walls
+        return await bursts(one, calls, runs)
     finally:
         fake.stop()
 
@@ -80,14 +87,7 @@ async def direct(calls: int, runs: int) -> list[float]:
     try:
         await client.chat.completions.create(**body)
         fake.latency = 1.0
-        walls = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            async with anyio.create_task_group() as group:
-                for _ in range(calls):
-                    group.start_soon(lambda: client.chat.completions.create(**body))
-            walls.append(time.perf_counter() - started)
-        return walls
+        return await bursts(lambda: client.chat.completions.create(**body), calls, runs)
     finally:
         await client.close()
         fake.stop()
