@@ -8,6 +8,7 @@ costs), and the baseline row sends the same burst straight from openai.AsyncOpen
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -23,16 +24,16 @@ from mcp.client.streamable_http import streamable_http_client
 from servers import TOKEN, http_replica
 
 
-async def burst(client: Client, calls: int) -> float:
-    async def one(i: int) -> None:
-        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": f"n{i}"})
+def ask_poe(client: Client) -> Callable[[], Awaitable[None]]:
+    """One ask_poe call through `client` a time it is awaited, each with a prompt of its own."""
+    numbers = itertools.count()
+
+    async def one() -> None:
+        prompt = f"n{next(numbers)}"
+        result = await client.call_tool("ask_poe", {"bot": "gpt-4-turbo", "prompt": prompt})
         assert not result.is_error, result.content[0].text
 
-    started = time.perf_counter()
-    async with anyio.create_task_group() as group:
-        for i in range(calls):
-            group.start_soon(one, i)
-    return time.perf_counter() - started
+    return one
 
 
 async def bursts(send: Callable[[], Awaitable[Any]], calls: int, runs: int) -> list[float]:
@@ -99,7 +100,7 @@ async def over_stdio(calls: int, runs: int) -> list[float]:
         async with stdio_client(fake, tmp) as client:
             await client.call_tool("list_models", {"limit": 1})
             fake.latency = 1.0
-            return [await burst(client, calls) for _ in range(runs)]
+            return await bursts(ask_poe(client), calls, runs)
     finally:
         fake.stop()
 
@@ -123,7 +124,7 @@ async def over_http(calls: int, runs: int) -> list[float]:
             async with Client(streamable_http_client(url, http_client=http)) as client:
                 await client.call_tool("list_models", {"limit": 1})
                 fake.latency = 1.0
-                return [await burst(client, calls) for _ in range(runs)]
+                return await bursts(ask_poe(client), calls, runs)
     finally:
         fake.stop()
 

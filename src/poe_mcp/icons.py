@@ -72,8 +72,8 @@ def _icons(svg: str) -> list[Icon]:
     return [Icon(src=data_uri(svg))]
 
 
-SERVER_ICONS = _icons(SERVER_SVG)
 TOOL_ICONS = {kind: _icons(_on_square(glyph)) for kind, glyph in GLYPHS.items()}
+SERVER_ICONS = TOOL_ICONS["chat"]
 
 
 def tool_icons(tool: str) -> list[Icon] | None:
