@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +34,112 @@ def rpc(method: str, params: dict[str, Any], ident: int | None = None) -> bytes:
     if ident is not None:
         message["id"] = ident
     return (json.dumps(message) + "\n").encode()
+
+
+HANDSHAKE = rpc(
+    "initialize",
+    {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+    1,
+) + rpc("notifications/initialized", {})
+
+
+def spawn(params: StdioServerParameters, *args: str, stdout: Any = subprocess.PIPE) -> Any:
+    return subprocess.Popen(
+        [params.command, *(args or params.args)],
+        stdin=subprocess.PIPE,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        env=params.env,
+        cwd=params.cwd,
+    )
+
+
+def answers(lines: list[bytes]) -> dict[Any, Any]:
+    """Every line of stdout parsed (each must be a JSON-RPC message), by id."""
+    messages = [json.loads(line) for line in lines]
+    assert all(m.get("jsonrpc") == "2.0" for m in messages)
+    return {m.get("id"): m for m in messages}
+
+
+def test_stray_output_while_serving_goes_to_stderr_not_the_wire(
+    fake: FakePoe, tmp_path: Path
+) -> None:
+    """A library that prints, or writes to fd 1 itself, while the server runs (fastapi_poe prints):
+    the bytes land on stderr and stdout stays MCP only."""
+    launcher = (
+        "import os, signal\n"
+        "def stray(*_):\n"
+        "    print('stray print', flush=True)\n"
+        "    os.write(1, b'stray write\\n')\n"
+        "signal.signal(signal.SIGUSR1, stray)\n"
+        "from poe_mcp.cli import main\n"
+        "main()\n"
+    )
+    proc = spawn(server_params(fake, tmp_path), "-c", launcher)
+    try:
+        proc.stdin.write(HANDSHAKE)
+        proc.stdin.flush()
+        lines = [proc.stdout.readline()]  # initialize answered: the server is serving
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        proc.stdin.write(rpc("tools/list", {}, 2))
+        proc.stdin.flush()
+        lines.append(proc.stdout.readline())
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    lines += proc.stdout.readlines()
+    assert set(answers(lines)) == {1, 2}
+    stderr = proc.stderr.read()
+    assert b"stray print" in stderr and b"stray write" in stderr
+
+
+def test_a_megabyte_each_way_to_a_client_that_reads_late(fake: FakePoe, tmp_path: Path) -> None:
+    """Messages far longer than a pipe's buffer, and a client that reads nothing until it has sent
+    everything: each answer arrives whole, in full, none lost."""
+    proc = spawn(server_params(fake, tmp_path))
+    prompts = {10 + i: f"{i}" + "x" * 400_000 for i in range(3)}  # 1.2 MB in, 1.2 MB out
+    try:
+        proc.stdin.write(HANDSHAKE)
+        for ident, prompt in prompts.items():
+            proc.stdin.write(
+                rpc(
+                    "tools/call",
+                    {"name": "ask_poe", "arguments": {"bot": "gpt-4-turbo", "prompt": prompt}},
+                    ident,
+                )
+            )
+        proc.stdin.flush()
+        time.sleep(1.5)  # the server's answers fill the pipe meanwhile
+        lines = [proc.stdout.readline() for _ in range(1 + len(prompts))]
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    by_id = answers(lines)
+    for ident, prompt in prompts.items():
+        assert by_id[ident]["result"]["content"][0]["text"] == f"Echo: {prompt}"
+
+
+def test_served_to_a_file_it_still_answers(fake: FakePoe, tmp_path: Path) -> None:
+    """stdout redirected to a file, not a pipe: served by the SDK's own transport, the same messages."""
+    out = tmp_path / "out.jsonl"
+    with out.open("wb") as stdout:
+        proc = spawn(server_params(fake, tmp_path), stdout=stdout)
+    try:
+        proc.stdin.write(HANDSHAKE + rpc("tools/list", {}, 2))
+        proc.stdin.flush()
+        deadline = time.monotonic() + 30
+        while out.read_bytes().count(b"\n") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    by_id = answers(out.read_bytes().splitlines())
+    assert len(by_id[2]["result"]["tools"]) >= 6
 
 
 def test_stdout_carries_only_mcp_messages(fake: FakePoe, tmp_path: Path) -> None:

@@ -140,6 +140,13 @@ class PoeMCPServer(MCPServer[Services]):
     # POE_MCP_TOOL_ICONS=1: each tool's icon in tools/list (icons.py says why it is off by default).
     with_tool_icons: bool = False
 
+    async def run_stdio_async(self) -> None:
+        from .stdio import stdio_transport
+
+        async with stdio_transport() as (read_stream, write_stream):
+            lowlevel = self._lowlevel_server
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
     async def list_tools(self) -> list[Any]:
         # Clients pay for every byte of tools/list in context, so send the schemas without pydantic's noise.
         tools = await super().list_tools()
